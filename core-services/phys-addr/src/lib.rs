@@ -1,0 +1,3 @@
+//! PhysAddr core service (placeholder).
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]

@@ -1,0 +1,1 @@
+//! The `#[ktest]` attribute (placeholder).
