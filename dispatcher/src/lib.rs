@@ -1,2 +1,134 @@
-//! The central event dispatcher (placeholder; see issue 3).
+//! Spindle's central event dispatcher.
+//!
+//! SPIN's event model (Bershad et al., SOSP'95; Pardyak & Bershad,
+//! OSDI'96), typed and safe: services declare *events*, extensions install
+//! *handlers* on them, and raising an event is a procedure call routed
+//! through a dispatch plan specialised to the handlers currently installed.
+//! Everything is checked by the compiler: a handler of `Event<A, R>` is a
+//! `Fn(&A) -> R`, a guard a `Fn(&A) -> bool`; there is no `Any` and no
+//! run-time cast. The crate is `no_std` + `alloc` and contains no `unsafe`.
+//!
+//! # Concepts
+//!
+//! * An [`Event<A, R>`] is declared once by its owner ([`Event::declare`],
+//!   [`Event::builder`]) with a dotted name and an optional *original
+//!   handler*. The owner receives the [`EventAuthority`], its capability
+//!   over the event.
+//! * Installing a handler ([`Event::binding`], [`Event::install`]) needs a
+//!   [`Principal`], an unforgeable installer identity minted only by the
+//!   kernel's [`PrincipalIssuer`]. By default only the owner may install;
+//!   the owner's authorizer ([`EventAuthority::set_authorizer`]) sees each
+//!   [`InstallRequest`] and returns a [`Decision`]: deny, allow, or allow
+//!   with imposed guards / placement.
+//! * An install returns a [`Binding`] capability, which uninstalls or
+//!   hot-swaps that binding. The authority can do so for any binding, and
+//!   the kernel can revoke everything a principal installed
+//!   ([`PrincipalIssuer::revoke`]) when it unloads an extension.
+//! * Bindings have guards (all must hold), imposed guards (checked first),
+//!   a [`Position`] (`First`/`Middle`/`Last`), `before`/`after` constraints,
+//!   `Cancel`, an optional *key* (hash-indexed: choosing among thousands of
+//!   keyed bindings is O(1)), and may be asynchronous or ephemeral. The
+//!   total order and how keyed and unkeyed bindings interleave are defined
+//!   in [`order`].
+//! * Results: a result handler folds the handlers' results; a default
+//!   handler or default result applies when no handler ran synchronously;
+//!   with neither, a raise returns a typed [`RaiseError`]. See
+//!   [`Event::raise`] for the precise rule, including asynchronous handlers.
+//! * Asynchronous events and handlers run through an [`Executor`]
+//!   ([`executor`]); time-bounded (*ephemeral*) handlers are tracked against
+//!   the event's quantum on a [`Clock`] and reported by the timer hook
+//!   [`time_bounds::check_overruns`] or when they return ([`time_bounds`]).
+//! * The [`registry`] lists every live event and its bindings, for the
+//!   shell's `events` and `handlers EVENT`.
+//!
+//! # Raising and concurrency
+//!
+//! * **Fast path.** While the original handler is the only handler (no
+//!   binding, event not asynchronous), a raise is one `Acquire` load of a
+//!   flag, a relaxed counter update and a direct call of the original: no
+//!   reference count, no lock, no read-modify-write.
+//! * **General path.** Every change (install, uninstall, swap, authority
+//!   setting) compiles the writer state into an immutable [`Plan`](plan)
+//!   (ordered unkeyed bindings, key index, result/default handlers,
+//!   executor) and publishes it through a two-slot copy-on-write cell
+//!   ([`snapshot`]); writers are serialized by a per-event spin mutex. A
+//!   raise clones the current plan's `Arc` under a `try_read` of one of the
+//!   two slots (never waiting: a writer holds at most one slot at a time)
+//!   and runs it with no lock held, so handlers may raise, install and
+//!   uninstall freely. Each update is atomic with respect to raises: a raise
+//!   sees the bindings either before or after it, never a mix. The
+//!   linearizability and deadlock-freedom argument is in [`snapshot`].
+//! * Writer operations (install, uninstall, swap, authority setters,
+//!   revocation, registry listings) take spin locks: call them from thread
+//!   context (or from an asynchronous handler), not from interrupt handlers.
+//!   Raises may be called anywhere, including interrupt handlers.
+//! * When a raise holds the last reference to a replaced plan, dropping it
+//!   frees memory (and may drop uninstalled binding closures) in the
+//!   raising context, possibly an interrupt handler; the kernel's allocator
+//!   disables interrupts around its lock, so this is safe.
+//!
+//! # Unloading extensions safely
+//!
+//! A binding object (handler, guards, closures, whose code and data live in
+//! the extension's memory) is reference-counted and only ever freed by
+//! ordinary Rust drops: nothing is leaked and nothing is freed early. Each
+//! principal counts its live binding objects
+//! ([`Principal::alive_binding_objects`]); a raise in progress, a queued
+//! asynchronous job or a swapped-out handler still holding one keeps it
+//! counted. To unload an extension the kernel calls
+//! [`PrincipalIssuer::revoke`] and then waits until the count is 0 before
+//! unmapping the extension's memory. Revoking the owner of an event also
+//! *retires* the event (all bindings, original and owner-supplied closures
+//! are dropped from it; raises return [`RaiseError::Retired`]); the
+//! extension should still drop its own `Event`/`EventAuthority` handles in
+//! its unload routine, since the event's original handler is kept by the
+//! event object until the last handle goes.
+//!
+//! # Example
+//!
+//! ```
+//! use dispatcher::{Event, PrincipalIssuer};
+//!
+//! let issuer = PrincipalIssuer::take().expect("first and only take");
+//! let kernel = issuer.issue("kernel");
+//! let (tick, _authority) =
+//!     Event::<u64, ()>::declare("Clock.Tick", &kernel, |_now| ()).unwrap();
+//! let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+//! let seen = counter.clone();
+//! let binding = tick
+//!     .binding(move |&now| seen.store(now, std::sync::atomic::Ordering::Relaxed))
+//!     .guard(|&now| now % 2 == 0)
+//!     .install(&kernel)
+//!     .unwrap();
+//! tick.raise(&4).unwrap();
+//! assert_eq!(counter.load(std::sync::atomic::Ordering::Relaxed), 4);
+//! binding.uninstall().unwrap();
+//! ```
 #![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod authorize;
+pub mod binding;
+pub mod error;
+pub mod event;
+pub mod executor;
+pub mod order;
+mod plan;
+pub mod principal;
+pub mod registry;
+mod snapshot;
+pub mod time_bounds;
+
+pub use authorize::{Authorizer, Decision, Imposition, InstallRequest};
+pub use binding::{Binding, BindingBuilder, BindingId, BindingOptions, Guard, Handler};
+pub use error::{BindingError, DeclareError, InstallError, RaiseError};
+pub use event::{Declared, Event, EventAuthority, EventBuilder};
+pub use executor::{Executor, Job, set_global_executor};
+pub use order::{OrderError, Placement, Position};
+pub use plan::ResultHandler;
+pub use principal::{Principal, PrincipalId, PrincipalIssuer, Revocation};
+pub use registry::{BindingInfo, EventInfo};
+pub use time_bounds::{Clock, Detection, Overrun, TimeBounds};

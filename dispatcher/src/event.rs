@@ -1,0 +1,922 @@
+//! Events: declaration, raising, installing, and the owner's authority.
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use spin::Mutex;
+
+use crate::authorize::{Authorizer, Decision, InstallRequest};
+use crate::binding::{
+    Binding, BindingBuilder, BindingCore, BindingId, BindingOptions, BindingStats, Guard, Handler,
+};
+use crate::error::{BindingError, DeclareError, InstallError, RaiseError};
+use crate::executor::Executor;
+use crate::order::{OrderError, OrderNode, Placement, total_order};
+use crate::plan::{DeferFn, KeyedIndex, Plan, ResultHandler, Step, defer_dispatch};
+use crate::principal::{Principal, PrincipalId};
+use crate::registry::{self, BindingInfo, EventInfo, RegisteredEvent};
+use crate::snapshot::SnapshotCell;
+use crate::time_bounds::{OverrunHandler, TimeBounds, TimeBoundsRef};
+
+/// A typed event: raised with arguments `A`, producing a result `R`.
+///
+/// A cheap handle (an `Arc` inside): clone it freely, send it anywhere. The
+/// event lives as long as any `Event` handle or its [`EventAuthority`]; it
+/// then disappears from the [registry](crate::registry).
+///
+/// Events with several arguments use a tuple for `A`. Handlers and guards
+/// take `&A`, so raising never moves or clones the arguments (except for
+/// asynchronous dispatch, which clones them into the job).
+pub struct Event<A: 'static, R: 'static> {
+    pub(crate) inner: Arc<EventInner<A, R>>,
+}
+
+impl<A: 'static, R: 'static> Clone for Event<A, R> {
+    fn clone(&self) -> Self {
+        Event {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<A: 'static, R: 'static> fmt::Debug for Event<A, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("name", &&*self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct EventInner<A: 'static, R: 'static> {
+    /// `true` while the original handler is the only thing to run: raises
+    /// then call it directly, touching no lock and no reference count.
+    fast: AtomicBool,
+    /// Raises that took the fast path (relaxed load + store).
+    fast_raises: AtomicU64,
+    original: Option<Handler<A, R>>,
+    plan: SnapshotCell<Plan<A, R>>,
+    /// Raises that took the general path (relaxed load + store).
+    general_raises: AtomicU64,
+    binding_count: AtomicUsize,
+    name: Arc<str>,
+    owner: Principal,
+    key_of: Option<fn(&A) -> u64>,
+    defer: Option<DeferFn<A, R>>,
+    time_bounds: TimeBoundsRef,
+    writer: Mutex<WriterState<A, R>>,
+}
+
+/// One installed binding, as the writers see it.
+struct Installed<A, R> {
+    core: Arc<BindingCore<A, R>>,
+    options: BindingOptions,
+}
+
+/// The authoritative state, changed only under the writer lock; each change
+/// is compiled into a new [`Plan`] and published.
+struct WriterState<A, R> {
+    /// The original handler as a binding object (id `ORIGINAL`).
+    original: Option<Arc<BindingCore<A, R>>>,
+    original_placement: Placement,
+    original_enabled: bool,
+    /// In install order (ascending id).
+    bindings: Vec<Installed<A, R>>,
+    /// Indices into `[original?] ++ bindings`, in dispatch order.
+    order: Vec<usize>,
+    authorizer: Option<Authorizer<A>>,
+    result: Option<ResultHandler<R>>,
+    default: Option<Handler<A, R>>,
+    executor: Option<Arc<dyn Executor>>,
+    quantum: Option<u64>,
+    on_overrun: Option<OverrunHandler>,
+    retired: bool,
+}
+
+impl<A, R> WriterState<A, R> {
+    fn original_offset(&self) -> usize {
+        usize::from(self.original.is_some())
+    }
+
+    fn position_of(&self, id: BindingId) -> Option<usize> {
+        self.bindings
+            .binary_search_by_key(&id, |installed| installed.core.id)
+            .ok()
+    }
+
+    fn knows(&self, id: BindingId) -> bool {
+        if id == BindingId::ORIGINAL {
+            self.original.is_some()
+        } else {
+            self.position_of(id).is_some()
+        }
+    }
+
+    /// The total order of the current bindings plus, optionally, one more
+    /// that would be appended.
+    fn compute_order(
+        &self,
+        extra: Option<(BindingId, &Placement)>,
+    ) -> Result<Vec<usize>, OrderError> {
+        let mut nodes = Vec::with_capacity(self.bindings.len() + 2);
+        if self.original.is_some() {
+            nodes.push(OrderNode {
+                id: BindingId::ORIGINAL,
+                placement: &self.original_placement,
+            });
+        }
+        nodes.extend(self.bindings.iter().map(|installed| OrderNode {
+            id: installed.core.id,
+            placement: &installed.options.placement,
+        }));
+        if let Some((id, placement)) = extra {
+            nodes.push(OrderNode { id, placement });
+        }
+        total_order(&nodes)
+    }
+
+    /// Recomputes the order after a removal or an option change, which can
+    /// only drop constraints and so cannot fail.
+    fn reorder(&mut self) {
+        self.order = match self.compute_order(None) {
+            Ok(order) => order,
+            // Unreachable (removing constraints cannot create a conflict);
+            // fall back to install order rather than panic.
+            Err(_) => (0..self.original_offset() + self.bindings.len()).collect(),
+        };
+    }
+
+    fn core_at(&self, index: usize) -> (&Arc<BindingCore<A, R>>, Option<u64>, bool) {
+        match (&self.original, index) {
+            (Some(original), 0) => (original, None, self.original_enabled),
+            _ => {
+                let installed = &self.bindings[index - self.original_offset()];
+                (&installed.core, installed.options.key, true)
+            }
+        }
+    }
+
+    /// Whether raises may skip the plan and call the original directly.
+    fn is_trivial(&self, asynchronous: bool) -> bool {
+        !self.retired
+            && self.original.is_some()
+            && self.original_enabled
+            && self.bindings.is_empty()
+            && !asynchronous
+    }
+}
+
+impl<A: 'static, R: 'static> EventInner<A, R> {
+    #[inline]
+    fn raise(self: &Arc<Self>, args: &A) -> Result<R, RaiseError> {
+        if self.fast.load(Ordering::Acquire)
+            && let Some(original) = &self.original
+        {
+            bump(&self.fast_raises);
+            return Ok(original(args));
+        }
+        self.raise_general(args)
+    }
+
+    #[inline(never)]
+    fn raise_general(&self, args: &A) -> Result<R, RaiseError> {
+        bump(&self.general_raises);
+        let plan = self.plan.load();
+        match plan.defer {
+            None => plan.dispatch(args, false),
+            Some(defer) => {
+                if plan.retired {
+                    return Err(RaiseError::Retired);
+                }
+                let executor = plan.executor().ok_or(RaiseError::NoExecutor)?;
+                defer(&plan, args, executor);
+                plan.default_or(args, 1)
+            }
+        }
+    }
+
+    fn raises(&self) -> u64 {
+        self.fast_raises
+            .load(Ordering::Relaxed)
+            .wrapping_add(self.general_raises.load(Ordering::Relaxed))
+    }
+
+    /// Compiles `writer` into a plan and publishes it; returns the replaced
+    /// plans so that the caller drops them after releasing the writer lock.
+    fn publish(&self, writer: &WriterState<A, R>) -> [Arc<Plan<A, R>>; 2] {
+        let mut unkeyed = Vec::with_capacity(writer.order.len());
+        let mut keyed: KeyedIndex<A, R> = KeyedIndex::default();
+        let mut has_async = false;
+        for (rank, &index) in writer.order.iter().enumerate() {
+            let (core, key, enabled) = writer.core_at(index);
+            if !enabled || writer.retired {
+                continue;
+            }
+            has_async |= core.spawn.is_some();
+            let step = Step {
+                rank: rank as u32,
+                core: Arc::clone(core),
+            };
+            match key {
+                None => unkeyed.push(step),
+                Some(key) => keyed.entry(key).or_default().push(step),
+            }
+        }
+        let retired = writer.retired;
+        let plan = Arc::new(Plan {
+            unkeyed: unkeyed.into_boxed_slice(),
+            keyed,
+            key_of: if retired { None } else { self.key_of },
+            result: writer.result.clone(),
+            default: writer.default.clone(),
+            executor: writer.executor.clone(),
+            has_async,
+            defer: if retired { None } else { self.defer },
+            retired,
+            event: Arc::clone(&self.name),
+            time_bounds: self.time_bounds.clone(),
+            on_overrun: writer.on_overrun.clone(),
+        });
+        let trivial = writer.is_trivial(self.defer.is_some());
+        // Leaving the fast path: clear the flag first, so that every raise
+        // after the publication reads the plan. Entering it: publish first.
+        if !trivial {
+            self.fast.store(false, Ordering::Release);
+        }
+        let replaced = self.plan.publish(plan);
+        if trivial {
+            self.fast.store(true, Ordering::Release);
+        }
+        self.binding_count
+            .store(writer.bindings.len(), Ordering::Relaxed);
+        replaced
+    }
+
+    /// Runs `change` under the writer lock and publishes the result if it
+    /// succeeded. Replaced plans are dropped after the lock is released.
+    fn update<T, E>(
+        &self,
+        change: impl FnOnce(&mut WriterState<A, R>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut writer = self.writer.lock();
+        let outcome = change(&mut writer);
+        let replaced = outcome.is_ok().then(|| self.publish(&writer));
+        drop(writer);
+        drop(replaced);
+        outcome
+    }
+
+    pub(crate) fn is_installed(&self, id: BindingId) -> bool {
+        id != BindingId::ORIGINAL && self.writer.lock().position_of(id).is_some()
+    }
+
+    pub(crate) fn install(
+        self: &Arc<Self>,
+        principal: &Principal,
+        builder: BindingBuilder<'_, A, R>,
+    ) -> Result<Binding<A, R>, InstallError> {
+        let BindingBuilder {
+            handler,
+            guards,
+            mut options,
+            spawn,
+            ..
+        } = builder;
+        if principal.is_revoked() {
+            return Err(InstallError::Revoked);
+        }
+        if options.key.is_some() && self.key_of.is_none() {
+            return Err(InstallError::NotKeyed);
+        }
+        let mut imposed: Vec<Guard<A>> = Vec::new();
+        if principal.id() != self.owner.id() {
+            let authorizer = self.writer.lock().authorizer.clone();
+            let Some(authorizer) = authorizer else {
+                return Err(InstallError::Denied {
+                    reason: String::from("only the event's owner may install (no authorizer)"),
+                });
+            };
+            let request = InstallRequest {
+                principal: principal.id(),
+                principal_name: principal.name(),
+                event: &self.name,
+                options: &options,
+            };
+            match authorizer(&request) {
+                Decision::Allow => {}
+                Decision::Deny(reason) => return Err(InstallError::Denied { reason }),
+                Decision::Impose(imposition) => {
+                    imposed = imposition.guards;
+                    if let Some(placement) = imposition.placement {
+                        options.placement = placement;
+                    }
+                    if imposition.forbid_cancel {
+                        options.cancel = false;
+                    }
+                }
+            }
+        }
+        let id = self.update(|writer| {
+            if writer.retired {
+                return Err(InstallError::Retired);
+            }
+            // Checked again under the lock: revocation sets the flag before
+            // sweeping, and the sweep takes this lock.
+            if principal.is_revoked() {
+                return Err(InstallError::Revoked);
+            }
+            let quantum = if options.ephemeral {
+                let quantum = writer.quantum.ok_or(InstallError::NoQuantum)?;
+                if self.time_bounds.get().clock().is_none() {
+                    return Err(InstallError::NoClock);
+                }
+                Some(quantum)
+            } else {
+                None
+            };
+            let placement = &options.placement;
+            if let Some(&unknown) = placement
+                .before
+                .iter()
+                .chain(&placement.after)
+                .find(|&&other| !writer.knows(other))
+            {
+                return Err(InstallError::Order(OrderError::UnknownBinding(unknown)));
+            }
+            let id = BindingId::next();
+            let order = writer.compute_order(Some((id, placement)))?;
+            let imposed_guards = imposed.len();
+            let mut all_guards = imposed;
+            all_guards.extend(guards);
+            let core = Arc::new(BindingCore {
+                guards: all_guards.into(),
+                handler,
+                cancel: options.cancel,
+                spawn,
+                quantum,
+                id,
+                imposed_guards,
+                stats: Arc::new(BindingStats::default()),
+                alive: principal.alive_token(),
+            });
+            writer.bindings.push(Installed { core, options });
+            writer.order = order;
+            Ok(id)
+        })?;
+        Ok(Binding {
+            id,
+            event: Arc::downgrade(self),
+        })
+    }
+
+    pub(crate) fn uninstall(&self, id: BindingId) -> Result<(), BindingError> {
+        if id == BindingId::ORIGINAL {
+            return Err(BindingError::Original);
+        }
+        self.update(|writer| {
+            let position = writer
+                .position_of(id)
+                .ok_or(BindingError::NotInstalled(id))?;
+            writer.bindings.remove(position);
+            writer.reorder();
+            Ok(())
+        })
+    }
+
+    /// Replaces the binding object of `id` by `replace(old)`.
+    fn replace_core(
+        &self,
+        id: BindingId,
+        replace: impl FnOnce(&BindingCore<A, R>) -> BindingCore<A, R>,
+    ) -> Result<(), BindingError> {
+        if id == BindingId::ORIGINAL {
+            return Err(BindingError::Original);
+        }
+        self.update(|writer| {
+            let position = writer
+                .position_of(id)
+                .ok_or(BindingError::NotInstalled(id))?;
+            let installed = &mut writer.bindings[position];
+            installed.core = Arc::new(replace(&installed.core));
+            Ok(())
+        })
+    }
+
+    pub(crate) fn swap_handler(
+        &self,
+        id: BindingId,
+        handler: Handler<A, R>,
+    ) -> Result<(), BindingError> {
+        self.replace_core(id, |old| old.with_handler(handler))
+    }
+
+    fn set(&self, change: impl FnOnce(&mut WriterState<A, R>)) {
+        let _ = self.update(|writer| {
+            change(writer);
+            Ok::<(), ()>(())
+        });
+    }
+
+    fn binding_infos(&self) -> Vec<BindingInfo> {
+        let writer = self.writer.lock();
+        writer
+            .order
+            .iter()
+            .enumerate()
+            .map(|(rank, &index)| {
+                let (core, _, enabled) = writer.core_at(index);
+                let is_original = core.id == BindingId::ORIGINAL;
+                let options = if is_original {
+                    BindingOptions::default()
+                } else {
+                    writer.bindings[index - writer.original_offset()]
+                        .options
+                        .clone()
+                };
+                let mut calls = core.stats.calls.load(Ordering::Relaxed);
+                if is_original {
+                    calls = calls.wrapping_add(self.fast_raises.load(Ordering::Relaxed));
+                }
+                BindingInfo {
+                    id: core.id,
+                    installer: core.installer(),
+                    installer_name: String::from(&*core.alive.principal().name),
+                    rank,
+                    options,
+                    imposed_guards: core.imposed_guards,
+                    quantum: core.quantum,
+                    calls,
+                    overruns: core.stats.overruns.load(Ordering::Relaxed),
+                    enabled,
+                }
+            })
+            .collect()
+    }
+}
+
+impl<A: 'static, R: 'static> RegisteredEvent for EventInner<A, R> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn info(&self) -> EventInfo {
+        let (original_enabled, retired) = {
+            let writer = self.writer.lock();
+            (
+                writer.original.is_some() && writer.original_enabled && !writer.retired,
+                writer.retired,
+            )
+        };
+        EventInfo {
+            name: String::from(&*self.name),
+            owner: self.owner.id(),
+            owner_name: String::from(self.owner.name()),
+            bindings: self.binding_count.load(Ordering::Relaxed),
+            raises: self.raises(),
+            original_enabled,
+            asynchronous: self.defer.is_some(),
+            retired,
+        }
+    }
+
+    fn binding_infos(&self) -> Vec<BindingInfo> {
+        EventInner::binding_infos(self)
+    }
+
+    fn revoke_principal(&self, principal: PrincipalId) -> usize {
+        let retire = principal == self.owner.id();
+        let mut removed = 0;
+        let _ = self.update(|writer| {
+            let before = writer.bindings.len();
+            if retire {
+                writer.bindings.clear();
+                writer.original = None;
+                writer.authorizer = None;
+                writer.result = None;
+                writer.default = None;
+                writer.executor = None;
+                writer.on_overrun = None;
+                writer.retired = true;
+            } else {
+                writer
+                    .bindings
+                    .retain(|installed| installed.core.installer() != principal);
+            }
+            removed = before - writer.bindings.len();
+            if removed == 0 && !retire {
+                // Nothing to publish.
+                return Err(());
+            }
+            writer.reorder();
+            Ok(())
+        });
+        removed
+    }
+}
+
+/// Counts one raise with a relaxed load and a relaxed store instead of a
+/// read-modify-write, which keeps the fast path free of locked
+/// instructions. It is a statistic, never used for correctness. It may
+/// under-count: a raise nested in an interrupt that lands between the load
+/// and the store of the interrupted raise has its increment overwritten, and
+/// raises running at the same instant on several CPUs can lose increments.
+/// Without such overlaps (the common case on one CPU) it is exact.
+#[inline(always)]
+fn bump(counter: &AtomicU64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+}
+
+/// What declaring an event returns: the event handle, and the owner's
+/// authority over it.
+pub type Declared<A, R> = (Event<A, R>, EventAuthority<A, R>);
+
+/// Declares an event; see [`Event::builder`].
+#[must_use = "an event builder does nothing until `declare` is called"]
+pub struct EventBuilder<A: 'static, R: 'static> {
+    name: String,
+    original: Option<Handler<A, R>>,
+    key_of: Option<fn(&A) -> u64>,
+    result: Option<ResultHandler<R>>,
+    default: Option<Handler<A, R>>,
+    quantum: Option<u64>,
+    defer: Option<DeferFn<A, R>>,
+    executor: Option<Arc<dyn Executor>>,
+    time_bounds: TimeBoundsRef,
+}
+
+impl<A: 'static, R: 'static> EventBuilder<A, R> {
+    /// The original (primary) handler: part of the dispatch like an
+    /// unguarded `Middle` binding installed first. When it is the only
+    /// handler, a raise is a direct call of it.
+    pub fn original(mut self, handler: impl Fn(&A) -> R + Send + Sync + 'static) -> Self {
+        self.original = Some(Arc::new(handler));
+        self
+    }
+
+    /// The key extractor for keyed bindings.
+    pub fn key(mut self, key_of: fn(&A) -> u64) -> Self {
+        self.key_of = Some(key_of);
+        self
+    }
+
+    /// The result handler; see [`EventAuthority::set_result_handler`].
+    pub fn result_handler(mut self, combine: impl Fn(R, R) -> R + Send + Sync + 'static) -> Self {
+        self.result = Some(Arc::new(combine));
+        self
+    }
+
+    /// The default handler; see [`EventAuthority::set_default_handler`].
+    pub fn default_handler(mut self, handler: impl Fn(&A) -> R + Send + Sync + 'static) -> Self {
+        self.default = Some(Arc::new(handler));
+        self
+    }
+
+    /// The default result; see [`EventAuthority::set_default_result`].
+    pub fn default_result(self, result: R) -> Self
+    where
+        R: Clone + Send + Sync,
+    {
+        self.default_handler(move |_| result.clone())
+    }
+
+    /// The quantum for ephemeral bindings; see [`EventAuthority::set_quantum`].
+    pub fn quantum(mut self, ticks: u64) -> Self {
+        self.quantum = Some(ticks);
+        self
+    }
+
+    /// The event's own executor.
+    pub fn executor(mut self, executor: Arc<dyn Executor>) -> Self {
+        self.executor = Some(executor);
+        self
+    }
+
+    /// A private time-bounds table (with its own clock) instead of the
+    /// process-wide one.
+    pub fn time_bounds(mut self, time_bounds: Arc<TimeBounds>) -> Self {
+        self.time_bounds = TimeBoundsRef::Own(time_bounds);
+        self
+    }
+
+    /// Declares the event, owned by `owner`: registers it under its name and
+    /// returns the event handle and the owner's authority.
+    pub fn declare(self, owner: &Principal) -> Result<Declared<A, R>, DeclareError> {
+        registry::validate_name(&self.name)?;
+        let name: Arc<str> = Arc::from(self.name.as_str());
+        let original_core = self.original.as_ref().map(|handler| {
+            Arc::new(BindingCore {
+                guards: Arc::from(Vec::new()),
+                handler: Arc::clone(handler),
+                cancel: false,
+                spawn: None,
+                quantum: None,
+                id: BindingId::ORIGINAL,
+                imposed_guards: 0,
+                stats: Arc::new(BindingStats::default()),
+                alive: owner.alive_token(),
+            })
+        });
+        let writer = WriterState {
+            order: if original_core.is_some() {
+                alloc::vec![0]
+            } else {
+                Vec::new()
+            },
+            original: original_core,
+            original_placement: Placement::default(),
+            original_enabled: true,
+            bindings: Vec::new(),
+            authorizer: None,
+            result: self.result,
+            default: self.default,
+            executor: self.executor,
+            quantum: self.quantum,
+            on_overrun: None,
+            retired: false,
+        };
+        let empty_plan = Arc::new(Plan {
+            unkeyed: alloc::boxed::Box::new([]),
+            keyed: KeyedIndex::default(),
+            key_of: None,
+            result: None,
+            default: None,
+            executor: None,
+            has_async: false,
+            defer: None,
+            retired: false,
+            event: Arc::clone(&name),
+            time_bounds: self.time_bounds.clone(),
+            on_overrun: None,
+        });
+        let inner = Arc::new(EventInner {
+            fast: AtomicBool::new(false),
+            fast_raises: AtomicU64::new(0),
+            original: self.original,
+            plan: SnapshotCell::new(empty_plan),
+            general_raises: AtomicU64::new(0),
+            binding_count: AtomicUsize::new(0),
+            name,
+            owner: owner.clone(),
+            key_of: self.key_of,
+            defer: self.defer,
+            time_bounds: self.time_bounds,
+            writer: Mutex::new(writer),
+        });
+        drop(inner.publish(&inner.writer.lock()));
+        let as_registered: Arc<dyn RegisteredEvent> = inner.clone();
+        registry::register(Arc::downgrade(&as_registered), &inner.name)?;
+        let event = Event { inner };
+        let authority = EventAuthority {
+            event: event.clone(),
+        };
+        Ok((event, authority))
+    }
+}
+
+impl<A: Clone + Send + 'static, R: 'static> EventBuilder<A, R> {
+    /// Makes the event asynchronous: a raise clones the arguments, takes the
+    /// current plan, and queues the whole dispatch as one job on the
+    /// executor; inside that job asynchronous bindings run inline. The raise
+    /// returns the default (handler or result) if the event has one, else
+    /// [`RaiseError::Deferred`] with `jobs: 1`.
+    pub fn asynchronous(mut self) -> Self {
+        self.defer = Some(defer_dispatch::<A, R>);
+        self
+    }
+}
+
+impl<A: 'static, R: 'static> Event<A, R> {
+    /// Starts declaring an event named `name` (dotted, e.g. `Strand.Block`).
+    pub fn builder(name: &str) -> EventBuilder<A, R> {
+        EventBuilder {
+            name: String::from(name),
+            original: None,
+            key_of: None,
+            result: None,
+            default: None,
+            quantum: None,
+            defer: None,
+            executor: None,
+            time_bounds: TimeBoundsRef::Global,
+        }
+    }
+
+    /// Declares an event with an original handler and nothing else.
+    pub fn declare(
+        name: &str,
+        owner: &Principal,
+        original: impl Fn(&A) -> R + Send + Sync + 'static,
+    ) -> Result<Declared<A, R>, DeclareError> {
+        Event::builder(name).original(original).declare(owner)
+    }
+
+    /// Raises the event.
+    ///
+    /// Runs, in the event's order (see [`order`](crate::order)), every
+    /// binding whose guards all hold, stopping after a `Cancel` binding that
+    /// fired. The result is the fold of the results of the handlers that ran
+    /// synchronously, by the result handler (`combine(acc, next)`, starting
+    /// from the first result) or, without one, the last handler's result.
+    /// If no handler ran synchronously, the default handler/result supplies
+    /// it; without a default the raise returns
+    /// [`RaiseError::NoHandlerFired`], or [`RaiseError::Deferred`] if
+    /// handlers were queued on the executor.
+    ///
+    /// Never waits for writers and takes no lock an interrupt handler could
+    /// deadlock on: safe to call from interrupt handlers. When the original
+    /// handler is the only handler, this is one atomic load and a direct
+    /// call.
+    #[inline]
+    pub fn raise(&self, args: &A) -> Result<R, RaiseError> {
+        self.inner.raise(args)
+    }
+
+    /// Starts building a binding of `handler` to this event.
+    pub fn binding(
+        &self,
+        handler: impl Fn(&A) -> R + Send + Sync + 'static,
+    ) -> BindingBuilder<'_, A, R> {
+        BindingBuilder::new(self, Arc::new(handler))
+    }
+
+    /// Installs an unguarded `Middle` binding for `principal`; shorthand for
+    /// `self.binding(handler).install(principal)`.
+    pub fn install(
+        &self,
+        principal: &Principal,
+        handler: impl Fn(&A) -> R + Send + Sync + 'static,
+    ) -> Result<Binding<A, R>, InstallError> {
+        self.binding(handler).install(principal)
+    }
+
+    /// The event's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The owner's principal id.
+    pub fn owner(&self) -> PrincipalId {
+        self.inner.owner.id()
+    }
+
+    /// Raises so far (see [`EventInfo::raises`] for precision).
+    pub fn raises(&self) -> u64 {
+        self.inner.raises()
+    }
+
+    /// The event as the registry lists it.
+    pub fn info(&self) -> EventInfo {
+        self.inner.info()
+    }
+
+    /// The bindings in dispatch order, including the original handler.
+    pub fn bindings(&self) -> Vec<BindingInfo> {
+        self.inner.binding_infos()
+    }
+}
+
+/// The owner's capability over one event.
+///
+/// Invariants: given only to the declarer by [`EventBuilder::declare`]; not
+/// `Clone`. Every change it makes is atomic with respect to raises (it
+/// publishes a new plan). Its methods take the event's writer lock: call
+/// them from thread context.
+pub struct EventAuthority<A: 'static, R: 'static> {
+    event: Event<A, R>,
+}
+
+impl<A: 'static, R: 'static> fmt::Debug for EventAuthority<A, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventAuthority")
+            .field("event", &&*self.event.inner.name)
+            .finish()
+    }
+}
+
+impl<A: 'static, R: 'static> EventAuthority<A, R> {
+    /// A handle to the event.
+    pub fn event(&self) -> Event<A, R> {
+        self.event.clone()
+    }
+
+    fn inner(&self) -> &EventInner<A, R> {
+        &self.event.inner
+    }
+
+    /// Uninstalls any binding of this event.
+    pub fn uninstall(&self, id: BindingId) -> Result<(), BindingError> {
+        self.inner().uninstall(id)
+    }
+
+    /// Registers the authorizer consulted for installs by principals other
+    /// than the owner (replacing any previous one).
+    pub fn set_authorizer(
+        &self,
+        authorizer: impl Fn(&InstallRequest<'_>) -> Decision<A> + Send + Sync + 'static,
+    ) {
+        let authorizer: Authorizer<A> = Arc::new(authorizer);
+        self.inner()
+            .set(|writer| writer.authorizer = Some(authorizer));
+    }
+
+    /// Removes the authorizer: only the owner may install again.
+    pub fn clear_authorizer(&self) {
+        self.inner().set(|writer| writer.authorizer = None);
+    }
+
+    /// Adds a guard to an installed binding, checked before its other
+    /// guards.
+    pub fn impose_guard(
+        &self,
+        id: BindingId,
+        guard: impl Fn(&A) -> bool + Send + Sync + 'static,
+    ) -> Result<(), BindingError> {
+        let guard: Guard<A> = Arc::new(guard);
+        self.inner()
+            .replace_core(id, move |old| old.with_imposed_guard(guard))
+    }
+
+    /// Atomically replaces a binding's handler (hot swap); see
+    /// [`Binding::swap_handler`].
+    pub fn swap_handler(
+        &self,
+        id: BindingId,
+        handler: impl Fn(&A) -> R + Send + Sync + 'static,
+    ) -> Result<(), BindingError> {
+        self.inner().swap_handler(id, Arc::new(handler))
+    }
+
+    /// Sets the quantum (clock ticks) for ephemeral bindings. It is
+    /// recorded on each binding when it is installed: changing it affects
+    /// later installs only. `None` refuses new ephemeral bindings.
+    pub fn set_quantum(&self, ticks: Option<u64>) {
+        self.inner().set(|writer| writer.quantum = ticks);
+    }
+
+    /// Sets the result handler: the raise's result is
+    /// `combine(...combine(combine(r1, r2), r3)..., rn)` over the results of
+    /// the handlers that ran synchronously, in order.
+    pub fn set_result_handler(&self, combine: impl Fn(R, R) -> R + Send + Sync + 'static) {
+        let combine: ResultHandler<R> = Arc::new(combine);
+        self.inner().set(|writer| writer.result = Some(combine));
+    }
+
+    /// Removes the result handler: the last handler's result is returned.
+    pub fn clear_result_handler(&self) {
+        self.inner().set(|writer| writer.result = None);
+    }
+
+    /// Sets the default handler, called with the arguments when no handler
+    /// ran synchronously.
+    pub fn set_default_handler(&self, handler: impl Fn(&A) -> R + Send + Sync + 'static) {
+        let handler: Handler<A, R> = Arc::new(handler);
+        self.inner().set(|writer| writer.default = Some(handler));
+    }
+
+    /// Sets a default result, returned (cloned) when no handler ran
+    /// synchronously.
+    pub fn set_default_result(&self, result: R)
+    where
+        R: Clone + Send + Sync,
+    {
+        self.set_default_handler(move |_| result.clone());
+    }
+
+    /// Removes the default handler or result.
+    pub fn clear_default(&self) {
+        self.inner().set(|writer| writer.default = None);
+    }
+
+    /// The original handler, e.g. for a replacement to call through to.
+    pub fn original(&self) -> Option<Handler<A, R>> {
+        self.inner().original.clone()
+    }
+
+    /// Takes the original handler out of the dispatch (`false`) or puts it
+    /// back (`true`), keeping its place in the order.
+    pub fn set_original_enabled(&self, enabled: bool) {
+        self.inner().set(|writer| writer.original_enabled = enabled);
+    }
+
+    /// Sets (or with `None` removes) the event's own executor.
+    pub fn set_executor(&self, executor: Option<Arc<dyn Executor>>) {
+        self.inner().set(|writer| writer.executor = executor);
+    }
+
+    /// Sets the callback told about every quantum overrun of this event's
+    /// ephemeral handlers; it may run in interrupt context.
+    pub fn set_overrun_handler(&self, handler: impl Fn(&crate::Overrun) + Send + Sync + 'static) {
+        let handler: OverrunHandler = Arc::new(handler);
+        self.inner().set(|writer| writer.on_overrun = Some(handler));
+    }
+
+    /// The bindings in dispatch order, including the original handler.
+    pub fn bindings(&self) -> Vec<BindingInfo> {
+        self.inner().binding_infos()
+    }
+}
