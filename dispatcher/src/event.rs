@@ -291,8 +291,14 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
             return Err(InstallError::NotKeyed);
         }
         let mut imposed: Vec<Guard<A>> = Vec::new();
+        let (retired, authorizer) = {
+            let writer = self.writer.lock();
+            (writer.retired, writer.authorizer.clone())
+        };
+        if retired {
+            return Err(InstallError::Retired);
+        }
         if principal.id() != self.owner.id() {
-            let authorizer = self.writer.lock().authorizer.clone();
             let Some(authorizer) = authorizer else {
                 return Err(InstallError::Denied {
                     reason: String::from("only the event's owner may install (no authorizer)"),
@@ -490,6 +496,11 @@ impl<A: 'static, R: 'static> RegisteredEvent for EventInner<A, R> {
         let mut removed = 0;
         let _ = self.update(|writer| {
             let before = writer.bindings.len();
+            let own = writer
+                .bindings
+                .iter()
+                .filter(|installed| installed.core.installer() == principal)
+                .count();
             if retire {
                 writer.bindings.clear();
                 writer.original = None;
@@ -504,8 +515,8 @@ impl<A: 'static, R: 'static> RegisteredEvent for EventInner<A, R> {
                     .bindings
                     .retain(|installed| installed.core.installer() != principal);
             }
-            removed = before - writer.bindings.len();
-            if removed == 0 && !retire {
+            removed = own;
+            if before == writer.bindings.len() && !retire {
                 // Nothing to publish.
                 return Err(());
             }
@@ -918,5 +929,88 @@ impl<A: 'static, R: 'static> EventAuthority<A, R> {
     /// The bindings in dispatch order, including the original handler.
     pub fn bindings(&self) -> Vec<BindingInfo> {
         self.inner().binding_infos()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PrincipalIssuer;
+
+    fn principal(name: &str) -> Principal {
+        static ISSUER: spin::Once<PrincipalIssuer> = spin::Once::new();
+        ISSUER
+            .call_once(|| PrincipalIssuer::take().expect("unit tests take it first"))
+            .issue(name)
+    }
+
+    fn is_fast<A, R>(event: &Event<A, R>) -> bool {
+        event.inner.fast.load(Ordering::Acquire)
+    }
+
+    #[test]
+    fn fast_path_is_used_exactly_while_the_original_is_alone() {
+        let owner = principal("Unit.Fast");
+        let (event, authority) = Event::<u32, u32>::declare("Unit.Fast", &owner, |&x| x).unwrap();
+        assert!(is_fast(&event));
+        let binding = event.install(&owner, |&x| x + 1).unwrap();
+        assert!(!is_fast(&event));
+        assert_eq!(event.raise(&1), Ok(2));
+        binding.uninstall().unwrap();
+        assert!(is_fast(&event));
+        assert_eq!(event.raise(&1), Ok(1));
+        // Settings that cannot change the original's lone result keep it.
+        authority.set_result_handler(|a, b| a + b);
+        authority.set_default_result(9);
+        assert!(is_fast(&event));
+        authority.set_original_enabled(false);
+        assert!(!is_fast(&event));
+        assert_eq!(event.raise(&1), Ok(9));
+        authority.set_original_enabled(true);
+        assert!(is_fast(&event));
+
+        let (no_original, _a) = Event::<u32, u32>::builder("Unit.NoOriginal")
+            .declare(&owner)
+            .unwrap();
+        assert!(!is_fast(&no_original));
+        let (deferred, _b) = Event::<u32, u32>::builder("Unit.Deferred")
+            .original(|&x| x)
+            .asynchronous()
+            .declare(&owner)
+            .unwrap();
+        assert!(!is_fast(&deferred));
+    }
+
+    #[test]
+    fn raise_never_waits_for_a_writer_on_its_cpu() {
+        // An interrupt handler raising while the code it interrupted is in
+        // the middle of an update: writer lock held, one slot write-locked.
+        let owner = principal("Unit.Interrupt");
+        let (event, _authority) = Event::<u32, u32>::builder("Unit.Interrupt")
+            .result_handler(|a, b| a + b)
+            .declare(&owner)
+            .unwrap();
+        let _b = event.install(&owner, |&x| x).unwrap();
+        let _c = event.install(&owner, |&x| x * 10).unwrap();
+        let writer = event.inner.writer.lock();
+        for slot in 0..2 {
+            let held = event.inner.plan.hold_slot_for_test(slot);
+            assert_eq!(event.raise(&2), Ok(22));
+            drop(held);
+        }
+        drop(writer);
+    }
+
+    #[test]
+    fn failed_install_publishes_nothing() {
+        let owner = principal("Unit.NoPublish");
+        let (event, _authority) =
+            Event::<u32, u32>::declare("Unit.NoPublish", &owner, |&x| x).unwrap();
+        let before = event.inner.plan.load();
+        assert!(event.binding(|&x| x).key(1).install(&owner).is_err());
+        assert!(event.binding(|&x| x).ephemeral().install(&owner).is_err());
+        assert!(Arc::ptr_eq(&before, &event.inner.plan.load()));
+        assert!(is_fast(&event));
+        assert_eq!(owner.alive_binding_objects(), 1, "only the original");
     }
 }

@@ -76,7 +76,8 @@ pub(crate) trait RegisteredEvent: Send + Sync {
     fn info(&self) -> EventInfo;
     fn binding_infos(&self) -> Vec<BindingInfo>;
     /// Uninstalls every binding of `principal`; if it owns the event,
-    /// retires the event. Returns the number of bindings uninstalled.
+    /// retires the event (which also uninstalls everybody else's bindings).
+    /// Returns the number of `principal`'s bindings uninstalled.
     fn revoke_principal(&self, principal: PrincipalId) -> usize;
 }
 

@@ -90,9 +90,17 @@ impl<T> SnapshotCell<T> {
 }
 
 #[cfg(test)]
+impl<T> SnapshotCell<T> {
+    /// Write-locks one slot, as a writer in the middle of `publish` would.
+    pub(crate) fn hold_slot_for_test(&self, slot: usize) -> spin::RwLockWriteGuard<'_, Arc<T>> {
+        self.slots[slot].write()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::thread;
 
     #[test]
@@ -120,27 +128,31 @@ mod tests {
     #[test]
     fn values_never_go_backwards_for_one_reader() {
         let cell = Arc::new(SnapshotCell::new(Arc::new(0u64)));
+        let reads = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let reader = {
-            let cell = Arc::clone(&cell);
-            let stop = Arc::clone(&stop);
+            let (cell, reads, stop) = (Arc::clone(&cell), Arc::clone(&reads), Arc::clone(&stop));
             thread::spawn(move || {
                 let mut last = 0;
-                let mut reads = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let v = *cell.load();
                     assert!(v >= last, "read {v} after {last}");
                     last = v;
-                    reads += 1;
+                    reads.fetch_add(1, Ordering::Relaxed);
                 }
-                reads
             })
         };
-        for i in 1..=20_000u64 {
-            drop(cell.publish(Arc::new(i)));
+        // Keep publishing until the reader has overlapped with many updates.
+        let mut published = 0u64;
+        while published < 20_000 || reads.load(Ordering::Relaxed) < 1_000 {
+            published += 1;
+            drop(cell.publish(Arc::new(published)));
+            if published % 1024 == 0 {
+                thread::yield_now();
+            }
         }
         stop.store(true, Ordering::Relaxed);
-        assert!(reader.join().unwrap() > 0);
-        assert_eq!(*cell.load(), 20_000);
+        reader.join().unwrap();
+        assert_eq!(*cell.load(), published);
     }
 }
