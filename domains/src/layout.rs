@@ -1,0 +1,326 @@
+//! Layout: where every loaded section, the GOT and the far-call stubs go,
+//! computed before any memory is allocated.
+//!
+//! Three segments, by permission:
+//!
+//! | segment    | contents                                                       | kernel maps |
+//! |------------|----------------------------------------------------------------|-------------|
+//! | `Text`     | `SHF_EXECINSTR` sections, then the far-call stubs             | R X         |
+//! | `ReadOnly` | read-only sections, `.data.rel.ro.*`, unwind tables, then the GOT | R (NX)   |
+//! | `Data`     | writable sections, then `SHT_NOBITS` (bss, zero-filled)        | R W (NX)    |
+//!
+//! `.data.rel.ro.*` and the GOT are written by the linker, which works on
+//! byte buffers before the kernel maps them; once mapped they are never
+//! written again, so they belong in the read-only segment. The GOT is
+//! therefore read-only at run time.
+//!
+//! Within a segment, sections keep their input order (member by member,
+//! section by section), each at an offset aligned to its `sh_addralign`.
+//! A segment's alignment is the largest alignment of its contents; its
+//! base address must be a multiple of it (the kernel uses page-aligned
+//! bases, which suffices unless a section asks for more than a page).
+//!
+//! All segments of one image must lie within ±2 GiB of each other: code
+//! reaches its constants, statics and GOT with 32-bit PC-relative
+//! displacements. Imports may be anywhere: calls to far imports go through
+//! stubs and address loads through the GOT.
+
+use alloc::vec::Vec;
+
+use hashbrown::HashMap;
+
+use crate::error::{Error, Result};
+use crate::object::{Def, Object, Placement};
+use crate::reloc::{RelocKind, STUB_SIZE};
+
+/// Size of one GOT slot.
+pub(crate) const GOT_SLOT: u64 = 8;
+
+/// The three segments of a linked image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SegmentKind {
+    /// Code and far-call stubs: map read + execute.
+    Text,
+    /// Constants, relocated read-only data and the GOT: map read-only,
+    /// no-execute.
+    ReadOnly,
+    /// Statics and bss: map read + write, no-execute.
+    Data,
+}
+
+impl SegmentKind {
+    /// All three, in image order.
+    pub const ALL: [SegmentKind; 3] = [SegmentKind::Text, SegmentKind::ReadOnly, SegmentKind::Data];
+
+    /// Lower-case name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            SegmentKind::Text => "text",
+            SegmentKind::ReadOnly => "rodata",
+            SegmentKind::Data => "data",
+        }
+    }
+}
+
+/// Size and alignment of one segment, as planned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentSpec {
+    /// Bytes needed (bss included for `Data`); may be 0.
+    pub size: u64,
+    /// Required alignment of the base address: a power of two, at least 1.
+    pub align: u64,
+}
+
+/// The base addresses the kernel chose for the three segments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentBases {
+    /// Base of the text segment.
+    pub text: u64,
+    /// Base of the read-only segment.
+    pub rodata: u64,
+    /// Base of the data segment.
+    pub data: u64,
+}
+
+impl SegmentBases {
+    /// The base for `kind`.
+    pub fn get(&self, kind: SegmentKind) -> u64 {
+        match kind {
+            SegmentKind::Text => self.text,
+            SegmentKind::ReadOnly => self.rodata,
+            SegmentKind::Data => self.data,
+        }
+    }
+}
+
+/// Options for planning and linking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkOptions {
+    /// Relax `R_X86_64_GOTPCRELX` / `R_X86_64_REX_GOTPCRELX` when the
+    /// symbol is within ±2 GiB: `mov` from the GOT becomes `lea`, `call *`
+    /// and `jmp *` through the GOT become direct. The GOT slot is still
+    /// reserved (sizes are fixed before addresses are known) but unused.
+    /// Plain `R_X86_64_GOTPCREL` is never relaxed.
+    pub relax_got: bool,
+}
+
+impl Default for LinkOptions {
+    /// Relaxation on.
+    fn default() -> Self {
+        LinkOptions { relax_got: true }
+    }
+}
+
+/// The layout of an [`Object`]: every size and offset of the linked image,
+/// with no addresses yet. Obtained from [`Object::plan`]; turned into a
+/// [`LinkedImage`](crate::LinkedImage) by [`Plan::link`].
+#[derive(Clone, Debug)]
+pub struct Plan<'o, 'a> {
+    pub(crate) object: &'o Object<'a>,
+    pub(crate) options: LinkOptions,
+    /// Per member, per section: segment and offset for loaded sections.
+    pub(crate) placements: Vec<Vec<Option<(SegmentKind, u64)>>>,
+    pub(crate) specs: [SegmentSpec; 3],
+    /// Offset of the GOT in the read-only segment.
+    pub(crate) got_offset: u64,
+    /// What each GOT slot holds.
+    pub(crate) got: Vec<Def>,
+    pub(crate) got_index: HashMap<Def, u32>,
+    /// Offset of the stubs in the text segment.
+    pub(crate) stub_offset: u64,
+    /// The import each stub jumps to.
+    pub(crate) stubs: Vec<u32>,
+    pub(crate) stub_index: HashMap<u32, u32>,
+}
+
+fn align_up(value: u64, align: u64) -> Result<u64> {
+    let mask = align - 1;
+    value
+        .checked_add(mask)
+        .map(|v| v & !mask)
+        .ok_or(Error::LimitExceeded {
+            limit: "address space",
+            context: alloc::string::String::from("layout"),
+            value,
+            max: u64::MAX,
+        })
+}
+
+/// Running size of one segment during layout.
+#[derive(Clone, Copy)]
+struct Cursor {
+    size: u64,
+    align: u64,
+}
+
+impl Cursor {
+    fn place(&mut self, size: u64, align: u64) -> Result<u64> {
+        let at = align_up(self.size, align)?;
+        self.size = at.checked_add(size).ok_or(Error::LimitExceeded {
+            limit: "address space",
+            context: alloc::string::String::from("layout"),
+            value: at,
+            max: u64::MAX,
+        })?;
+        self.align = self.align.max(align);
+        Ok(at)
+    }
+}
+
+impl<'a> Object<'a> {
+    /// Lays the object out: segment sizes and alignments, GOT slots (one per
+    /// distinct symbol referenced through the GOT) and far-call stubs (one
+    /// per distinct import called with `R_X86_64_PLT32`).
+    pub fn plan(&self, options: &LinkOptions) -> Result<Plan<'_, 'a>> {
+        let mut cursors = [Cursor { size: 0, align: 1 }; 3];
+        let mut placements: Vec<Vec<Option<(SegmentKind, u64)>>> = self
+            .members
+            .iter()
+            .map(|m| alloc::vec![None; m.sections.len()])
+            .collect();
+        // Pass order gives the in-segment order: text; rodata, relro,
+        // unwind; data, bss.
+        let passes = [
+            (Placement::Text, SegmentKind::Text),
+            (Placement::ReadOnly, SegmentKind::ReadOnly),
+            (Placement::RelRo, SegmentKind::ReadOnly),
+            (Placement::Unwind, SegmentKind::ReadOnly),
+            (Placement::Data, SegmentKind::Data),
+            (Placement::Bss, SegmentKind::Data),
+        ];
+        for (want, seg) in passes {
+            let cursor = &mut cursors[seg_index(seg)];
+            for (m, member) in self.members.iter().enumerate() {
+                for (s, sec) in member.sections.iter().enumerate() {
+                    if sec.placement != want {
+                        continue;
+                    }
+                    let at = cursor.place(sec.size, sec.align)?;
+                    if let Some(slot) = placements.get_mut(m).and_then(|p| p.get_mut(s)) {
+                        *slot = Some((seg, at));
+                    }
+                }
+            }
+        }
+        // GOT slots and stubs.
+        let mut got = Vec::new();
+        let mut got_index = HashMap::new();
+        let mut stubs = Vec::new();
+        let mut stub_index = HashMap::new();
+        for member in &self.members {
+            for r in &member.relocs {
+                let Some(sym) = member.symbols.get(r.sym as usize) else {
+                    continue;
+                };
+                if r.kind.uses_got() && !got_index.contains_key(&sym.def) {
+                    got_index.insert(sym.def, u32::try_from(got.len()).unwrap_or(u32::MAX));
+                    got.push(sym.def);
+                }
+                if r.kind == RelocKind::Plt32
+                    && let Def::Import(n) = sym.def
+                    && !stub_index.contains_key(&n)
+                {
+                    stub_index.insert(n, u32::try_from(stubs.len()).unwrap_or(u32::MAX));
+                    stubs.push(n);
+                }
+            }
+        }
+        let got_offset = if got.is_empty() {
+            cursors[1].size
+        } else {
+            cursors[1].place(got.len() as u64 * GOT_SLOT, GOT_SLOT)?
+        };
+        let stub_offset = if stubs.is_empty() {
+            cursors[0].size
+        } else {
+            cursors[0].place(stubs.len() as u64 * STUB_SIZE, STUB_SIZE)?
+        };
+        let specs = cursors.map(|c| SegmentSpec {
+            size: c.size,
+            align: c.align,
+        });
+        Ok(Plan {
+            object: self,
+            options: *options,
+            placements,
+            specs,
+            got_offset,
+            got,
+            got_index,
+            stub_offset,
+            stubs,
+            stub_index,
+        })
+    }
+}
+
+pub(crate) fn seg_index(kind: SegmentKind) -> usize {
+    match kind {
+        SegmentKind::Text => 0,
+        SegmentKind::ReadOnly => 1,
+        SegmentKind::Data => 2,
+    }
+}
+
+impl Plan<'_, '_> {
+    /// Size and alignment of one segment.
+    pub fn segment(&self, kind: SegmentKind) -> SegmentSpec {
+        self.specs[seg_index(kind)]
+    }
+
+    /// Number of GOT slots reserved (8 bytes each, in the read-only segment).
+    pub fn got_slots(&self) -> usize {
+        self.got.len()
+    }
+
+    /// Number of far-call stubs reserved (16 bytes each, in the text segment).
+    pub fn stub_slots(&self) -> usize {
+        self.stubs.len()
+    }
+
+    /// The options the plan was made with.
+    pub fn options(&self) -> LinkOptions {
+        self.options
+    }
+
+    /// Bases for placing all three segments in one region starting at
+    /// `base`, each segment starting on a `page` boundary (and on its own
+    /// alignment). `page` must be a power of two. Use with
+    /// [`Plan::contiguous_span`] to allocate the region.
+    pub fn contiguous_bases(&self, base: u64, page: u64) -> Result<SegmentBases> {
+        let mut at = base;
+        let mut out = [0u64; 3];
+        for kind in SegmentKind::ALL {
+            let spec = self.segment(kind);
+            let align = spec.align.max(page.max(1));
+            if !align.is_power_of_two() {
+                return Err(Error::BadBases {
+                    reason: "page size is not a power of two",
+                });
+            }
+            at = align_up(at, align)?;
+            out[seg_index(kind)] = at;
+            at = at.checked_add(spec.size).ok_or(Error::BadBases {
+                reason: "region wraps around the address space",
+            })?;
+        }
+        Ok(SegmentBases {
+            text: out[0],
+            rodata: out[1],
+            data: out[2],
+        })
+    }
+
+    /// Bytes needed for [`Plan::contiguous_bases`] at a `page`-aligned base:
+    /// each segment rounded up to `page`.
+    pub fn contiguous_span(&self, page: u64) -> Result<u64> {
+        let bases = self.contiguous_bases(0, page)?;
+        let end = bases
+            .data
+            .checked_add(self.segment(SegmentKind::Data).size)
+            .ok_or(Error::BadBases {
+                reason: "region wraps around the address space",
+            })?;
+        align_up(end, page.max(1))
+    }
+}
