@@ -5,21 +5,25 @@
 //! `spin::RwLock<Arc<T>>`. Writers are serialized by the caller (the event's
 //! writer mutex) and call [`SnapshotCell::publish`], which replaces slot 0
 //! and then slot 1, each under its write lock for exactly one pointer swap.
-//! A reader ([`SnapshotCell::load`]) does `try_read` on slot 0, then on
-//! slot 1, clones the `Arc`, and drops the read guard before the caller runs
-//! anything.
+//! A writer first *claims* a slot (the lock's upgradeable bit), which turns
+//! new readers away to the other slot at once, so a stream of raises cannot
+//! starve a writer. A reader ([`SnapshotCell::load`]) does `try_read` on
+//! slot 0, then on slot 1, clones the `Arc`, and drops the read guard before
+//! the caller runs anything.
 //!
 //! # Why a reader never deadlocks
 //!
-//! A writer holds at most one slot's write lock at any instant, and never
-//! runs foreign code while holding it. A reader never blocks: `try_read`
-//! fails immediately when a slot is write-locked. If an interrupt arrives on
-//! the CPU of a writer that holds slot `i`, the raise in the interrupt
-//! handler finds slot `1 - i` free and proceeds. A reader on another CPU may
-//! find slot 0 locked, then slot 1 locked (the writer moved on between the
-//! two tries) and try again: it retries only while a writer on another CPU
-//! is making progress, so the read is lock-free (though not wait-free under
-//! an unbounded stream of writers).
+//! A writer claims or holds at most one slot at any instant, and never runs
+//! foreign code while doing so. A reader never blocks: `try_read` fails
+//! immediately when a slot is claimed or write-locked. If an interrupt
+//! arrives on the CPU of a writer that holds slot `i`, the raise in the
+//! interrupt handler finds slot `1 - i` free and proceeds. (Conversely a
+//! writer never waits for a reader on its own CPU: a raise holds a read
+//! guard only across one `Arc` clone and never publishes meanwhile.) A
+//! reader on another CPU may find slot 0 taken, then slot 1 taken (the
+//! writer moved on between the two tries) and try again: it retries only
+//! while a writer on another CPU is making progress, so the read is
+//! lock-free (though not wait-free under an unbounded stream of writers).
 //!
 //! # Why it is linearizable
 //!
@@ -27,15 +31,16 @@
 //! releases slot 0's write lock (slot 0 then holds `Pk`; it completes slot 1
 //! before the next write may start). A reader that obtains slot 0 reads the
 //! latest linearized value at that instant. A reader that obtains slot 1 at
-//! time `t1` found slot 0 write-locked by some write `k` at an earlier time
-//! `t0` of the same `load`. If slot 1 was not written in `(t0, t1)` it held
-//! `P(k-1)`, the latest value at `t0`; if it was, it holds some `Pj` (`j >= k`)
-//! stored in `(t0, t1)`, which was the latest value right after write `j`
-//! stored it (write `j + 1` cannot linearize before write `j` finished slot
-//! 1). Either way the value read was the latest at some instant inside the
-//! `load` call. The argument uses the real-time order of the lock-word
-//! read-modify-writes, which x86's locked instructions provide (they are
-//! totally ordered); the ordering used is `Acquire`/`Release` from the lock.
+//! time `t1` found slot 0 taken (claimed or write-locked) by some write `k`
+//! at an earlier time `t0` of the same `load`. If slot 1 was not written in
+//! `(t0, t1)` it held `P(k-1)`, the latest value at `t0`; if it was, it
+//! holds some `Pj` (`j >= k`) stored in `(t0, t1)`, which was the latest
+//! value right after write `j` stored it (write `j + 1` cannot linearize
+//! before write `j` finished slot 1). Either way the value read was the
+//! latest at some instant inside the `load` call. The argument uses the
+//! real-time order of the lock-word read-modify-writes, which x86's locked
+//! instructions provide (they are totally ordered); the memory ordering is
+//! the lock's `Acquire`/`Release`.
 //!
 //! # Memory
 //!
@@ -83,9 +88,19 @@ impl<T> SnapshotCell<T> {
     /// Returns the two replaced values so that the caller decides where they
     /// are dropped (outside any lock).
     pub(crate) fn publish(&self, next: Arc<T>) -> [Arc<T>; 2] {
-        let old0 = mem::replace(&mut *self.slots[0].write(), Arc::clone(&next));
-        let old1 = mem::replace(&mut *self.slots[1].write(), next);
+        let old0 = Self::replace(&self.slots[0], Arc::clone(&next));
+        let old1 = Self::replace(&self.slots[1], next);
         [old0, old1]
+    }
+
+    /// Replaces one slot's value. The writer first claims the slot with the
+    /// lock's *upgradeable* bit, which makes new `try_read`s fail at once
+    /// (so readers move to the other slot instead of starving the writer),
+    /// then waits for the readers already inside (each holds the lock for
+    /// one `Arc` clone) and swaps the pointer.
+    fn replace(slot: &RwLock<Arc<T>>, next: Arc<T>) -> Arc<T> {
+        let mut guard = slot.upgradeable_read().upgrade();
+        mem::replace(&mut *guard, next)
     }
 }
 
@@ -113,10 +128,15 @@ mod tests {
     }
 
     #[test]
-    fn reader_uses_other_slot_while_one_is_write_locked() {
+    fn reader_uses_other_slot_while_one_is_claimed_or_write_locked() {
         // Simulates an interrupt arriving on a writer's CPU: the writer holds
-        // slot 0, the "interrupt" must still read without waiting.
+        // a slot, the "interrupt" must still read without waiting.
         let cell = SnapshotCell::new(Arc::new(7u32));
+        for slot in 0..2 {
+            let claim = cell.slots[slot].upgradeable_read();
+            assert_eq!(*cell.load(), 7);
+            drop(claim);
+        }
         let guard = cell.slots[0].write();
         assert_eq!(*cell.load(), 7);
         drop(guard);
