@@ -100,6 +100,8 @@ pub struct LinkStats {
     pub got_slots: u32,
     /// Far-call stubs reserved.
     pub stubs_reserved: u32,
+    /// Stubs actually used (distinct imports called out of range).
+    pub stubs_used: u32,
     /// `PLT32` relocations that went through a stub (target out of range).
     pub stub_calls: u32,
     /// GOT-relative instructions relaxed to direct addressing.
@@ -383,6 +385,7 @@ impl Plan<'_, '_> {
         stats.stubs_reserved = u32::try_from(self.stubs.len()).unwrap_or(u32::MAX);
 
         // Relocations.
+        let mut stub_used = alloc::vec![false; self.stubs.len()];
         for (m, member) in object.members.iter().enumerate() {
             for group in &member.groups {
                 let Some((seg, sec_at)) = self
@@ -426,6 +429,9 @@ impl Plan<'_, '_> {
                                 (false, Def::Import(n)) => match self.stub_index.get(&n) {
                                     Some(&slot) => {
                                         stats.stub_calls += 1;
+                                        if let Some(u) = stub_used.get_mut(slot as usize) {
+                                            *u = true;
+                                        }
                                         let stub = bases
                                             .text
                                             .wrapping_add(self.stub_offset)
@@ -487,6 +493,9 @@ impl Plan<'_, '_> {
                 }
             }
         }
+
+        stats.stubs_used =
+            u32::try_from(stub_used.iter().filter(|&&u| u).count()).unwrap_or(u32::MAX);
 
         // Exports.
         let mut exports = SymbolTable::with_capacity(object.exports.len(), 0);

@@ -5,8 +5,8 @@
 //! member of an `ar` archive (an rlib built with several codegen units)
 //! linked together. Inside a unit, undefined symbols are first matched
 //! against the global definitions of the unit's other members; what is left
-//! are the unit's imports. `lib.rmeta` and any other non-ELF member are
-//! ignored.
+//! are the unit's imports. Only `*.o` members are read: `lib.rmeta` (an ELF
+//! wrapper around metadata) and anything else are ignored.
 //!
 //! Everything is validated here, before any memory is planned: header,
 //! section bounds and overlaps, sizes against [`Limits`], alignments,
@@ -208,8 +208,9 @@ pub struct Object<'a> {
 impl<'a> Object<'a> {
     /// Parses an ELF relocatable object or an `ar` archive (rlib) of them.
     ///
-    /// Archive members that are not ELF (`lib.rmeta`) are skipped; all ELF
-    /// members are linked together as one unit, and a global symbol defined
+    /// Only archive members named `*.o` that are ELF files are used
+    /// (`lib.rmeta`, itself an ELF wrapper, is skipped); they are all linked
+    /// together as one unit, and a global symbol defined
     /// by two members is a [`Error::DuplicateSymbol`].
     pub fn parse(bytes: &'a [u8], limits: &Limits) -> Result<Object<'a>> {
         if bytes.len() as u64 > limits.max_input_size {
@@ -230,6 +231,11 @@ impl<'a> Object<'a> {
             })?;
             for i in 0..archive.len() {
                 let Some(m) = archive.get_at(i) else { continue };
+                // rustc wraps `lib.rmeta` in an ELF file too: take only
+                // `*.o` members.
+                if !m.extended_name().ends_with(".o") {
+                    continue;
+                }
                 let data = elf::slice(bytes, m.offset, m.size() as u64, "archive member")?;
                 if !elf::is_elf(data) {
                     continue;
