@@ -29,11 +29,17 @@
 //!    symbol (the panic handler entry, ...) belongs to crate `__rustc`.
 //! 3. Unmangled names following compiler-rt's naming belong to
 //!    **`compiler_builtins`**: the C memory functions (`memcpy`, `memmove`,
-//!    `memset`, `memcmp`, `bcmp`, `strlen`), `__<letters><2|3|4>`
-//!    arithmetic helpers (`__udivti3`, `__muloti4`, `__adddf3`,
-//!    `__extendhfsf2`), the conversions `__float*` / `__fix*`, the
-//!    `__atomic_*`, `__sync_*` and `__llvm_mem*` families and
-//!    `__rust_probestack`. Linker-script symbols such as `__bss_start` or
+//!    `memset`, `memcmp`, `bcmp`, `strlen`, `wcslen`),
+//!    `__<letters><2|3|4>` arithmetic helpers (`__udivti3`, `__muloti4`,
+//!    `__adddf3`, `__extendhfsf2`, and `__rust_divhc3` style), the
+//!    conversions `__float*` / `__fix*`, the `__atomic_*`, `__sync_*`,
+//!    `__llvm_mem*`, `__rust_i128_*`, `__rust_u128_*` and `__gnu_*`
+//!    families, `__rust_probestack`, and the C math functions
+//!    compiler_builtins supplies on bare-metal targets (`fmod`, `sqrtf`,
+//!    `floorf128`...). This matches every unmangled global that this
+//!    toolchain's compiler_builtins defines, for the host and for
+//!    `x86_64-unknown-none`, except its private `__compilerrt_abort_impl`
+//!    (a test checks it). Linker-script symbols such as `__bss_start` or
 //!    `__kernel_end` do not match (they end in a letter).
 //! 4. Anything else (other `#[no_mangle]` symbols, names that fail to
 //!    parse) has **no owner** and is in no crate-filtered domain.
@@ -88,18 +94,94 @@ fn is_alloc_shim(name: &str) -> bool {
         || name.starts_with("__rust_alloc_error_handler_should_panic")
 }
 
+/// C math functions compiler_builtins provides on targets without a libm
+/// (each also with an `f`, `f16` and `f128` suffix; `lgamma` also as the
+/// reentrant `lgamma_r` / `lgammaf_r`).
+const LIBM: [&str; 53] = [
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atan2",
+    "atanh",
+    "cbrt",
+    "ceil",
+    "copysign",
+    "cos",
+    "cosh",
+    "erf",
+    "erfc",
+    "exp",
+    "exp10",
+    "exp2",
+    "expm1",
+    "fabs",
+    "fdim",
+    "floor",
+    "fma",
+    "fmax",
+    "fmaximum",
+    "fmaximum_num",
+    "fmin",
+    "fminimum",
+    "fminimum_num",
+    "fmod",
+    "frexp",
+    "hypot",
+    "ilogb",
+    "ldexp",
+    "lgamma",
+    "log",
+    "log10",
+    "log1p",
+    "log2",
+    "modf",
+    "nextafter",
+    "pow",
+    "remainder",
+    "rint",
+    "round",
+    "roundeven",
+    "scalbn",
+    "sin",
+    "sinh",
+    "sqrt",
+    "tan",
+    "tanh",
+    "tgamma",
+    "trunc",
+];
+
+fn is_libm(name: &str) -> bool {
+    let (stem, reentrant) = match name.strip_suffix("_r") {
+        Some(s) => (s, true),
+        None => (name, false),
+    };
+    let base = stem
+        .strip_suffix("f128")
+        .or_else(|| stem.strip_suffix("f16"))
+        .or_else(|| stem.strip_suffix('f'))
+        .unwrap_or(stem);
+    if reentrant {
+        return stem == "lgamma" || base == "lgamma";
+    }
+    LIBM.contains(&stem) || LIBM.contains(&base)
+}
+
 /// Whether an unmangled name is a compiler-builtins routine (rule 3).
 pub fn is_compiler_builtin(name: &str) -> bool {
-    const EXACT: [&str; 7] = [
+    const EXACT: [&str; 8] = [
         "memcpy",
         "memmove",
         "memset",
         "memcmp",
         "bcmp",
         "strlen",
+        "wcslen",
         "__rust_probestack",
     ];
-    if EXACT.contains(&name) {
+    if EXACT.contains(&name) || is_libm(name) {
         return true;
     }
     let Some(rest) = name.strip_prefix("__") else {
@@ -127,15 +209,19 @@ pub fn is_compiler_builtin(name: &str) -> bool {
         "llvm_memcpy_",
         "llvm_memmove_",
         "llvm_memset_",
+        "rust_i128_",
+        "rust_u128_",
+        "gnu_",
     ]
     .iter()
     .any(|p| rest.starts_with(p))
     {
         return lower_alnum_us(rest);
     }
-    // __<letters><2|3|4>: __udivti3, __muloti4, __powidf2, __extendhfsf2.
-    let bytes = rest.as_bytes();
-    match bytes.split_last() {
+    // __<letters><2|3|4> (__udivti3, __muloti4, __powidf2, __extendhfsf2)
+    // and compiler_builtins' own __rust_<letters><2|3|4> (__rust_divhc3).
+    let op = rest.strip_prefix("rust_").unwrap_or(rest);
+    match op.as_bytes().split_last() {
         Some((last, head)) if matches!(last, b'2'..=b'4') && !head.is_empty() => {
             head.iter().all(|b| b.is_ascii_lowercase())
         }
@@ -359,22 +445,24 @@ impl<'s> V0<'s, '_> {
     }
 
     /// `<undisambiguated-identifier>`: `[u] <decimal> [_] <bytes>`.
+    ///
+    /// A decimal number has no leading zeros, so a `0` ends it at once:
+    /// `00` is two empty identifiers (closures and anonymous constants
+    /// have empty names).
     fn ident(&mut self) -> Option<&'s [u8]> {
         self.eat(b'u');
-        let mut len: usize = 0;
-        let mut digits = 0;
-        while let Some(b @ b'0'..=b'9') = self.peek() {
-            if digits > 0 && len == 0 {
-                return None; // leading zero
+        let mut len: usize = match self.next()? {
+            b'0' => 0,
+            d @ b'1'..=b'9' => usize::from(d - b'0'),
+            _ => return None,
+        };
+        if len > 0 {
+            while let Some(b @ b'0'..=b'9') = self.peek() {
+                len = len.checked_mul(10)?.checked_add(usize::from(b - b'0'))?;
+                self.pos += 1;
             }
-            len = len.checked_mul(10)?.checked_add(usize::from(b - b'0'))?;
-            self.pos += 1;
-            digits += 1;
+            self.eat(b'_');
         }
-        if digits == 0 {
-            return None;
-        }
-        self.eat(b'_');
         let start = self.pos;
         let end = start.checked_add(len)?;
         let id = self.s.get(start..end)?;
@@ -805,6 +893,21 @@ mod tests {
         // A backref-heavy inherent impl: <RawVecInner<A>>::reserve::do_reserve_and_handle::<Global>
         let s = "_RINvNvMs5_NtCsgbST6DSui6q_5alloc7raw_vecINtB8_11RawVecInnerpE7reserve21do_reserve_and_handleNtNtBa_5alloc6GlobalECs1120XHkyhlX_1a";
         assert_eq!(owner(s), Some("alloc"));
+    }
+
+    #[test]
+    fn v0_closures_in_consts_and_empty_identifiers_parse() {
+        // <std::sys::thread_local::native::lazy::Storage<Cell<(u64, u64)>, !>>::get_or_init_slow::<
+        //   <RandomState>::new::KEYS::{K#0}::{closure#1}::{closure#0}>
+        let s = "_RINvMs0_NtNtNtNtCs4asks4yiE7J_3std3sys12thread_local6native4lazyINtB6_7StorageINtNtCseqjPbERlUDJ_4core4cell4CellTyyEEzE16get_or_init_slowNCNCNKNvNvMNtNtBe_4hash6randomNtB2m_11RandomState3new4KEYS0s_00ECs9GZH0G3F8sq_12real_objects";
+        // Three empty identifiers in a row: K#0, closure#1, closure#0.
+        assert_eq!(
+            owner("_RNCNCNKNvNvCs4asks4yiE7J_3std3new4KEYS0s_00"),
+            Some("std")
+        );
+        assert_eq!(owner(s), Some("std"));
+        // Crates reached through back-references are visited again.
+        assert_eq!(crates(s), ["std", "std", "core", "std", "std"]);
     }
 
     #[test]

@@ -303,6 +303,20 @@ impl<'a> Object<'a> {
         })
     }
 
+    /// Names of every global or weak definition of the unit, whatever its
+    /// visibility (hidden ones included; a weak name defined by several
+    /// members appears once per definition).
+    pub fn global_definitions(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.members.iter().flat_map(|m| {
+            m.symbols
+                .iter()
+                .filter(|s| {
+                    s.bind != STB_LOCAL && matches!(s.def, Def::Section { .. } | Def::Absolute(_))
+                })
+                .map(|s| s.name)
+        })
+    }
+
     /// Names of the ELF members linked into this unit.
     pub fn members(&self) -> impl Iterator<Item = &str> + '_ {
         self.members.iter().map(|m| m.name.as_str())

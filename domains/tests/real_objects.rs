@@ -418,3 +418,56 @@ fn missing_runtime_symbols_are_all_listed_with_the_domain_searched() {
     assert_eq!(domain.unresolved().count(), object.imports().count());
     assert_eq!(domain.name(), Resolver::name(&domain));
 }
+
+#[test]
+fn attribution_parses_every_rust_symbol_of_this_executable() {
+    // Every v0 and legacy name in a real executable must parse; where the
+    // demangled form starts with a plain path (`krate::...`), the owner is
+    // that path's crate. Trait impls (`<T as Trait>::f`) are checked for
+    // parsing only: their crate is not visible in the demangled text.
+    let all = process_domain("process", &CrateFilter::all());
+    let (mut v0, mut legacy, mut checked) = (0, 0, 0);
+    for (name, _) in all.exports() {
+        let a = domains::attribute(name);
+        let rust = match a.mangling {
+            domains::Mangling::V0 => {
+                v0 += 1;
+                true
+            }
+            domains::Mangling::Legacy => {
+                legacy += 1;
+                true
+            }
+            domains::Mangling::None => false,
+        };
+        if !rust {
+            continue;
+        }
+        let domains::Owner::Crate(owner) = a.owner else {
+            panic!("no owner for {name} ({})", rustc_demangle::demangle(name));
+        };
+        let mut mentioned = Vec::new();
+        assert!(
+            domains::attribution::for_each_crate(name, |c| mentioned.push(c.to_string())),
+            "{name}"
+        );
+        let pretty = format!("{:#}", rustc_demangle::demangle(name));
+        if let Some((first, _)) = pretty.split_once("::")
+            && !first.starts_with('<')
+            && !first.contains(['<', ' ', '['])
+        {
+            let first = if first == "__rustc" && owner == "alloc" {
+                "alloc"
+            } else {
+                first
+            };
+            assert_eq!(owner, first, "{name} = {pretty}");
+            checked += 1;
+        }
+    }
+    println!(
+        "{v0} v0 and {legacy} legacy names parsed, {checked} owners checked against demangled paths"
+    );
+    assert!(v0 > 1000, "{v0}");
+    assert!(checked > 500, "{checked}");
+}
