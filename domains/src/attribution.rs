@@ -273,6 +273,12 @@ pub fn attribute(symbol: &str) -> Attribution<'_> {
     }
 }
 
+/// Whether `symbol` looks Rust-mangled (v0 `_R` or legacy `_ZN...E`),
+/// without parsing it.
+pub fn is_rust_mangled(symbol: &str) -> bool {
+    symbol.starts_with("_R") || legacy_body(symbol).is_some()
+}
+
 /// Calls `f` with every crate named in `symbol`'s path, types and trait
 /// paths (the v0 instantiating-crate suffix excepted). Returns `false` if
 /// the name could not be parsed completely (then `f` may have seen only
@@ -329,6 +335,11 @@ impl<'f> CrateFilter<'f> {
     pub fn strict(mut self, strict: bool) -> Self {
         self.strict = strict;
         self
+    }
+
+    /// Whether this is [`CrateFilter::all`].
+    pub fn is_all(&self) -> bool {
+        self.crates.is_none()
     }
 
     /// Whether `symbol` passes the filter.

@@ -212,14 +212,41 @@ pub(crate) fn section_bytes<'a>(
     })
 }
 
+/// The bytes of the NUL-terminated string at `offset` inside `table`
+/// (without the NUL), and whether they are all ASCII.
+///
+/// Returns `None` if `offset` is outside the table or the string runs off
+/// its end without a NUL. Scans eight bytes at a time: the kernel runs this
+/// for every symbol of its own `.symtab` at boot.
+pub(crate) fn cstr_bytes(table: &[u8], offset: usize) -> Option<(&[u8], bool)> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let tail = table.get(offset..)?;
+    let mut high = 0u64;
+    let mut i = 0;
+    for chunk in tail.as_chunks::<8>().0 {
+        let w = u64::from_le_bytes(*chunk);
+        // Non-zero iff some byte of `w` is zero.
+        if w.wrapping_sub(LO) & !w & HI != 0 {
+            break;
+        }
+        high |= w;
+        i += 8;
+    }
+    let rest = tail.get(i..)?;
+    let len = i + rest.iter().position(|&b| b == 0)?;
+    let s = tail.get(..len)?;
+    let rest_high = s.get(i..)?.iter().fold(0u8, |a, &b| a | b);
+    Some((s, high & HI == 0 && rest_high & 0x80 == 0))
+}
+
 /// The NUL-terminated UTF-8 string at `offset` inside `table`.
 ///
 /// Returns `None` if `offset` is outside the table, the string runs off its
 /// end without a NUL, or it is not UTF-8.
 pub(crate) fn cstr(table: &[u8], offset: usize) -> Option<&str> {
-    let tail = table.get(offset..)?;
-    let len = tail.iter().position(|&b| b == 0)?;
-    core::str::from_utf8(tail.get(..len)?).ok()
+    let (bytes, _) = cstr_bytes(table, offset)?;
+    core::str::from_utf8(bytes).ok()
 }
 
 /// Name for section `index` in error messages: its name if readable, else
@@ -350,4 +377,37 @@ pub(crate) fn section_names<'a>(bytes: &'a [u8], table: &SectionTable) -> Result
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cstr_bytes_finds_the_nul_at_every_position() {
+        for len in 0..40 {
+            let mut t: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            t.push(0);
+            t.extend_from_slice(b"tail\0");
+            for off in 0..=len {
+                let (s, ascii) = cstr_bytes(&t, off).unwrap();
+                assert_eq!(s.len(), len - off);
+                assert!(ascii);
+            }
+            assert_eq!(cstr_bytes(&t, len + 1), Some((&b"tail"[..], true)));
+        }
+    }
+
+    #[test]
+    fn cstr_bytes_reports_non_ascii_and_missing_nul() {
+        let t = "caf\u{e9} and more than eight bytes\0".as_bytes();
+        assert_eq!(cstr_bytes(t, 0).map(|(_, a)| a), Some(false));
+        assert_eq!(cstr(t, 0), Some("caf\u{e9} and more than eight bytes"));
+        let late = "0123456789abcdef\u{e9}\0".as_bytes();
+        assert_eq!(cstr_bytes(late, 0).map(|(_, a)| a), Some(false));
+        assert_eq!(cstr_bytes(b"no terminator at all", 0), None);
+        assert_eq!(cstr_bytes(b"abc\0", 5), None);
+        assert_eq!(cstr(&[0xff, 0xfe, 0], 0), None);
+        assert_eq!(cstr_bytes(b"abc\0", 4), None);
+    }
 }

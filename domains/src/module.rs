@@ -6,7 +6,7 @@ use goblin::elf::sym::{
     STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FILE, STT_FUNC, STT_OBJECT, STT_SECTION, STT_TLS,
 };
 
-use crate::attribution::{self, CrateFilter, Mangling};
+use crate::attribution::{self, CrateFilter};
 use crate::elf;
 use crate::error::{Error, Result};
 use crate::symtab::SymbolTable;
@@ -90,7 +90,7 @@ pub(crate) fn merge_definition(name: &str, existing: &mut Export, new: Export) {
         core::cmp::Ordering::Greater => *existing = new,
         core::cmp::Ordering::Less => {}
         core::cmp::Ordering::Equal => {
-            if attribution::attribute(name).mangling == Mangling::None {
+            if !attribution::is_rust_mangled(name) {
                 existing.ambiguous = true;
             }
         }
@@ -136,11 +136,23 @@ pub(crate) fn module_exports(
         {
             continue;
         }
-        let Some(name) = elf::cstr(syms.strtab, sym.st_name) else {
+        let Some((name, ascii)) = elf::cstr_bytes(syms.strtab, sym.st_name) else {
             continue;
         };
-        if name.is_empty() || !filter.accepts(name) {
+        if name.is_empty() {
             continue;
+        }
+        // Rust symbol names are ASCII; anything else must be valid UTF-8.
+        if !ascii && core::str::from_utf8(name).is_err() {
+            continue;
+        }
+        if !filter.is_all() {
+            let Ok(text) = core::str::from_utf8(name) else {
+                continue;
+            };
+            if !filter.accepts(text) {
+                continue;
+            }
         }
         let export = Export {
             address: sym.st_value.wrapping_add(load_bias),
@@ -149,8 +161,8 @@ pub(crate) fn module_exports(
             binding: binding_of(sym.st_bind()),
             ambiguous: false,
         };
-        out.upsert(name, export, |existing, new| {
-            merge_definition(name, existing, new);
+        out.upsert_bytes(name, export, |existing, new| {
+            merge_definition(core::str::from_utf8(name).unwrap_or(""), existing, new);
         })
         .map_err(|_| Error::LimitExceeded {
             limit: "symbol table size",
@@ -159,5 +171,52 @@ pub(crate) fn module_exports(
             max: u64::from(u32::MAX),
         })?;
     }
+    out.shrink();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(address: u64, binding: SymbolBinding) -> Export {
+        Export {
+            address,
+            size: 0,
+            kind: SymbolKind::Function,
+            binding,
+            ambiguous: false,
+        }
+    }
+
+    #[test]
+    fn duplicate_definitions_merge_by_binding_then_mangling() {
+        // Same address: one definition, strongest binding kept.
+        let mut x = e(1, SymbolBinding::Local);
+        merge_definition("helper", &mut x, e(1, SymbolBinding::Global));
+        assert_eq!(x, e(1, SymbolBinding::Global));
+        // Stronger binding wins.
+        let mut x = e(1, SymbolBinding::Local);
+        merge_definition("helper", &mut x, e(2, SymbolBinding::Weak));
+        assert_eq!(x, e(2, SymbolBinding::Weak));
+        let mut x = e(1, SymbolBinding::Global);
+        merge_definition("helper", &mut x, e(2, SymbolBinding::Local));
+        assert_eq!(x, e(1, SymbolBinding::Global));
+        // Equal binding, Rust-mangled: the first is kept, not ambiguous.
+        let mut x = e(1, SymbolBinding::Local);
+        merge_definition("_RNvCs1_1a1f", &mut x, e(2, SymbolBinding::Local));
+        assert_eq!(x, e(1, SymbolBinding::Local));
+        let mut x = e(1, SymbolBinding::Local);
+        merge_definition(
+            "_ZN1a1f17h0123456789abcdefE",
+            &mut x,
+            e(2, SymbolBinding::Local),
+        );
+        assert!(!x.ambiguous);
+        // Equal binding, unmangled: ambiguous.
+        let mut x = e(1, SymbolBinding::Local);
+        merge_definition("helper", &mut x, e(2, SymbolBinding::Local));
+        assert!(x.ambiguous);
+        assert_eq!(x.address, 1);
+    }
 }

@@ -1,12 +1,11 @@
 //! An interned, hash-indexed symbol table.
 //!
-//! All names live in one `String` buffer; entries refer to them by offset
+//! All names live in one byte buffer (checked to be UTF-8 on the way in); entries refer to them by offset
 //! and length; a `hashbrown::HashTable` of entry indices gives O(1)
 //! lookups. Building a table of `n` names with [`SymbolTable::with_capacity`]
 //! costs three allocations, not `n`: the kernel builds one for its whole
 //! `.symtab` at boot.
 
-use alloc::string::String;
 use alloc::vec::Vec;
 use core::hash::BuildHasher;
 
@@ -21,12 +20,13 @@ struct Span {
 
 /// A name -> `T` map with interned names.
 ///
-/// Invariants: every entry's span lies inside `names` on character
-/// boundaries; `index` holds each entry index exactly once, hashed by the
-/// entry's name; names are unique.
+/// Invariants: every entry's span lies inside `names` and holds valid
+/// UTF-8 (inserted from a `&str`, or through [`SymbolTable::upsert_bytes`]
+/// by a caller that checked it); `index` holds each entry index exactly
+/// once, hashed by the entry's name bytes; names are unique.
 #[derive(Clone, Debug)]
 pub(crate) struct SymbolTable<T> {
-    names: String,
+    names: Vec<u8>,
     entries: Vec<(Span, T)>,
     index: HashTable<u32>,
     hasher: DefaultHashBuilder,
@@ -46,17 +46,22 @@ impl<T> SymbolTable<T> {
     /// An empty table with room for `entries` names totalling `name_bytes`.
     pub fn with_capacity(entries: usize, name_bytes: usize) -> Self {
         SymbolTable {
-            names: String::with_capacity(name_bytes),
+            names: Vec::with_capacity(name_bytes),
             entries: Vec::with_capacity(entries),
             index: HashTable::with_capacity(entries),
             hasher: DefaultHashBuilder::default(),
         }
     }
 
-    fn name_of(names: &str, span: Span) -> &str {
+    fn name_of(names: &[u8], span: Span) -> &[u8] {
         let start = span.start as usize;
         let end = start + span.len as usize;
-        names.get(start..end).unwrap_or("")
+        names.get(start..end).unwrap_or(&[])
+    }
+
+    /// A stored name as text (always valid by the invariant; `""` if not).
+    fn text(bytes: &[u8]) -> &str {
+        core::str::from_utf8(bytes).unwrap_or("")
     }
 
     /// Number of names.
@@ -66,6 +71,7 @@ impl<T> SymbolTable<T> {
 
     /// Index of `name`, if present.
     pub fn position(&self, name: &str) -> Option<usize> {
+        let name = name.as_bytes();
         let hash = self.hasher.hash_one(name);
         let names = &self.names;
         let entries = &self.entries;
@@ -89,7 +95,7 @@ impl<T> SymbolTable<T> {
     pub fn at(&self, i: usize) -> Option<(&str, &T)> {
         self.entries
             .get(i)
-            .map(|(span, v)| (Self::name_of(&self.names, *span), v))
+            .map(|(span, v)| (Self::text(Self::name_of(&self.names, *span)), v))
     }
 
     /// Entry `i`'s value, mutably.
@@ -102,6 +108,18 @@ impl<T> SymbolTable<T> {
     pub fn upsert(
         &mut self,
         name: &str,
+        value: T,
+        merge: impl FnOnce(&mut T, T),
+    ) -> Result<usize, TableFull> {
+        self.upsert_bytes(name.as_bytes(), value, merge)
+    }
+
+    /// [`SymbolTable::upsert`] for a name the caller has checked to be
+    /// UTF-8 (the kernel's symbol reader checks ASCII while scanning for the
+    /// NUL, which is cheaper than `str::from_utf8`).
+    pub fn upsert_bytes(
+        &mut self,
+        name: &[u8],
         value: T,
         merge: impl FnOnce(&mut T, T),
     ) -> Result<usize, TableFull> {
@@ -126,7 +144,7 @@ impl<T> SymbolTable<T> {
         let len = u32::try_from(name.len()).map_err(|_| TableFull)?;
         start.checked_add(len).ok_or(TableFull)?;
         let idx = u32::try_from(self.entries.len()).map_err(|_| TableFull)?;
-        self.names.push_str(name);
+        self.names.extend_from_slice(name);
         self.entries.push((Span { start, len }, value));
         let names = &self.names;
         let entries = &self.entries;
@@ -134,7 +152,7 @@ impl<T> SymbolTable<T> {
         self.index.insert_unique(hash, idx, |&i| {
             let n = entries
                 .get(i as usize)
-                .map_or("", |(span, _)| Self::name_of(names, *span));
+                .map_or(&[][..], |(span, _)| Self::name_of(names, *span));
             hasher.hash_one(n)
         });
         Ok(idx as usize)
@@ -144,12 +162,28 @@ impl<T> SymbolTable<T> {
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &T)> + '_ {
         self.entries
             .iter()
-            .map(|(span, v)| (Self::name_of(&self.names, *span), v))
+            .map(|(span, v)| (Self::text(Self::name_of(&self.names, *span)), v))
     }
 
     /// All values in insertion order, mutably.
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> + '_ {
         self.entries.iter_mut().map(|(_, v)| v)
+    }
+
+    /// Releases spare capacity (after a filtered build that reserved for
+    /// the whole input).
+    pub fn shrink(&mut self) {
+        self.names.shrink_to_fit();
+        self.entries.shrink_to_fit();
+        let names = &self.names;
+        let entries = &self.entries;
+        let hasher = &self.hasher;
+        self.index.shrink_to_fit(|&i| {
+            let n = entries
+                .get(i as usize)
+                .map_or(&[][..], |(span, _)| Self::name_of(names, *span));
+            hasher.hash_one(n)
+        });
     }
 
     /// Bytes used by names, entries and the index (an estimate for reports).

@@ -1229,3 +1229,73 @@ fn resolve_all_prefers_earlier_sources_and_flags_ambiguity() {
         first.id()
     );
 }
+
+#[test]
+fn create_from_module_reads_symtab_with_bias_and_flags_ambiguous_names() {
+    // A stand-in "kernel" ELF: two local `helper`s at different addresses,
+    // a global, a local Rust symbol of a public crate, an internal one.
+    let mut b = ObjBuilder::new();
+    let t = b.text(".text", &[0xc3; 64]);
+    b.symbol("helper", t, 0x10, STB_LOCAL, STT_FUNC);
+    b.symbol("helper", t, 0x20, STB_LOCAL, STT_FUNC);
+    b.symbol("memcpy", t, 0x30, STB_LOCAL, STT_FUNC);
+    b.symbol("_RNvNtCs1_4core3fmt5write", t, 0x34, STB_LOCAL, STT_FUNC);
+    b.symbol("_RNvCs2_12kernel_image4boot", t, 0x38, STB_GLOBAL, STT_FUNC);
+    b.section_symbol(t);
+    let elf = b.build();
+    let bias = 0xffff_8000_0000_0000;
+    let kernel = Domain::create_from_module("kernel", &elf, bias, &CrateFilter::all()).unwrap();
+    assert_eq!(kernel.export_count(), 4);
+    assert!(kernel.lookup("helper").unwrap().ambiguous);
+    assert_eq!(kernel.address_of("helper"), None);
+    assert_eq!(kernel.address_of("memcpy"), Some(bias + 0x30));
+    assert_eq!(
+        kernel.lookup("memcpy").unwrap().binding,
+        SymbolBinding::Local
+    );
+    let public = Domain::create_from_module(
+        "SpinPublic",
+        &elf,
+        bias,
+        &CrateFilter::crates(&["core", "compiler_builtins"]),
+    )
+    .unwrap();
+    let mut names: Vec<_> = public.exports().map(|(n, _)| n.to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["_RNvNtCs1_4core3fmt5write", "memcpy"]);
+
+    let obj = ext_object("e", &["helper", "memcpy", "_RNvCs2_12kernel_image4boot"]);
+    let object = Object::parse(&obj, &Limits::default()).unwrap();
+    let mut d = Domain::create("e", &object).unwrap();
+    match resolve_all(&[&public, &kernel], &mut d) {
+        Err(Error::Unresolved {
+            symbols, searched, ..
+        }) => {
+            assert_eq!(searched, ["SpinPublic", "kernel"]);
+            assert_eq!(
+                symbols,
+                [UnresolvedSymbol {
+                    name: "helper".to_string(),
+                    ambiguous: true
+                }]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Against the public domain alone, the internal symbol is missing too.
+    match resolve_all(&[&public], &mut d) {
+        Err(Error::Unresolved { symbols, .. }) => {
+            let names: Vec<_> = symbols.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(names, ["helper", "_RNvCs2_12kernel_image4boot"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A stripped module has no symbol table.
+    let mut stripped = ObjBuilder::new().build();
+    let symtab = section_index(&stripped, ".symtab");
+    set_shdr(&mut stripped, symtab, 4, 4, 1); // SHT_PROGBITS
+    assert_eq!(
+        Domain::create_from_module("k", &stripped, 0, &CrateFilter::all()).unwrap_err(),
+        Error::NoSymbolTable
+    );
+}
