@@ -8,18 +8,18 @@ use crate::binding::BindingId;
 use crate::order::OrderError;
 
 /// Why a raise produced no result.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Deliberately fieldless (one byte), so that `Result<R, RaiseError>` stays
+/// small and is returned in registers for word-sized `R`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RaiseError {
     /// No handler's guards held (or the event has no handler at all), and
     /// the event has neither a default handler nor a default result.
     NoHandlerFired,
     /// Handlers fired, but all of them were queued to run asynchronously
     /// (or the event itself is asynchronous), so no result exists yet, and
-    /// the event has no default. `jobs` is the number of jobs queued.
-    Deferred {
-        /// Jobs handed to the executor by this raise.
-        jobs: usize,
-    },
+    /// the event has no default.
+    Deferred,
     /// The raise needs an executor (an asynchronous event or binding) and
     /// neither the event nor the process has one. No handler ran.
     NoExecutor,
@@ -32,11 +32,8 @@ impl fmt::Display for RaiseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RaiseError::NoHandlerFired => f.write_str("no handler fired and no default is set"),
-            RaiseError::Deferred { jobs } => {
-                write!(
-                    f,
-                    "all {jobs} firing handler(s) were deferred and no default is set"
-                )
+            RaiseError::Deferred => {
+                f.write_str("every firing handler was deferred and no default is set")
             }
             RaiseError::NoExecutor => f.write_str("asynchronous dispatch needs an executor"),
             RaiseError::Retired => f.write_str("the event's owner was revoked"),

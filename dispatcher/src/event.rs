@@ -1,11 +1,13 @@
 //! Events: declaration, raising, installing, and the owner's authority.
 
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use hashbrown::HashMap;
 use spin::Mutex;
 
 use crate::authorize::{Authorizer, Decision, InstallRequest};
@@ -15,7 +17,10 @@ use crate::binding::{
 use crate::error::{BindingError, DeclareError, InstallError, RaiseError};
 use crate::executor::Executor;
 use crate::order::{OrderError, OrderNode, Placement, total_order};
-use crate::plan::{DeferFn, KeyedIndex, Plan, ResultHandler, Step, defer_dispatch};
+use crate::plan::{
+    Chunk, DeferFn, KeyedIndex, Plan, RankScheme, ResultHandler, Settings, Step, band_rank,
+    chunk_up, defer_dispatch, insert_step, update_step,
+};
 use crate::principal::{Principal, PrincipalId};
 use crate::registry::{self, BindingInfo, EventInfo, RegisteredEvent};
 use crate::snapshot::SnapshotCell;
@@ -75,6 +80,13 @@ struct Installed<A, R> {
     options: BindingOptions,
 }
 
+impl<A, R> Installed<A, R> {
+    /// The binding's rank when no binding has before/after constraints.
+    fn band_rank(&self) -> u64 {
+        band_rank(self.options.placement.position, self.core.id)
+    }
+}
+
 /// The authoritative state, changed only under the writer lock; each change
 /// is compiled into a new [`Plan`] and published.
 struct WriterState<A, R> {
@@ -82,10 +94,12 @@ struct WriterState<A, R> {
     original: Option<Arc<BindingCore<A, R>>>,
     original_placement: Placement,
     original_enabled: bool,
-    /// In install order (ascending id).
-    bindings: Vec<Installed<A, R>>,
-    /// Indices into `[original?] ++ bindings`, in dispatch order.
-    order: Vec<usize>,
+    /// By id, i.e. in install order.
+    bindings: BTreeMap<BindingId, Installed<A, R>>,
+    /// Bindings with before/after constraints.
+    constrained: usize,
+    /// Asynchronous bindings.
+    asynchronous: usize,
     authorizer: Option<Authorizer<A>>,
     result: Option<ResultHandler<R>>,
     default: Option<Handler<A, R>>,
@@ -95,67 +109,69 @@ struct WriterState<A, R> {
     retired: bool,
 }
 
+/// One participant in the order, as the plan compiler sees it.
+struct Entry<'w, A, R> {
+    core: &'w Arc<BindingCore<A, R>>,
+    placement: &'w Placement,
+    key: Option<u64>,
+    options: Option<&'w BindingOptions>,
+    enabled: bool,
+}
+
 impl<A, R> WriterState<A, R> {
-    fn original_offset(&self) -> usize {
-        usize::from(self.original.is_some())
-    }
-
-    fn position_of(&self, id: BindingId) -> Option<usize> {
-        self.bindings
-            .binary_search_by_key(&id, |installed| installed.core.id)
-            .ok()
-    }
-
     fn knows(&self, id: BindingId) -> bool {
         if id == BindingId::ORIGINAL {
             self.original.is_some()
         } else {
-            self.position_of(id).is_some()
+            self.bindings.contains_key(&id)
         }
     }
 
-    /// The total order of the current bindings plus, optionally, one more
-    /// that would be appended.
-    fn compute_order(
-        &self,
-        extra: Option<(BindingId, &Placement)>,
-    ) -> Result<Vec<usize>, OrderError> {
-        let mut nodes = Vec::with_capacity(self.bindings.len() + 2);
-        if self.original.is_some() {
-            nodes.push(OrderNode {
-                id: BindingId::ORIGINAL,
+    /// The original (if any) and the bindings, in install order.
+    fn entries(&self) -> Vec<Entry<'_, A, R>> {
+        let mut entries = Vec::with_capacity(self.bindings.len() + 1);
+        if let Some(original) = &self.original {
+            entries.push(Entry {
+                core: original,
                 placement: &self.original_placement,
+                key: None,
+                options: None,
+                enabled: self.original_enabled,
             });
         }
-        nodes.extend(self.bindings.iter().map(|installed| OrderNode {
-            id: installed.core.id,
+        entries.extend(self.bindings.values().map(|installed| Entry {
+            core: &installed.core,
             placement: &installed.options.placement,
+            key: installed.options.key,
+            options: Some(&installed.options),
+            enabled: true,
         }));
+        entries
+    }
+
+    /// The dispatch order of `entries` (indices), or the error that one
+    /// more binding `extra` with `placement` would cause.
+    fn order_of(
+        entries: &[Entry<'_, A, R>],
+        extra: Option<(BindingId, &Placement)>,
+    ) -> Result<Vec<usize>, OrderError> {
+        let mut nodes: Vec<OrderNode<'_>> = entries
+            .iter()
+            .map(|entry| OrderNode {
+                id: entry.core.id,
+                placement: entry.placement,
+            })
+            .collect();
         if let Some((id, placement)) = extra {
             nodes.push(OrderNode { id, placement });
         }
         total_order(&nodes)
     }
 
-    /// Recomputes the order after a removal or an option change, which can
-    /// only drop constraints and so cannot fail.
-    fn reorder(&mut self) {
-        self.order = match self.compute_order(None) {
-            Ok(order) => order,
-            // Unreachable (removing constraints cannot create a conflict);
-            // fall back to install order rather than panic.
-            Err(_) => (0..self.original_offset() + self.bindings.len()).collect(),
-        };
-    }
-
-    fn core_at(&self, index: usize) -> (&Arc<BindingCore<A, R>>, Option<u64>, bool) {
-        match (&self.original, index) {
-            (Some(original), 0) => (original, None, self.original_enabled),
-            _ => {
-                let installed = &self.bindings[index - self.original_offset()];
-                (&installed.core, installed.options.key, true)
-            }
-        }
+    /// The current order; it always exists (constraints are checked when
+    /// they are installed, and removing bindings only drops constraints).
+    fn current_order(entries: &[Entry<'_, A, R>]) -> Vec<usize> {
+        Self::order_of(entries, None).unwrap_or_else(|_| (0..entries.len()).collect())
     }
 
     /// Whether raises may skip the plan and call the original directly.
@@ -166,6 +182,21 @@ impl<A, R> WriterState<A, R> {
             && self.bindings.is_empty()
             && !asynchronous
     }
+}
+
+/// How a writer operation changed the state, so that the new plan can be
+/// derived from the current one instead of recompiled when possible.
+enum Change<A, R> {
+    /// Recompile everything.
+    Recompile,
+    /// Only settings changed; the steps are shared with the current plan.
+    Settings,
+    /// One binding was added.
+    Inserted(Step<A, R>, Option<u64>),
+    /// The binding with this rank (and key) was removed.
+    Removed(u64, Option<u64>),
+    /// The binding with this rank (and key) got a new binding object.
+    Replaced(Step<A, R>, Option<u64>),
 }
 
 impl<A: 'static, R: 'static> EventInner<A, R> {
@@ -184,10 +215,10 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
     fn raise_general(&self, args: &A) -> Result<R, RaiseError> {
         bump(&self.general_raises);
         let plan = self.plan.load();
-        match plan.defer {
+        match plan.settings.defer {
             None => plan.dispatch(args, false),
             Some(defer) => {
-                if plan.retired {
+                if plan.settings.retired {
                     return Err(RaiseError::Retired);
                 }
                 let executor = plan.executor().ok_or(RaiseError::NoExecutor)?;
@@ -203,49 +234,145 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
             .wrapping_add(self.general_raises.load(Ordering::Relaxed))
     }
 
-    /// Compiles `writer` into a plan and publishes it; returns the replaced
-    /// plans so that the caller drops them after releasing the writer lock.
-    fn publish(&self, writer: &WriterState<A, R>) -> [Arc<Plan<A, R>>; 2] {
-        let mut unkeyed = Vec::with_capacity(writer.order.len());
-        let mut keyed: KeyedIndex<A, R> = KeyedIndex::default();
-        let mut has_async = false;
-        for (rank, &index) in writer.order.iter().enumerate() {
-            let (core, key, enabled) = writer.core_at(index);
-            if !enabled || writer.retired {
-                continue;
-            }
-            has_async |= core.spawn.is_some();
-            let step = Step {
-                rank: rank as u32,
-                core: Arc::clone(core),
-            };
-            match key {
-                None => unkeyed.push(step),
-                Some(key) => keyed.entry(key).or_default().push(step),
-            }
-        }
+    fn settings(&self, writer: &WriterState<A, R>) -> Settings<A, R> {
         let retired = writer.retired;
-        let plan = Arc::new(Plan {
-            unkeyed: unkeyed.into_boxed_slice(),
-            keyed,
+        Settings {
             key_of: if retired { None } else { self.key_of },
             result: writer.result.clone(),
             default: writer.default.clone(),
             executor: writer.executor.clone(),
-            has_async,
+            has_async: writer.asynchronous > 0,
             defer: if retired { None } else { self.defer },
             retired,
             event: Arc::clone(&self.name),
             time_bounds: self.time_bounds.clone(),
             on_overrun: writer.on_overrun.clone(),
-        });
+        }
+    }
+
+    /// Compiles the whole writer state into a plan.
+    fn compile(&self, writer: &WriterState<A, R>) -> Plan<A, R> {
+        let entries = writer.entries();
+        let ranks = if writer.constrained == 0 {
+            RankScheme::BandAndId
+        } else {
+            RankScheme::TotalIndex
+        };
+        let order = WriterState::current_order(&entries);
+        let mut unkeyed = Vec::with_capacity(order.len());
+        let mut keyed: HashMap<u64, Vec<Step<A, R>>> = HashMap::new();
+        if !writer.retired {
+            for (index, &at) in order.iter().enumerate() {
+                let entry = &entries[at];
+                if !entry.enabled {
+                    continue;
+                }
+                let rank = match ranks {
+                    RankScheme::BandAndId => band_rank(entry.placement.position, entry.core.id),
+                    RankScheme::TotalIndex => index as u64,
+                };
+                let step = Step {
+                    rank,
+                    core: Arc::clone(entry.core),
+                };
+                match entry.key {
+                    None => unkeyed.push(step),
+                    Some(key) => keyed.entry(key).or_default().push(step),
+                }
+            }
+        }
+        Plan {
+            unkeyed: chunk_up(unkeyed),
+            keyed: Arc::new(
+                keyed
+                    .into_iter()
+                    .map(|(key, steps)| (key, Chunk::from(steps)))
+                    .collect(),
+            ),
+            ranks,
+            settings: self.settings(writer),
+        }
+    }
+
+    /// The plan after `change`, derived from `current` when the ranks allow
+    /// it (copying one chunk), else compiled from scratch.
+    fn next_plan(
+        &self,
+        writer: &WriterState<A, R>,
+        current: &Plan<A, R>,
+        change: Change<A, R>,
+    ) -> Plan<A, R> {
+        let incremental = current.ranks == RankScheme::BandAndId && writer.constrained == 0;
+        // The keyed index with the step of `rank` under `key` removed and
+        // `step` (if any) put in its place by rank. Copies the index (one
+        // reference per key): linear in the number of keys.
+        let keyed_with = |key: u64, rank: u64, step: Option<Step<A, R>>| {
+            let mut index = KeyedIndex::clone(&current.keyed);
+            let mut steps: Vec<Step<A, R>> = index
+                .get(&key)
+                .map(|list| list.iter().filter(|s| s.rank != rank).cloned().collect())
+                .unwrap_or_default();
+            if let Some(step) = step {
+                let at = steps.partition_point(|s| s.rank < step.rank);
+                steps.insert(at, step);
+            }
+            if steps.is_empty() {
+                index.remove(&key);
+            } else {
+                index.insert(key, Chunk::from(steps));
+            }
+            Arc::new(index)
+        };
+        let derived = |unkeyed: Vec<Chunk<A, R>>, keyed: Arc<KeyedIndex<A, R>>| Plan {
+            unkeyed,
+            keyed,
+            ranks: current.ranks,
+            settings: self.settings(writer),
+        };
+        match change {
+            Change::Settings => derived(current.unkeyed.clone(), Arc::clone(&current.keyed)),
+            Change::Inserted(step, None) if incremental => derived(
+                insert_step(&current.unkeyed, step),
+                Arc::clone(&current.keyed),
+            ),
+            Change::Inserted(step, Some(key)) if incremental => derived(
+                current.unkeyed.clone(),
+                keyed_with(key, step.rank, Some(step)),
+            ),
+            Change::Removed(rank, None) if incremental => {
+                match update_step(&current.unkeyed, rank, None) {
+                    Some(unkeyed) => derived(unkeyed, Arc::clone(&current.keyed)),
+                    None => self.compile(writer),
+                }
+            }
+            Change::Removed(rank, Some(key)) if incremental => {
+                derived(current.unkeyed.clone(), keyed_with(key, rank, None))
+            }
+            Change::Replaced(step, None) if incremental => {
+                let rank = step.rank;
+                match update_step(&current.unkeyed, rank, Some(step)) {
+                    Some(unkeyed) => derived(unkeyed, Arc::clone(&current.keyed)),
+                    None => self.compile(writer),
+                }
+            }
+            Change::Replaced(step, Some(key)) if incremental => {
+                let rank = step.rank;
+                derived(current.unkeyed.clone(), keyed_with(key, rank, Some(step)))
+            }
+            _ => self.compile(writer),
+        }
+    }
+
+    /// Publishes `plan`; returns the replaced plans so that the caller drops
+    /// them after releasing the writer lock.
+    fn publish(&self, writer: &WriterState<A, R>, plan: Plan<A, R>) -> [Arc<Plan<A, R>>; 2] {
         let trivial = writer.is_trivial(self.defer.is_some());
         // Leaving the fast path: clear the flag first, so that every raise
         // after the publication reads the plan. Entering it: publish first.
         if !trivial {
             self.fast.store(false, Ordering::Release);
         }
-        let replaced = self.plan.publish(plan);
+        let replaced = self.plan.publish(Arc::new(plan));
         if trivial {
             self.fast.store(true, Ordering::Release);
         }
@@ -254,22 +381,30 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
         replaced
     }
 
-    /// Runs `change` under the writer lock and publishes the result if it
-    /// succeeded. Replaced plans are dropped after the lock is released.
+    /// Runs `change` under the writer lock and, if it succeeded, publishes
+    /// the plan for the change it reports. Replaced plans are dropped after
+    /// the lock is released.
     fn update<T, E>(
         &self,
-        change: impl FnOnce(&mut WriterState<A, R>) -> Result<T, E>,
+        change: impl FnOnce(&mut WriterState<A, R>) -> Result<(T, Change<A, R>), E>,
     ) -> Result<T, E> {
         let mut writer = self.writer.lock();
         let outcome = change(&mut writer);
-        let replaced = outcome.is_ok().then(|| self.publish(&writer));
+        let (value, replaced) = match outcome {
+            Ok((value, change)) => {
+                let current = self.plan.load();
+                let plan = self.next_plan(&writer, &current, change);
+                (Ok(value), Some((self.publish(&writer, plan), current)))
+            }
+            Err(error) => (Err(error), None),
+        };
         drop(writer);
         drop(replaced);
-        outcome
+        value
     }
 
     pub(crate) fn is_installed(&self, id: BindingId) -> bool {
-        id != BindingId::ORIGINAL && self.writer.lock().position_of(id).is_some()
+        id != BindingId::ORIGINAL && self.writer.lock().bindings.contains_key(&id)
     }
 
     pub(crate) fn install(
@@ -352,7 +487,10 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
                 return Err(InstallError::Order(OrderError::UnknownBinding(unknown)));
             }
             let id = BindingId::next();
-            let order = writer.compute_order(Some((id, placement)))?;
+            let constrained = placement.is_constrained();
+            if constrained || writer.constrained > 0 {
+                WriterState::order_of(&writer.entries(), Some((id, placement)))?;
+            }
             let imposed_guards = imposed.len();
             let mut all_guards = imposed;
             all_guards.extend(guards);
@@ -367,9 +505,18 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
                 stats: Arc::new(BindingStats::default()),
                 alive: principal.alive_token(),
             });
-            writer.bindings.push(Installed { core, options });
-            writer.order = order;
-            Ok(id)
+            writer.constrained += usize::from(constrained);
+            writer.asynchronous += usize::from(options.asynchronous);
+            let installed = Installed { core, options };
+            let change = Change::Inserted(
+                Step {
+                    rank: installed.band_rank(),
+                    core: Arc::clone(&installed.core),
+                },
+                installed.options.key,
+            );
+            writer.bindings.insert(id, installed);
+            Ok((id, change))
         })?;
         Ok(Binding {
             id,
@@ -382,12 +529,16 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
             return Err(BindingError::Original);
         }
         self.update(|writer| {
-            let position = writer
-                .position_of(id)
+            let removed = writer
+                .bindings
+                .remove(&id)
                 .ok_or(BindingError::NotInstalled(id))?;
-            writer.bindings.remove(position);
-            writer.reorder();
-            Ok(())
+            writer.constrained -= usize::from(removed.options.placement.is_constrained());
+            writer.asynchronous -= usize::from(removed.options.asynchronous);
+            Ok((
+                (),
+                Change::Removed(removed.band_rank(), removed.options.key),
+            ))
         })
     }
 
@@ -401,12 +552,16 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
             return Err(BindingError::Original);
         }
         self.update(|writer| {
-            let position = writer
-                .position_of(id)
+            let installed = writer
+                .bindings
+                .get_mut(&id)
                 .ok_or(BindingError::NotInstalled(id))?;
-            let installed = &mut writer.bindings[position];
             installed.core = Arc::new(replace(&installed.core));
-            Ok(())
+            let step = Step {
+                rank: installed.band_rank(),
+                core: Arc::clone(&installed.core),
+            };
+            Ok(((), Change::Replaced(step, installed.options.key)))
         })
     }
 
@@ -418,31 +573,30 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
         self.replace_core(id, |old| old.with_handler(handler))
     }
 
-    fn set(&self, change: impl FnOnce(&mut WriterState<A, R>)) {
+    /// Changes settings; `recompile` when the steps are affected too.
+    fn set(&self, recompile: bool, change: impl FnOnce(&mut WriterState<A, R>)) {
         let _ = self.update(|writer| {
             change(writer);
-            Ok::<(), ()>(())
+            let change = if recompile {
+                Change::Recompile
+            } else {
+                Change::Settings
+            };
+            Ok::<_, ()>(((), change))
         });
     }
 
     fn binding_infos(&self) -> Vec<BindingInfo> {
         let writer = self.writer.lock();
-        writer
-            .order
-            .iter()
+        let entries = writer.entries();
+        WriterState::current_order(&entries)
+            .into_iter()
             .enumerate()
-            .map(|(rank, &index)| {
-                let (core, _, enabled) = writer.core_at(index);
-                let is_original = core.id == BindingId::ORIGINAL;
-                let options = if is_original {
-                    BindingOptions::default()
-                } else {
-                    writer.bindings[index - writer.original_offset()]
-                        .options
-                        .clone()
-                };
+            .map(|(rank, at)| {
+                let entry = &entries[at];
+                let core = entry.core;
                 let mut calls = core.stats.calls.load(Ordering::Relaxed);
-                if is_original {
+                if core.id == BindingId::ORIGINAL {
                     calls = calls.wrapping_add(self.fast_raises.load(Ordering::Relaxed));
                 }
                 BindingInfo {
@@ -450,12 +604,12 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
                     installer: core.installer(),
                     installer_name: String::from(&*core.alive.principal().name),
                     rank,
-                    options,
+                    options: entry.options.cloned().unwrap_or_default(),
                     imposed_guards: core.imposed_guards,
                     quantum: core.quantum,
                     calls,
                     overruns: core.stats.overruns.load(Ordering::Relaxed),
-                    enabled,
+                    enabled: entry.enabled && !writer.retired,
                 }
             })
             .collect()
@@ -496,12 +650,12 @@ impl<A: 'static, R: 'static> RegisteredEvent for EventInner<A, R> {
         let mut removed = 0;
         let _ = self.update(|writer| {
             let before = writer.bindings.len();
-            let own = writer
-                .bindings
-                .iter()
-                .filter(|installed| installed.core.installer() == principal)
-                .count();
             if retire {
+                removed = writer
+                    .bindings
+                    .values()
+                    .filter(|installed| installed.core.installer() == principal)
+                    .count();
                 writer.bindings.clear();
                 writer.original = None;
                 writer.authorizer = None;
@@ -513,15 +667,24 @@ impl<A: 'static, R: 'static> RegisteredEvent for EventInner<A, R> {
             } else {
                 writer
                     .bindings
-                    .retain(|installed| installed.core.installer() != principal);
+                    .retain(|_, installed| installed.core.installer() != principal);
+                removed = before - writer.bindings.len();
+                if removed == 0 {
+                    // Nothing to publish.
+                    return Err(());
+                }
             }
-            removed = own;
-            if before == writer.bindings.len() && !retire {
-                // Nothing to publish.
-                return Err(());
-            }
-            writer.reorder();
-            Ok(())
+            writer.constrained = writer
+                .bindings
+                .values()
+                .filter(|installed| installed.options.placement.is_constrained())
+                .count();
+            writer.asynchronous = writer
+                .bindings
+                .values()
+                .filter(|installed| installed.options.asynchronous)
+                .count();
+            Ok(((), Change::Recompile))
         });
         removed
     }
@@ -633,15 +796,12 @@ impl<A: 'static, R: 'static> EventBuilder<A, R> {
             })
         });
         let writer = WriterState {
-            order: if original_core.is_some() {
-                alloc::vec![0]
-            } else {
-                Vec::new()
-            },
             original: original_core,
             original_placement: Placement::default(),
             original_enabled: true,
-            bindings: Vec::new(),
+            bindings: BTreeMap::new(),
+            constrained: 0,
+            asynchronous: 0,
             authorizer: None,
             result: self.result,
             default: self.default,
@@ -650,25 +810,28 @@ impl<A: 'static, R: 'static> EventBuilder<A, R> {
             on_overrun: None,
             retired: false,
         };
-        let empty_plan = Arc::new(Plan {
-            unkeyed: alloc::boxed::Box::new([]),
-            keyed: KeyedIndex::default(),
-            key_of: None,
-            result: None,
-            default: None,
-            executor: None,
-            has_async: false,
-            defer: None,
-            retired: false,
-            event: Arc::clone(&name),
-            time_bounds: self.time_bounds.clone(),
-            on_overrun: None,
+        let placeholder = Arc::new(Plan {
+            unkeyed: Vec::new(),
+            keyed: Arc::new(KeyedIndex::default()),
+            ranks: RankScheme::BandAndId,
+            settings: Settings {
+                key_of: None,
+                result: None,
+                default: None,
+                executor: None,
+                has_async: false,
+                defer: None,
+                retired: false,
+                event: Arc::clone(&name),
+                time_bounds: self.time_bounds.clone(),
+                on_overrun: None,
+            },
         });
         let inner = Arc::new(EventInner {
             fast: AtomicBool::new(false),
             fast_raises: AtomicU64::new(0),
             original: self.original,
-            plan: SnapshotCell::new(empty_plan),
+            plan: SnapshotCell::new(placeholder),
             general_raises: AtomicU64::new(0),
             binding_count: AtomicUsize::new(0),
             name,
@@ -678,7 +841,11 @@ impl<A: 'static, R: 'static> EventBuilder<A, R> {
             time_bounds: self.time_bounds,
             writer: Mutex::new(writer),
         });
-        drop(inner.publish(&inner.writer.lock()));
+        {
+            let writer = inner.writer.lock();
+            let plan = inner.compile(&writer);
+            drop(inner.publish(&writer, plan));
+        }
         let as_registered: Arc<dyn RegisteredEvent> = inner.clone();
         registry::register(Arc::downgrade(&as_registered), &inner.name)?;
         let event = Event { inner };
@@ -694,7 +861,7 @@ impl<A: Clone + Send + 'static, R: 'static> EventBuilder<A, R> {
     /// current plan, and queues the whole dispatch as one job on the
     /// executor; inside that job asynchronous bindings run inline. The raise
     /// returns the default (handler or result) if the event has one, else
-    /// [`RaiseError::Deferred`] with `jobs: 1`.
+    /// [`RaiseError::Deferred`].
     pub fn asynchronous(mut self) -> Self {
         self.defer = Some(defer_dispatch::<A, R>);
         self
@@ -832,12 +999,12 @@ impl<A: 'static, R: 'static> EventAuthority<A, R> {
     ) {
         let authorizer: Authorizer<A> = Arc::new(authorizer);
         self.inner()
-            .set(|writer| writer.authorizer = Some(authorizer));
+            .set(false, |writer| writer.authorizer = Some(authorizer));
     }
 
     /// Removes the authorizer: only the owner may install again.
     pub fn clear_authorizer(&self) {
-        self.inner().set(|writer| writer.authorizer = None);
+        self.inner().set(false, |writer| writer.authorizer = None);
     }
 
     /// Adds a guard to an installed binding, checked before its other
@@ -866,7 +1033,7 @@ impl<A: 'static, R: 'static> EventAuthority<A, R> {
     /// recorded on each binding when it is installed: changing it affects
     /// later installs only. `None` refuses new ephemeral bindings.
     pub fn set_quantum(&self, ticks: Option<u64>) {
-        self.inner().set(|writer| writer.quantum = ticks);
+        self.inner().set(false, |writer| writer.quantum = ticks);
     }
 
     /// Sets the result handler: the raise's result is
@@ -874,19 +1041,21 @@ impl<A: 'static, R: 'static> EventAuthority<A, R> {
     /// the handlers that ran synchronously, in order.
     pub fn set_result_handler(&self, combine: impl Fn(R, R) -> R + Send + Sync + 'static) {
         let combine: ResultHandler<R> = Arc::new(combine);
-        self.inner().set(|writer| writer.result = Some(combine));
+        self.inner()
+            .set(false, |writer| writer.result = Some(combine));
     }
 
     /// Removes the result handler: the last handler's result is returned.
     pub fn clear_result_handler(&self) {
-        self.inner().set(|writer| writer.result = None);
+        self.inner().set(false, |writer| writer.result = None);
     }
 
     /// Sets the default handler, called with the arguments when no handler
     /// ran synchronously.
     pub fn set_default_handler(&self, handler: impl Fn(&A) -> R + Send + Sync + 'static) {
         let handler: Handler<A, R> = Arc::new(handler);
-        self.inner().set(|writer| writer.default = Some(handler));
+        self.inner()
+            .set(false, |writer| writer.default = Some(handler));
     }
 
     /// Sets a default result, returned (cloned) when no handler ran
@@ -900,7 +1069,7 @@ impl<A: 'static, R: 'static> EventAuthority<A, R> {
 
     /// Removes the default handler or result.
     pub fn clear_default(&self) {
-        self.inner().set(|writer| writer.default = None);
+        self.inner().set(false, |writer| writer.default = None);
     }
 
     /// The original handler, e.g. for a replacement to call through to.
@@ -911,19 +1080,21 @@ impl<A: 'static, R: 'static> EventAuthority<A, R> {
     /// Takes the original handler out of the dispatch (`false`) or puts it
     /// back (`true`), keeping its place in the order.
     pub fn set_original_enabled(&self, enabled: bool) {
-        self.inner().set(|writer| writer.original_enabled = enabled);
+        self.inner()
+            .set(true, |writer| writer.original_enabled = enabled);
     }
 
     /// Sets (or with `None` removes) the event's own executor.
     pub fn set_executor(&self, executor: Option<Arc<dyn Executor>>) {
-        self.inner().set(|writer| writer.executor = executor);
+        self.inner().set(false, |writer| writer.executor = executor);
     }
 
     /// Sets the callback told about every quantum overrun of this event's
     /// ephemeral handlers; it may run in interrupt context.
     pub fn set_overrun_handler(&self, handler: impl Fn(&crate::Overrun) + Send + Sync + 'static) {
         let handler: OverrunHandler = Arc::new(handler);
-        self.inner().set(|writer| writer.on_overrun = Some(handler));
+        self.inner()
+            .set(false, |writer| writer.on_overrun = Some(handler));
     }
 
     /// The bindings in dispatch order, including the original handler.
@@ -935,14 +1106,7 @@ impl<A: 'static, R: 'static> EventAuthority<A, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::PrincipalIssuer;
-
-    fn principal(name: &str) -> Principal {
-        static ISSUER: spin::Once<PrincipalIssuer> = spin::Once::new();
-        ISSUER
-            .call_once(|| PrincipalIssuer::take().expect("unit tests take it first"))
-            .issue(name)
-    }
+    use crate::test_support::principal;
 
     fn is_fast<A, R>(event: &Event<A, R>) -> bool {
         event.inner.fast.load(Ordering::Acquire)

@@ -132,3 +132,16 @@ pub use plan::ResultHandler;
 pub use principal::{Principal, PrincipalId, PrincipalIssuer, Revocation};
 pub use registry::{BindingInfo, EventInfo};
 pub use time_bounds::{Clock, Detection, Overrun, TimeBounds};
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::{Principal, PrincipalIssuer};
+
+    /// A principal from the unit tests' shared issuer.
+    pub(crate) fn principal(name: &str) -> Principal {
+        static ISSUER: spin::Once<PrincipalIssuer> = spin::Once::new();
+        ISSUER
+            .call_once(|| PrincipalIssuer::take().expect("unit tests take it first"))
+            .issue(name)
+    }
+}

@@ -312,3 +312,65 @@ proptest! {
         drop(handles);
     }
 }
+
+/// An installed binding of the large-event model: label, position, key,
+/// handle.
+type Live = (usize, Position, Option<u64>, dispatcher::Binding<u64, ()>);
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Many unconstrained bindings (so plans are updated a chunk at a
+    /// time), keyed and unkeyed, installed and uninstalled at random: the
+    /// calls follow (position, install order), the original first among
+    /// `Middle`.
+    #[test]
+    fn large_unconstrained_events_keep_band_and_install_order(
+        ops in prop::collection::vec((0u8..3, prop::option::of(0u64..3), any::<bool>(), 0usize..64), 20..160),
+    ) {
+        let owner = principal("Prop.Large");
+        let name = format!("Prop.Large.E{}", owner.id().as_u32());
+        let log = Arc::new(Mutex::new(Vec::<usize>::new()));
+        let l = log.clone();
+        let (event, _authority) = Event::<u64, ()>::builder(&name)
+            .key(|&k| k)
+            .original(move |_| l.lock().unwrap().push(0))
+            .declare(&owner)
+            .unwrap();
+        let mut live: Vec<Live> = Vec::new();
+        for (step, (code, key, uninstall, which)) in ops.into_iter().enumerate() {
+            let label = step + 1;
+            if uninstall && !live.is_empty() {
+                let (_, _, _, binding) = live.remove(which % live.len());
+                binding.uninstall().unwrap();
+            } else {
+                let l = log.clone();
+                let mut builder = event.binding(move |_| l.lock().unwrap().push(label));
+                builder = match position(code) {
+                    Position::First => builder.first(),
+                    Position::Middle => builder,
+                    Position::Last => builder.last(),
+                };
+                if let Some(key) = key {
+                    builder = builder.key(key);
+                }
+                live.push((label, position(code), key, builder.install(&owner).unwrap()));
+            }
+            for raise_key in 0..4u64 {
+                let mut expected = Vec::new();
+                for band in [Position::First, Position::Middle, Position::Last] {
+                    if band == Position::Middle {
+                        expected.push(0);
+                    }
+                    expected.extend(
+                        live.iter()
+                            .filter(|(_, p, k, _)| *p == band && k.is_none_or(|k| k == raise_key))
+                            .map(|(label, ..)| *label),
+                    );
+                }
+                event.raise(&raise_key).unwrap();
+                prop_assert_eq!(std::mem::take(&mut *log.lock().unwrap()), expected);
+            }
+        }
+    }
+}
