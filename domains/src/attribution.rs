@@ -373,6 +373,10 @@ impl<'f> CrateFilter<'f> {
 
 /// Maximum nesting (and back-reference chain) depth accepted.
 const MAX_DEPTH: u32 = 64;
+/// Maximum number of grammar nodes visited for one name: back-references
+/// can make a short name denote an exponentially large tree, so the work
+/// is bounded, not just the depth.
+const MAX_STEPS: u32 = 4096;
 
 /// Called with each crate name met while parsing.
 type CrateVisitor<'v> = &'v mut dyn FnMut(&[u8]);
@@ -382,6 +386,7 @@ struct V0<'s, 'v> {
     s: &'s [u8],
     pos: usize,
     depth: u32,
+    steps: u32,
     visit: Option<CrateVisitor<'v>>,
 }
 
@@ -405,6 +410,7 @@ impl<'s> V0<'s, '_> {
             s,
             pos: 0,
             depth: 0,
+            steps: 0,
             visit: None,
         }
     }
@@ -483,7 +489,8 @@ impl<'s> V0<'s, '_> {
 
     fn enter(&mut self) -> Option<()> {
         self.depth += 1;
-        (self.depth <= MAX_DEPTH).then_some(())
+        self.steps += 1;
+        (self.depth <= MAX_DEPTH && self.steps <= MAX_STEPS).then_some(())
     }
 
     fn leave(&mut self) {
@@ -948,6 +955,17 @@ mod tests {
             deep.push_str("INv");
         }
         assert_eq!(owner(&deep), None);
+        // Back-references that double the tree at every level: bounded
+        // work, no owner.
+        let mut bomb = String::from("_RINvC1a1fTB8_");
+        for _ in 0..40 {
+            bomb.push_str("TB8_B8_E");
+        }
+        bomb.push('E');
+        let start = std::time::Instant::now();
+        let _ = attribute(&bomb);
+        let _ = for_each_crate(&bomb, |_| {});
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[test]

@@ -411,3 +411,31 @@ pub fn section_index(bytes: &[u8], name: &str) -> usize {
         })
         .unwrap_or_else(|| panic!("no section {name}"))
 }
+
+/// Builds a System V `ar` archive of `(name, bytes)` members (names up to
+/// 15 bytes, stored as `name/`).
+pub fn ar(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = b"!<arch>\n".to_vec();
+    for (name, data) in members {
+        let mut hdr = alloc::format!("{name}/");
+        while hdr.len() < 16 {
+            hdr.push(' ');
+        }
+        // mtime(12) uid(6) gid(6) mode(8) size(10) magic(2)
+        hdr.push_str(&alloc::format!(
+            "{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+            0,
+            0,
+            0,
+            644,
+            data.len()
+        ));
+        assert_eq!(hdr.len(), 60);
+        out.extend_from_slice(hdr.as_bytes());
+        out.extend_from_slice(data);
+        if out.len() % 2 == 1 {
+            out.push(b'\n');
+        }
+    }
+    out
+}
