@@ -110,12 +110,12 @@ fn main() {
         g.finish();
     }
 
-    let exe = std::fs::read("/proc/self/exe").unwrap();
-    let all = Domain::create_from_module("kernel", &exe, 0, &CrateFilter::all()).unwrap();
+    let exe: &'static [u8] = Box::leak(std::fs::read("/proc/self/exe").unwrap().into_boxed_slice());
+    let all = Domain::create_from_module("kernel", exe, 0, &CrateFilter::all()).unwrap();
     let n_all = all.export_count();
     let public_filter = CrateFilter::crates(PUBLIC);
     let strict_filter = CrateFilter::crates(PUBLIC).strict(true);
-    let public = Domain::create_from_module("SpinPublic", &exe, 0, &public_filter).unwrap();
+    let public = Domain::create_from_module("SpinPublic", exe, 0, &public_filter).unwrap();
     let tiny = Domain::from_exports("tiny", [("memcpy", 1), ("memset", 2), ("memmove", 3)]);
     let present: Vec<String> = all
         .exports()
@@ -127,20 +127,24 @@ fn main() {
         g.throughput(Throughput::Elements(n_all as u64));
         g.bench_function("build, all symbols", |b| {
             b.iter(|| {
-                Domain::create_from_module("kernel", black_box(&exe), 0, &CrateFilter::all())
+                Domain::create_from_module("kernel", black_box(exe), 0, &CrateFilter::all())
+                    .unwrap()
+            })
+        });
+        g.bench_function("build, all symbols, names borrowed", |b| {
+            b.iter(|| {
+                Domain::create_from_static_module("kernel", black_box(exe), 0, &CrateFilter::all())
                     .unwrap()
             })
         });
         g.bench_function("build, filtered by crate", |b| {
             b.iter(|| {
-                Domain::create_from_module("SpinPublic", black_box(&exe), 0, &public_filter)
-                    .unwrap()
+                Domain::create_from_module("SpinPublic", black_box(exe), 0, &public_filter).unwrap()
             })
         });
         g.bench_function("build, filtered strictly", |b| {
             b.iter(|| {
-                Domain::create_from_module("SpinPublic", black_box(&exe), 0, &strict_filter)
-                    .unwrap()
+                Domain::create_from_module("SpinPublic", black_box(exe), 0, &strict_filter).unwrap()
             })
         });
         g.throughput(Throughput::Elements(1));
@@ -175,10 +179,15 @@ fn main() {
         black_box(p.link(BASES, &resolver).unwrap());
     });
     let t_index = median(21, || {
-        black_box(Domain::create_from_module("kernel", &exe, 0, &CrateFilter::all()).unwrap());
+        black_box(Domain::create_from_module("kernel", exe, 0, &CrateFilter::all()).unwrap());
+    });
+    let t_static = median(21, || {
+        black_box(
+            Domain::create_from_static_module("kernel", exe, 0, &CrateFilter::all()).unwrap(),
+        );
     });
     let t_public = median(21, || {
-        black_box(Domain::create_from_module("SpinPublic", &exe, 0, &public_filter).unwrap());
+        black_box(Domain::create_from_module("SpinPublic", exe, 0, &public_filter).unwrap());
     });
     let lookups = 1_000_000;
     let t_lookup = median(11, || {
@@ -215,6 +224,11 @@ fn main() {
         t_index.as_secs_f64() * 1e3,
         t_index.as_secs_f64() * 1e9 / n_all as f64,
         all.memory() / 1024
+    );
+    println!(
+        "  same, names borrowed from the ELF: {:.2} ms ({:.0} ns/symbol)",
+        t_static.as_secs_f64() * 1e3,
+        t_static.as_secs_f64() * 1e9 / n_all as f64
     );
     println!(
         "  crate-filtered index ({} public symbols): {:.2} ms",

@@ -50,6 +50,9 @@
 //! is outside a public set even though `core` is in it.
 //!
 //! Parsing allocates nothing and borrows the crate name from the symbol.
+//! [`attribute`] reads only the prefix of a v0 name that determines the
+//! owner (the kernel attributes every symbol of its `.symtab` at boot);
+//! [`for_each_crate`] and strict filters parse the whole name.
 
 /// How a symbol name is mangled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -232,23 +235,9 @@ pub fn is_compiler_builtin(name: &str) -> bool {
 /// Attributes `symbol` to a crate by the rule in the module documentation.
 pub fn attribute(symbol: &str) -> Attribution<'_> {
     if let Some(rest) = symbol.strip_prefix("_R") {
-        let mut p = V0::new(rest.as_bytes());
-        let owner = match p.path_owner() {
-            Some(c) => {
-                let c = core::str::from_utf8(c).unwrap_or("");
-                if c == "__rustc" {
-                    match v0_last_ident(rest.as_bytes()) {
-                        Some(last) if is_alloc_shim(last) => Owner::Crate("alloc"),
-                        _ => Owner::Crate(c),
-                    }
-                } else if c.is_empty() {
-                    Owner::Unknown
-                } else {
-                    Owner::Crate(c)
-                }
-            }
-            None => Owner::Unknown,
-        };
+        let owner = v0_owner(rest.as_bytes())
+            .and_then(|c| core::str::from_utf8(c).ok())
+            .map_or(Owner::Unknown, Owner::Crate);
         return Attribution {
             mangling: Mangling::V0,
             owner,
@@ -344,20 +333,33 @@ impl<'f> CrateFilter<'f> {
 
     /// Whether `symbol` passes the filter.
     pub fn accepts(&self, symbol: &str) -> bool {
+        self.accepts_bytes(symbol.as_bytes())
+    }
+
+    /// [`CrateFilter::accepts`] on the raw bytes of a name (v0 names are
+    /// judged without UTF-8 validation; others must be UTF-8 to pass).
+    pub fn accepts_bytes(&self, symbol: &[u8]) -> bool {
         let Some(list) = self.crates else {
             return true;
         };
-        let Owner::Crate(owner) = attribute(symbol).owner else {
-            return false;
+        let owner_listed = match symbol.strip_prefix(b"_R") {
+            Some(body) => v0_owner(body).is_some_and(|o| list.iter().any(|c| c.as_bytes() == o)),
+            None => match core::str::from_utf8(symbol).map(|s| attribute(s).owner) {
+                Ok(Owner::Crate(o)) => list.contains(&o),
+                _ => false,
+            },
         };
-        if !list.contains(&owner) {
+        if !owner_listed {
             return false;
         }
         if !self.strict {
             return true;
         }
+        let Ok(text) = core::str::from_utf8(symbol) else {
+            return false;
+        };
         let mut all_in = true;
-        let complete = for_each_crate(symbol, |c| {
+        let complete = for_each_crate(text, |c| {
             // `__rustc` only ever appears as the allocator-shim path, which
             // the owner check above already mapped to `alloc`.
             if c != "__rustc" && !list.contains(&c) {
@@ -387,7 +389,28 @@ struct V0<'s, 'v> {
     pos: usize,
     depth: u32,
     steps: u32,
+    /// Stop as soon as the owner is known (see [`attribute`]).
+    shallow: bool,
     visit: Option<CrateVisitor<'v>>,
+}
+
+/// The owning crate of a v0 symbol body (after `_R`), with the
+/// allocator-shim rule applied. Reads only the prefix that determines the
+/// owner.
+fn v0_owner(body: &[u8]) -> Option<&[u8]> {
+    let mut p = V0::new(body);
+    p.shallow = true;
+    let c = p.path_owner()?;
+    if c.is_empty() {
+        return None;
+    }
+    if c == b"__rustc" {
+        return match v0_last_ident(body) {
+            Some(last) if is_alloc_shim(last) => Some(b"alloc"),
+            _ => Some(c),
+        };
+    }
+    Some(c)
 }
 
 /// The last identifier of a v0 path such as `NvCs..._7___rustc12___rust_alloc`.
@@ -411,6 +434,7 @@ impl<'s> V0<'s, '_> {
             pos: 0,
             depth: 0,
             steps: 0,
+            shallow: false,
             visit: None,
         }
     }
@@ -538,6 +562,9 @@ impl<'s> V0<'s, '_> {
                     return None;
                 }
                 let owner = self.path_owner()?;
+                if self.shallow {
+                    return Some(owner);
+                }
                 self.disambiguator()?;
                 self.ident()?;
                 Some(owner)
@@ -545,22 +572,35 @@ impl<'s> V0<'s, '_> {
             b'M' => {
                 self.disambiguator()?;
                 let owner = self.path_owner()?;
+                if self.shallow {
+                    return Some(owner);
+                }
                 self.ty()?;
                 Some(owner)
             }
             b'X' => {
                 self.disambiguator()?;
                 let owner = self.path_owner()?;
+                if self.shallow {
+                    return Some(owner);
+                }
                 self.ty()?;
                 self.path_owner()?;
                 Some(owner)
             }
             b'Y' => {
-                self.ty()?;
+                // The self type must be skipped in full to reach the trait.
+                let shallow = core::mem::replace(&mut self.shallow, false);
+                let ty = self.ty();
+                self.shallow = shallow;
+                ty?;
                 self.path_owner()
             }
             b'I' => {
                 let owner = self.path_owner()?;
+                if self.shallow {
+                    return Some(owner);
+                }
                 while !self.eat(b'E') {
                     self.generic_arg()?;
                 }
@@ -946,9 +986,27 @@ mod tests {
 
     #[test]
     fn v0_garbage_has_no_owner() {
-        for s in ["_R", "_RX", "_RNvC", "_RNvCs_99999a", "_RB_", "_RIC1aBz_E"] {
+        for s in [
+            "_R",
+            "_RX",
+            "_RNvC",
+            "_RNvCs_99999a",
+            "_RB_",
+            "_RC0",
+            "_RYzC",
+        ] {
             assert_eq!(owner(s), None, "{s}");
         }
+        // The owner is read from the prefix; a bad tail only fails the
+        // full parse.
+        assert_eq!(owner("_RIC1aBz_E"), Some("a"));
+        assert!(!for_each_crate("_RIC1aBz_E", |_| {}));
+        assert!(
+            !CrateFilter::crates(&["a"])
+                .strict(true)
+                .accepts("_RIC1aBz_E")
+        );
+        assert!(CrateFilter::crates(&["a"]).accepts("_RIC1aBz_E"));
         // Deep nesting is cut off, not a stack overflow.
         let mut deep = String::from("_R");
         for _ in 0..10_000 {

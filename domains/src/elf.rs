@@ -264,6 +264,8 @@ pub(crate) struct SymbolTableRef<'a> {
     pub syms: Symtab<'a>,
     /// The linked string table's bytes.
     pub strtab: &'a [u8],
+    /// File offset of the string table.
+    pub strtab_offset: u64,
     /// Name of the string table section, for errors.
     pub strtab_name: String,
 }
@@ -349,6 +351,7 @@ pub(crate) fn open_symtab<'a>(
     Ok(SymbolTableRef {
         syms,
         strtab,
+        strtab_offset: str_sh.sh_offset,
         strtab_name,
     })
 }

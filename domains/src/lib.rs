@@ -21,10 +21,11 @@
 //! use domains::{CrateFilter, Domain, LinkOptions, Limits, Object, SegmentKind, resolve_all};
 //! # fn kernel_alloc(_: domains::SegmentSpec) -> u64 { 0 }
 //! # fn main() -> Result<(), domains::Error> {
-//! # let (kernel_elf, load_bias, ext_bytes): (&[u8], u64, &[u8]) = (&[], 0, &[]);
-//! // At boot, once: the public domain from the kernel's own .symtab.
+//! # let (kernel_elf, load_bias, ext_bytes): (&'static [u8], u64, &[u8]) = (&[], 0, &[]);
+//! // At boot, once: the public domain from the kernel's own .symtab (the
+//! // ELF stays mapped, so names are borrowed from it, not copied).
 //! const PUBLIC: &[&str] = &["core", "alloc", "compiler_builtins", "dispatcher"];
-//! let spin_public = Domain::create_from_module(
+//! let spin_public = Domain::create_from_static_module(
 //!     "SpinPublic", kernel_elf, load_bias, &CrateFilter::crates(PUBLIC))?;
 //!
 //! // Per extension: parse and validate everything first.

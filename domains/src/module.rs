@@ -104,8 +104,12 @@ pub(crate) fn merge_definition(name: &str, existing: &mut Export, new: Export) {
 /// Undefined, section, file, TLS and absolute symbols are skipped, as are
 /// names that are empty or not UTF-8. Local symbols are kept: the kernel's
 /// static linker makes `memcpy`, `__rust_alloc`, ... local.
+///
+/// With `borrow` (the same bytes as `bytes`, with a `'static` lifetime),
+/// names stay in the file's string table instead of being copied.
 pub(crate) fn module_exports(
     bytes: &[u8],
+    borrow: Option<&'static [u8]>,
     load_bias: u64,
     filter: &CrateFilter<'_>,
 ) -> Result<SymbolTable<Export>> {
@@ -124,7 +128,13 @@ pub(crate) fn module_exports(
         symtab_index,
         MODULE_MAX_SYMBOLS,
     )?;
-    let mut out = SymbolTable::with_capacity(syms.len(), syms.strtab.len());
+    // Borrowing needs every name offset to fit the table's u32 spans.
+    let borrow = borrow.filter(|b| u32::try_from(b.len()).is_ok());
+    let strtab_offset = usize::try_from(syms.strtab_offset).unwrap_or(0);
+    let mut out = match borrow {
+        Some(b) => SymbolTable::borrowing(syms.len(), b),
+        None => SymbolTable::with_capacity(syms.len(), syms.strtab.len()),
+    };
     for i in 1..syms.len() {
         let Some(sym) = syms.get(i) else { break };
         let st_type = sym.st_type();
@@ -146,13 +156,8 @@ pub(crate) fn module_exports(
         if !ascii && core::str::from_utf8(name).is_err() {
             continue;
         }
-        if !filter.is_all() {
-            let Ok(text) = core::str::from_utf8(name) else {
-                continue;
-            };
-            if !filter.accepts(text) {
-                continue;
-            }
+        if !filter.is_all() && !filter.accepts_bytes(name) {
+            continue;
         }
         let export = Export {
             address: sym.st_value.wrapping_add(load_bias),
@@ -161,9 +166,18 @@ pub(crate) fn module_exports(
             binding: binding_of(sym.st_bind()),
             ambiguous: false,
         };
-        out.upsert_bytes(name, export, |existing, new| {
+        let merge = |existing: &mut Export, new: Export| {
             merge_definition(core::str::from_utf8(name).unwrap_or(""), existing, new);
-        })
+        };
+        match borrow {
+            Some(_) => out.upsert_borrowed(
+                strtab_offset.saturating_add(sym.st_name),
+                name.len(),
+                export,
+                merge,
+            ),
+            None => out.upsert_bytes(name, export, merge),
+        }
         .map_err(|_| Error::LimitExceeded {
             limit: "symbol table size",
             context: alloc::string::String::from("module .symtab"),

@@ -1245,6 +1245,17 @@ fn create_from_module_reads_symtab_with_bias_and_flags_ambiguous_names() {
     let elf = b.build();
     let bias = 0xffff_8000_0000_0000;
     let kernel = Domain::create_from_module("kernel", &elf, bias, &CrateFilter::all()).unwrap();
+    // The borrowing variant sees the same table.
+    let leaked: &'static [u8] = alloc::boxed::Box::leak(elf.clone().into_boxed_slice());
+    let borrowed =
+        Domain::create_from_static_module("kernel", leaked, bias, &CrateFilter::all()).unwrap();
+    let a: Vec<_> = kernel.exports().map(|(n, e)| (n.to_string(), *e)).collect();
+    let b: Vec<_> = borrowed
+        .exports()
+        .map(|(n, e)| (n.to_string(), *e))
+        .collect();
+    assert_eq!(a, b);
+    assert!(borrowed.memory() < kernel.memory());
     assert_eq!(kernel.export_count(), 4);
     assert!(kernel.lookup("helper").unwrap().ambiguous);
     assert_eq!(kernel.address_of("helper"), None);
