@@ -65,7 +65,7 @@ impl<A> Imposition<A> {
     /// Adds an imposed guard; imposed guards are checked before the
     /// installer's own.
     pub fn guard(mut self, guard: impl Fn(&A) -> bool + Send + Sync + 'static) -> Self {
-        self.guards.push(Arc::new(guard));
+        self.guards.push(alloc::boxed::Box::new(guard));
         self
     }
 

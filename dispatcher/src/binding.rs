@@ -21,7 +21,37 @@ use crate::plan::Plan;
 use crate::principal::{AliveToken, Principal, PrincipalId};
 
 /// A side-effect-free predicate over an event's arguments.
-pub type Guard<A> = Arc<dyn Fn(&A) -> bool + Send + Sync>;
+pub type Guard<A> = alloc::boxed::Box<dyn Fn(&A) -> bool + Send + Sync>;
+
+/// The guards of one binding: a list checked in order, then (for guards
+/// imposed after install) the older set it extends. Immutable and shared by
+/// the plans that contain the binding.
+pub(crate) struct GuardSet<A> {
+    pub(crate) guards: alloc::boxed::Box<[Guard<A>]>,
+    pub(crate) next: Option<Arc<GuardSet<A>>>,
+    /// Counts the guard closures for the installer (released by its `Drop`
+    /// only); must stay last.
+    pub(crate) _alive: AliveToken,
+}
+
+impl<A> GuardSet<A> {
+    /// Whether every guard of the chain holds for `args`.
+    #[inline(always)]
+    pub(crate) fn hold(&self, args: &A) -> bool {
+        let mut set = self;
+        loop {
+            for guard in set.guards.iter() {
+                if !guard(args) {
+                    return false;
+                }
+            }
+            match &set.next {
+                Some(next) => set = next,
+                None => return true,
+            }
+        }
+    }
+}
 
 /// A handler (or the original handler, or a default handler) of an event
 /// with arguments `A` and result `R`.
@@ -101,64 +131,35 @@ pub(crate) struct BindingStats {
 pub(crate) type SpawnHandlerFn<A, R> =
     fn(&Arc<Plan<A, R>>, &Arc<BindingCore<A, R>>, &A, &dyn Executor);
 
-/// The immutable binding object that raises see: handler, guards,
-/// closures, flags. Replaced as a whole (never mutated) by swaps and
-/// imposed guards.
+/// The immutable binding object that raises see: handler, closure,
+/// flags. Replaced as a whole (never mutated) by a handler swap. The
+/// binding's guards live beside it in the plan ([`GuardSet`]), so that
+/// imposing a guard does not replace the handler.
 pub(crate) struct BindingCore<A, R> {
-    /// Imposed guards first, then the installer's own.
-    pub(crate) guards: Arc<[Guard<A>]>,
     pub(crate) handler: Handler<A, R>,
     pub(crate) cancel: bool,
     pub(crate) spawn: Option<SpawnHandlerFn<A, R>>,
     /// `Some(quantum)` for ephemeral bindings.
     pub(crate) quantum: Option<u64>,
     pub(crate) id: BindingId,
-    pub(crate) imposed_guards: usize,
     pub(crate) stats: Arc<BindingStats>,
     /// Must stay the last field: it is dropped after the closures above.
     pub(crate) alive: AliveToken,
 }
 
 impl<A, R> BindingCore<A, R> {
-    /// Whether every guard holds for `args`.
-    #[inline(always)]
-    pub(crate) fn guards_hold(&self, args: &A) -> bool {
-        self.guards.iter().all(|guard| guard(args))
-    }
-
     pub(crate) fn installer(&self) -> PrincipalId {
         self.alive.principal().id
     }
 
-    /// The same binding with another handler (same id, guards, flags,
-    /// statistics).
+    /// The same binding with another handler (same id, flags, statistics).
     pub(crate) fn with_handler(&self, handler: Handler<A, R>) -> Self {
         BindingCore {
-            guards: Arc::clone(&self.guards),
             handler,
             cancel: self.cancel,
             spawn: self.spawn,
             quantum: self.quantum,
             id: self.id,
-            imposed_guards: self.imposed_guards,
-            stats: Arc::clone(&self.stats),
-            alive: self.alive.duplicate(),
-        }
-    }
-
-    /// The same binding with one more imposed guard (checked first).
-    pub(crate) fn with_imposed_guard(&self, guard: Guard<A>) -> Self {
-        let mut guards = Vec::with_capacity(self.guards.len() + 1);
-        guards.push(guard);
-        guards.extend(self.guards.iter().cloned());
-        BindingCore {
-            guards: guards.into(),
-            handler: Arc::clone(&self.handler),
-            cancel: self.cancel,
-            spawn: self.spawn,
-            quantum: self.quantum,
-            id: self.id,
-            imposed_guards: self.imposed_guards + 1,
             stats: Arc::clone(&self.stats),
             alive: self.alive.duplicate(),
         }
@@ -219,13 +220,23 @@ impl<A: 'static, R: 'static> fmt::Debug for Binding<A, R> {
 
 /// Builds and installs a binding; obtained from [`Event::binding`].
 ///
-/// ```ignore
-/// let binding = event
-///     .binding(|&(port, _len): &(u16, usize)| port)
-///     .guard(|&(_, len)| len > 0)
+/// ```
+/// # use dispatcher::{Event, PrincipalIssuer};
+/// # let issuer = PrincipalIssuer::take().unwrap();
+/// # let owner = issuer.issue("net");
+/// let (packet, _authority) = Event::<(u16, usize), u16>::builder("Net.Packet")
+///     .key(|&(port, _len)| u64::from(port))
+///     .declare(&owner)
+///     .unwrap();
+/// let http = packet
+///     .binding(|&(port, _len)| port)
+///     .guard(|&(_port, len)| len > 0)
 ///     .key(80)
 ///     .first()
-///     .install(&principal)?;
+///     .install(&owner)
+///     .unwrap();
+/// assert_eq!(packet.raise(&(80, 512)), Ok(80));
+/// http.uninstall().unwrap();
 /// ```
 #[must_use = "a binding builder does nothing until `install` is called"]
 pub struct BindingBuilder<'e, A: 'static, R: 'static> {
@@ -250,7 +261,7 @@ impl<'e, A: 'static, R: 'static> BindingBuilder<'e, A, R> {
     /// Adds a guard; the handler runs only if all guards hold. Guards must
     /// be free of side effects: they may be evaluated for every raise.
     pub fn guard(mut self, guard: impl Fn(&A) -> bool + Send + Sync + 'static) -> Self {
-        self.guards.push(Arc::new(guard));
+        self.guards.push(alloc::boxed::Box::new(guard));
         self.options.guards += 1;
         self
     }

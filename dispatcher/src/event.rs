@@ -12,7 +12,8 @@ use spin::Mutex;
 
 use crate::authorize::{Authorizer, Decision, InstallRequest};
 use crate::binding::{
-    Binding, BindingBuilder, BindingCore, BindingId, BindingOptions, BindingStats, Guard, Handler,
+    Binding, BindingBuilder, BindingCore, BindingId, BindingOptions, BindingStats, Guard, GuardSet,
+    Handler,
 };
 use crate::error::{BindingError, DeclareError, InstallError, RaiseError};
 use crate::executor::Executor;
@@ -30,7 +31,7 @@ use crate::time_bounds::{OverrunHandler, TimeBounds, TimeBoundsRef};
 ///
 /// A cheap handle (an `Arc` inside): clone it freely, send it anywhere. The
 /// event lives as long as any `Event` handle or its [`EventAuthority`]; it
-/// then disappears from the [registry](crate::registry).
+/// then disappears from the [`registry`](crate::registry).
 ///
 /// Events with several arguments use a tuple for `A`. Handlers and guards
 /// take `&A`, so raising never moves or clones the arguments (except for
@@ -77,6 +78,8 @@ pub(crate) struct EventInner<A: 'static, R: 'static> {
 /// One installed binding, as the writers see it.
 struct Installed<A, R> {
     core: Arc<BindingCore<A, R>>,
+    guards: Option<Arc<GuardSet<A>>>,
+    imposed_guards: usize,
     options: BindingOptions,
 }
 
@@ -84,6 +87,15 @@ impl<A, R> Installed<A, R> {
     /// The binding's rank when no binding has before/after constraints.
     fn band_rank(&self) -> u64 {
         band_rank(self.options.placement.position, self.core.id)
+    }
+
+    /// The binding as a plan step with the band rank.
+    fn band_step(&self) -> Step<A, R> {
+        Step {
+            rank: self.band_rank(),
+            guards: self.guards.clone(),
+            core: Arc::clone(&self.core),
+        }
     }
 }
 
@@ -112,6 +124,8 @@ struct WriterState<A, R> {
 /// One participant in the order, as the plan compiler sees it.
 struct Entry<'w, A, R> {
     core: &'w Arc<BindingCore<A, R>>,
+    guards: Option<&'w Arc<GuardSet<A>>>,
+    imposed_guards: usize,
     placement: &'w Placement,
     key: Option<u64>,
     options: Option<&'w BindingOptions>,
@@ -133,6 +147,8 @@ impl<A, R> WriterState<A, R> {
         if let Some(original) = &self.original {
             entries.push(Entry {
                 core: original,
+                guards: None,
+                imposed_guards: 0,
                 placement: &self.original_placement,
                 key: None,
                 options: None,
@@ -141,6 +157,8 @@ impl<A, R> WriterState<A, R> {
         }
         entries.extend(self.bindings.values().map(|installed| Entry {
             core: &installed.core,
+            guards: installed.guards.as_ref(),
+            imposed_guards: installed.imposed_guards,
             placement: &installed.options.placement,
             key: installed.options.key,
             options: Some(&installed.options),
@@ -273,6 +291,7 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
                 };
                 let step = Step {
                     rank,
+                    guards: entry.guards.cloned(),
                     core: Arc::clone(entry.core),
                 };
                 match entry.key {
@@ -491,30 +510,34 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
             if constrained || writer.constrained > 0 {
                 WriterState::order_of(&writer.entries(), Some((id, placement)))?;
             }
-            let imposed_guards = imposed.len();
-            let mut all_guards = imposed;
-            all_guards.extend(guards);
             let core = Arc::new(BindingCore {
-                guards: all_guards.into(),
                 handler,
                 cancel: options.cancel,
                 spawn,
                 quantum,
                 id,
-                imposed_guards,
                 stats: Arc::new(BindingStats::default()),
                 alive: principal.alive_token(),
             });
+            let imposed_guards = imposed.len();
+            let mut all_guards = imposed;
+            all_guards.extend(guards);
+            let guards = (!all_guards.is_empty()).then(|| {
+                Arc::new(GuardSet {
+                    guards: all_guards.into_boxed_slice(),
+                    next: None,
+                    _alive: principal.alive_token(),
+                })
+            });
             writer.constrained += usize::from(constrained);
             writer.asynchronous += usize::from(options.asynchronous);
-            let installed = Installed { core, options };
-            let change = Change::Inserted(
-                Step {
-                    rank: installed.band_rank(),
-                    core: Arc::clone(&installed.core),
-                },
-                installed.options.key,
-            );
+            let installed = Installed {
+                core,
+                guards,
+                imposed_guards,
+                options,
+            };
+            let change = Change::Inserted(installed.band_step(), installed.options.key);
             writer.bindings.insert(id, installed);
             Ok((id, change))
         })?;
@@ -557,11 +580,33 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
                 .get_mut(&id)
                 .ok_or(BindingError::NotInstalled(id))?;
             installed.core = Arc::new(replace(&installed.core));
-            let step = Step {
-                rank: installed.band_rank(),
-                core: Arc::clone(&installed.core),
-            };
-            Ok(((), Change::Replaced(step, installed.options.key)))
+            Ok((
+                (),
+                Change::Replaced(installed.band_step(), installed.options.key),
+            ))
+        })
+    }
+
+    /// Adds an imposed guard to a binding, checked before its other guards.
+    fn impose_guard(&self, id: BindingId, guard: Guard<A>) -> Result<(), BindingError> {
+        if id == BindingId::ORIGINAL {
+            return Err(BindingError::Original);
+        }
+        self.update(|writer| {
+            let installed = writer
+                .bindings
+                .get_mut(&id)
+                .ok_or(BindingError::NotInstalled(id))?;
+            installed.guards = Some(Arc::new(GuardSet {
+                guards: alloc::boxed::Box::new([guard]),
+                next: installed.guards.take(),
+                _alive: installed.core.alive.duplicate(),
+            }));
+            installed.imposed_guards += 1;
+            Ok((
+                (),
+                Change::Replaced(installed.band_step(), installed.options.key),
+            ))
         })
     }
 
@@ -605,7 +650,7 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
                     installer_name: String::from(&*core.alive.principal().name),
                     rank,
                     options: entry.options.cloned().unwrap_or_default(),
-                    imposed_guards: core.imposed_guards,
+                    imposed_guards: entry.imposed_guards,
                     quantum: core.quantum,
                     calls,
                     overruns: core.stats.overruns.load(Ordering::Relaxed),
@@ -784,13 +829,11 @@ impl<A: 'static, R: 'static> EventBuilder<A, R> {
         let name: Arc<str> = Arc::from(self.name.as_str());
         let original_core = self.original.as_ref().map(|handler| {
             Arc::new(BindingCore {
-                guards: Arc::from(Vec::new()),
                 handler: Arc::clone(handler),
                 cancel: false,
                 spawn: None,
                 quantum: None,
                 id: BindingId::ORIGINAL,
-                imposed_guards: 0,
                 stats: Arc::new(BindingStats::default()),
                 alive: owner.alive_token(),
             })
@@ -1014,9 +1057,7 @@ impl<A: 'static, R: 'static> EventAuthority<A, R> {
         id: BindingId,
         guard: impl Fn(&A) -> bool + Send + Sync + 'static,
     ) -> Result<(), BindingError> {
-        let guard: Guard<A> = Arc::new(guard);
-        self.inner()
-            .replace_core(id, move |old| old.with_imposed_guard(guard))
+        self.inner().impose_guard(id, alloc::boxed::Box::new(guard))
     }
 
     /// Atomically replaces a binding's handler (hot swap); see

@@ -15,7 +15,7 @@ use core::sync::atomic::Ordering;
 
 use hashbrown::HashMap;
 
-use crate::binding::{BindingCore, BindingId, Handler};
+use crate::binding::{BindingCore, BindingId, GuardSet, Handler};
 use crate::error::RaiseError;
 use crate::executor::{Executor, global_executor};
 use crate::order::Position;
@@ -56,9 +56,12 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// One binding in a plan, with its rank in the event's total order.
+/// One binding in a plan, with its rank in the event's total order and its
+/// guards (kept here, one pointer away, because they are evaluated for
+/// every raise).
 pub(crate) struct Step<A, R> {
     pub(crate) rank: u64,
+    pub(crate) guards: Option<Arc<GuardSet<A>>>,
     pub(crate) core: Arc<BindingCore<A, R>>,
 }
 
@@ -66,6 +69,7 @@ impl<A, R> Clone for Step<A, R> {
     fn clone(&self) -> Self {
         Step {
             rank: self.rank,
+            guards: self.guards.clone(),
             core: Arc::clone(&self.core),
         }
     }
@@ -312,10 +316,12 @@ impl<A: 'static, R: 'static> Plan<A, R> {
         executor: Option<&dyn Executor>,
         fold: &mut Fold<R>,
     ) -> bool {
-        let core = &step.core;
-        if !core.guards_hold(args) {
+        if let Some(guards) = &step.guards
+            && !guards.hold(args)
+        {
             return false;
         }
+        let core = &step.core;
         match (core.spawn, executor) {
             (Some(spawn), Some(executor)) => {
                 spawn(self, core, args, executor);
@@ -434,14 +440,13 @@ mod tests {
         let principal = crate::test_support::principal("Unit.Chunks");
         Step {
             rank,
+            guards: None,
             core: Arc::new(BindingCore {
-                guards: Arc::from(Vec::new()),
                 handler: Arc::new(move |_: &()| tag),
                 cancel: false,
                 spawn: None,
                 quantum: None,
                 id: BindingId::from_raw(rank),
-                imposed_guards: 0,
                 stats: Arc::new(BindingStats::default()),
                 alive: principal.alive_token(),
             }),

@@ -86,8 +86,9 @@ impl Principal {
     /// How many binding objects installed by this principal are still
     /// allocated.
     ///
-    /// A binding object holds the handler, its guards and their closures;
-    /// for an extension that code and data live in the extension's memory.
+    /// A binding is made of up to two such objects: the handler object
+    /// (handler closure and flags) and, if it has guards, its guard set;
+    /// for an extension their code and data live in the extension's memory.
     /// The count includes objects that are no longer installed but are still
     /// referenced by a raise in progress (which works on a snapshot), by a
     /// pending asynchronous job, or by an old handler that was swapped out.

@@ -472,6 +472,7 @@ fn swap_handler_is_atomic_and_keeps_the_binding() {
         .install(&owner)
         .unwrap();
     assert_eq!(event.raise(&1), Ok(2));
+    let alive = owner.alive_binding_objects();
     binding.swap_handler(|&x| x + 100).unwrap();
     assert_eq!(event.raise(&1), Ok(101));
     assert_eq!(
@@ -485,7 +486,11 @@ fn swap_handler_is_atomic_and_keeps_the_binding() {
     assert_eq!(info.id, binding.id());
     assert_eq!(info.calls, 3, "statistics carry over");
     assert_eq!(info.options.placement.position, Position::First);
-    assert_eq!(owner.alive_binding_objects(), 1, "old handlers were freed");
+    assert_eq!(
+        owner.alive_binding_objects(),
+        alive,
+        "old handlers were freed"
+    );
     assert_eq!(
         authority.swap_handler(BindingId::ORIGINAL, |&x| x),
         Err(BindingError::Original)
@@ -567,4 +572,33 @@ fn a_raise_in_progress_keeps_its_snapshot() {
         "not called by later raises"
     );
     assert!(!b.is_installed());
+}
+
+#[test]
+fn guard_closures_are_counted_with_the_binding_objects() {
+    let owner = principal("Bi.GuardAlive.Owner");
+    let extension = principal("Bi.GuardAlive.Ext");
+    let (event, authority) = Event::<u32, u32>::declare("Bi.GuardAlive", &owner, |&x| x).unwrap();
+    authority.set_authorizer(|_| Decision::Allow);
+    let binding = event
+        .binding(|&x| x + 1)
+        .guard(|&x| x > 1)
+        .install(&extension)
+        .unwrap();
+    assert_eq!(
+        extension.alive_binding_objects(),
+        2,
+        "handler object + guard set"
+    );
+    authority.impose_guard(binding.id(), |&x| x < 10).unwrap();
+    assert_eq!(
+        extension.alive_binding_objects(),
+        3,
+        "the imposed set chains the old one"
+    );
+    assert_eq!(event.raise(&5), Ok(6));
+    assert_eq!(event.raise(&50), Ok(50));
+    assert_eq!(event.raise(&1), Ok(1));
+    common::issuer().revoke(&extension);
+    assert_eq!(extension.alive_binding_objects(), 0);
 }
