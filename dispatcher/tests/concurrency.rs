@@ -91,12 +91,15 @@ fn raises_are_linearizable_with_installs_and_uninstalls() {
     let next_number = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(4);
     let start_line = Arc::new(Barrier::new(4));
+    // Installer rounds so far; raisers pace themselves on it so that raises
+    // and updates really interleave even on a loaded machine.
+    let rounds = Arc::new(AtomicU64::new(0));
 
     let installers: Vec<_> = [false, true]
         .into_iter()
         .map(|with_cancel| {
             let (event, owner, next_label) = (event.clone(), owner.clone(), next_label.clone());
-            let start_line = start_line.clone();
+            let (start_line, rounds) = (start_line.clone(), rounds.clone());
             thread::spawn(move || {
                 let mut lives = Vec::new();
                 let mut live = std::collections::VecDeque::new();
@@ -144,6 +147,7 @@ fn raises_are_linearizable_with_installs_and_uninstalls() {
                             uninstall: (start, end),
                         });
                     }
+                    rounds.fetch_add(1, Ordering::Relaxed);
                     if round % 16 == 0 {
                         thread::yield_now();
                     }
@@ -169,11 +173,15 @@ fn raises_are_linearizable_with_installs_and_uninstalls() {
     let raisers: Vec<_> = (0..2)
         .map(|_| {
             let (event, done, next_number) = (event.clone(), done.clone(), next_number.clone());
-            let start_line = start_line.clone();
+            let (start_line, rounds) = (start_line.clone(), rounds.clone());
             thread::spawn(move || {
                 let mut records = Vec::new();
                 start_line.wait();
-                while !done.load(Ordering::Relaxed) && records.len() < 150_000 {
+                while !done.load(Ordering::Relaxed) {
+                    if records.len() as u64 > (rounds.load(Ordering::Relaxed) + 1) * 30 {
+                        thread::yield_now();
+                        continue;
+                    }
                     let probe = Probe {
                         number: next_number.fetch_add(1, Ordering::Relaxed),
                         calls: Mutex::new(Vec::new()),
