@@ -31,7 +31,7 @@ use crate::time_bounds::{OverrunHandler, TimeBounds, TimeBoundsRef};
 ///
 /// A cheap handle (an `Arc` inside): clone it freely, send it anywhere. The
 /// event lives as long as any `Event` handle or its [`EventAuthority`]; it
-/// then disappears from the [`registry`](crate::registry).
+/// then disappears from the [`registry`].
 ///
 /// Events with several arguments use a tuple for `A`. Handlers and guards
 /// take `&A`, so raising never moves or clones the arguments (except for
