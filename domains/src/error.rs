@@ -285,6 +285,12 @@ pub enum Error {
     },
     /// A module's ELF file has no `.symtab` (it was stripped).
     NoSymbolTable,
+    /// The linked image does not export a symbol the loader requires (the
+    /// extension descriptor).
+    MissingSymbol {
+        /// Symbol name.
+        symbol: String,
+    },
 }
 
 /// Writes a mangled name followed by its readable form and owning crate.
@@ -500,6 +506,9 @@ impl fmt::Display for Error {
             }
             Error::NoSymbolTable => {
                 write!(f, "module ELF has no .symtab (was it stripped?)")
+            }
+            Error::MissingSymbol { symbol } => {
+                write!(f, "the image does not export {}", SymbolDisplay(symbol))
             }
         }
     }

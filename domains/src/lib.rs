@@ -44,7 +44,7 @@
 //! domain.place(&image)?; // now other extensions can resolve against it
 //! // Copy image.segment(k).bytes to image.segment(k).base, map W^X, then
 //! // read the descriptor:
-//! let desc = image.symbol("__spindle_extension").ok_or(domains::Error::NoSymbolTable)?;
+//! let desc = image.require_symbol("__spindle_extension")?; // MissingSymbol if absent
 //! let _first_word = image.read_u64(desc)?;
 //! # Ok(()) }
 //! ```

@@ -162,6 +162,13 @@ impl LinkedImage {
         self.exports.get(name).copied()
     }
 
+    /// [`LinkedImage::symbol`], or [`Error::MissingSymbol`] naming it.
+    pub fn require_symbol(&self, name: &str) -> Result<u64> {
+        self.symbol(name).ok_or_else(|| Error::MissingSymbol {
+            symbol: name.to_string(),
+        })
+    }
+
     /// All exports: name and absolute address.
     pub fn exports(&self) -> impl ExactSizeIterator<Item = (&str, u64)> + '_ {
         self.exports.iter().map(|(n, a)| (n, *a))

@@ -473,6 +473,15 @@ fn layout_groups_sections_by_permission_and_honours_alignment() {
     assert_eq!(img.symbol("Z"), Some(BASES.data + 16));
     assert_eq!(img.symbol("VTABLE"), Some(BASES.rodata + 8));
     assert_eq!(img.symbol("hello"), None);
+    assert_eq!(img.require_symbol("a"), Ok(BASES.text));
+    let missing = img.require_symbol("__spindle_extension").unwrap_err();
+    assert_eq!(
+        missing,
+        Error::MissingSymbol {
+            symbol: "__spindle_extension".to_string()
+        }
+    );
+    assert!(missing.to_string().contains("__spindle_extension"));
     assert_eq!(img.exports().len(), 4);
     // Reads outside every segment fail.
     assert!(matches!(
