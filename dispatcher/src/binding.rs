@@ -23,11 +23,14 @@ use crate::principal::{AliveToken, Principal, PrincipalId};
 /// A side-effect-free predicate over an event's arguments.
 pub type Guard<A> = alloc::boxed::Box<dyn Fn(&A) -> bool + Send + Sync>;
 
-/// The guards of one binding: a list checked in order, then (for guards
-/// imposed after install) the older set it extends. Immutable and shared by
-/// the plans that contain the binding.
+/// The guards of one binding: checked in order (`first`, then `rest`),
+/// then (for guards imposed after install) the older set it extends.
+/// Immutable and shared by the plans that contain the binding. The first
+/// guard is stored inline so that the common one-guard case costs one
+/// pointer hop from the plan to the guard's code.
 pub(crate) struct GuardSet<A> {
-    pub(crate) guards: alloc::boxed::Box<[Guard<A>]>,
+    pub(crate) first: Guard<A>,
+    pub(crate) rest: alloc::boxed::Box<[Guard<A>]>,
     pub(crate) next: Option<Arc<GuardSet<A>>>,
     /// Counts the guard closures for the installer (released by its `Drop`
     /// only); must stay last.
@@ -35,12 +38,34 @@ pub(crate) struct GuardSet<A> {
 }
 
 impl<A> GuardSet<A> {
+    /// A set of `guards` (checked in order) in front of `next`; `next`
+    /// itself when `guards` is empty.
+    pub(crate) fn new(
+        guards: Vec<Guard<A>>,
+        next: Option<Arc<GuardSet<A>>>,
+        alive: AliveToken,
+    ) -> Option<Arc<GuardSet<A>>> {
+        let mut guards = guards.into_iter();
+        match guards.next() {
+            None => next,
+            Some(first) => Some(Arc::new(GuardSet {
+                first,
+                rest: guards.collect(),
+                next,
+                _alive: alive,
+            })),
+        }
+    }
+
     /// Whether every guard of the chain holds for `args`.
     #[inline(always)]
     pub(crate) fn hold(&self, args: &A) -> bool {
         let mut set = self;
         loop {
-            for guard in set.guards.iter() {
+            if !(set.first)(args) {
+                return false;
+            }
+            for guard in set.rest.iter() {
                 if !guard(args) {
                     return false;
                 }

@@ -522,13 +522,7 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
             let imposed_guards = imposed.len();
             let mut all_guards = imposed;
             all_guards.extend(guards);
-            let guards = (!all_guards.is_empty()).then(|| {
-                Arc::new(GuardSet {
-                    guards: all_guards.into_boxed_slice(),
-                    next: None,
-                    _alive: principal.alive_token(),
-                })
-            });
+            let guards = GuardSet::new(all_guards, None, principal.alive_token());
             writer.constrained += usize::from(constrained);
             writer.asynchronous += usize::from(options.asynchronous);
             let installed = Installed {
@@ -597,11 +591,11 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
                 .bindings
                 .get_mut(&id)
                 .ok_or(BindingError::NotInstalled(id))?;
-            installed.guards = Some(Arc::new(GuardSet {
-                guards: alloc::boxed::Box::new([guard]),
-                next: installed.guards.take(),
-                _alive: installed.core.alive.duplicate(),
-            }));
+            installed.guards = GuardSet::new(
+                alloc::vec![guard],
+                installed.guards.take(),
+                installed.core.alive.duplicate(),
+            );
             installed.imposed_guards += 1;
             Ok((
                 (),
