@@ -18,13 +18,13 @@
 mod setup;
 mod test_runner;
 
-use std::io::{self, BufRead, IsTerminal};
+use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use xtask::qemu::{Firmware, Images, KernelExit, QemuOptions, Session, SessionError};
+use xtask::qemu::{Firmware, Images, KernelExit, PipedOutcome, QemuOptions};
 use xtask::workspace;
 
 /// The bare-metal target of the kernel and extensions.
@@ -302,43 +302,17 @@ fn run_interactive(options: &QemuOptions, timeout: Option<u64>) -> Result<(), Fa
     }
 }
 
-/// Input from a pipe or file: feed it one line at a time, each after the
-/// kernel prints its prompt (so no byte arrives before the UART is ready or
-/// while a command runs). When input ends and the kernel asks for more, the
-/// run is over: stop QEMU and report that `shutdown` never came.
+/// Input from a pipe or a file: see [`xtask::qemu::run_piped`].
 fn run_piped(options: &QemuOptions, timeout: Duration) -> Result<(), Failure> {
-    let deadline = Instant::now() + timeout;
-    let mut session =
-        Session::spawn(options, true).map_err(|e| Failure::with_status(e.to_string(), 2))?;
-    let remaining = || deadline.saturating_duration_since(Instant::now());
-    let mut lines = io::stdin().lock().lines();
-    loop {
-        match session.wait_for_prompt(remaining()) {
-            Ok(_) => {}
-            Err(SessionError::Exited(exit, _)) => return exit_result(exit),
-            Err(SessionError::Timeout(_)) => {
-                session.kill();
-                return Err(Failure::with_status(
-                    format!("timeout after {} s: stopped QEMU", timeout.as_secs()),
-                    124,
-                ));
-            }
-            Err(SessionError::Io(e)) => return Err(Failure::with_status(e.to_string(), 2)),
+    let (outcome, _) = xtask::qemu::run_piped(options, io::stdin().lock(), timeout, true)
+        .map_err(|e| Failure::with_status(format!("talking to QEMU: {e}"), 2))?;
+    match outcome {
+        PipedOutcome::Exited(exit) => exit_result(exit),
+        PipedOutcome::InputEnded => {
+            println!();
+            Err(Failure::with_status("input ended without `shutdown`: stopped QEMU", 3))
         }
-        match lines.next() {
-            Some(Ok(line)) => session
-                .send_line(&line)
-                .map_err(|e| Failure::with_status(format!("writing to QEMU: {e}"), 2))?,
-            Some(Err(e)) => return Err(Failure::with_status(format!("reading stdin: {e}"), 2)),
-            None => {
-                session.kill();
-                println!();
-                return Err(Failure::with_status(
-                    "input ended without `shutdown`: stopped QEMU",
-                    3,
-                ));
-            }
-        }
+        PipedOutcome::Timeout => Err(Failure::with_status(format!("timeout after {} s: stopped QEMU", timeout.as_secs()), 124)),
     }
 }
 

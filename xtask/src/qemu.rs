@@ -110,7 +110,8 @@ impl QemuOptions {
         }
         cmd.args([
             "-drive",
-            &format!("format=raw,file={}", self.image.display()),
+            // snapshot=on: the image is never written, so parallel runs can share it.
+            &format!("format=raw,snapshot=on,file={}", self.image.display()),
         ]);
         if let Some(cmdline) = &self.cmdline {
             // fw_cfg's `string=` ends at a comma; commas are doubled to escape them.
@@ -379,6 +380,47 @@ fn pump_output(stdout: impl Read, shared: &(Mutex<Shared>, Condvar), echo: bool)
     let (lock, ready) = shared;
     lock.lock().expect("lock not poisoned").closed = true;
     ready.notify_all();
+}
+
+/// How a piped run ([`run_piped`]) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PipedOutcome {
+    /// QEMU exited (after `shutdown`, a panic, ...).
+    Exited(KernelExit),
+    /// The input ran out while the kernel was waiting for more; QEMU was stopped.
+    InputEnded,
+    /// The time limit passed; QEMU was stopped.
+    Timeout,
+}
+
+/// Boots and feeds `input` to the shell one line at a time, each line only
+/// after the kernel has printed its prompt (so no byte arrives before the
+/// UART is ready, or while a command is running). When the input runs out
+/// and the kernel asks for more, the run is over: QEMU is stopped and the
+/// outcome is [`PipedOutcome::InputEnded`]. Returns the outcome and all
+/// console output.
+pub fn run_piped(options: &QemuOptions, input: impl BufRead, timeout: Duration, echo: bool) -> io::Result<(PipedOutcome, String)> {
+    let deadline = Instant::now() + timeout;
+    let mut session = Session::spawn(options, echo)?;
+    let mut lines = input.lines();
+    loop {
+        match session.wait_for_prompt(deadline.saturating_duration_since(Instant::now())) {
+            Ok(_) => {}
+            Err(SessionError::Exited(exit, _)) => return Ok((PipedOutcome::Exited(exit), session.output())),
+            Err(SessionError::Timeout(_)) => {
+                session.kill();
+                return Ok((PipedOutcome::Timeout, session.output()));
+            }
+            Err(SessionError::Io(e)) => return Err(e),
+        }
+        match lines.next() {
+            Some(line) => session.send_line(&line?)?,
+            None => {
+                session.kill();
+                return Ok((PipedOutcome::InputEnded, session.output()));
+            }
+        }
+    }
 }
 
 /// Paths of the images `cargo xtask image` produces.
