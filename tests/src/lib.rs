@@ -22,16 +22,18 @@ pub fn image(firmware: Firmware) -> PathBuf {
         Firmware::Bios => "SPINDLE_BIOS_IMAGE",
         Firmware::Uefi => "SPINDLE_UEFI_IMAGE",
     };
-    let path = std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| panic!("{var} is not set: run the integration tests with `cargo xtask test`"));
+    let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        panic!("{var} is not set: run the integration tests with `cargo xtask test`")
+    });
     assert!(path.exists(), "{var}={} does not exist", path.display());
     path
 }
 
 /// QEMU options for booting `firmware`'s image with default settings.
 pub fn options(firmware: Firmware) -> QemuOptions {
-    let scratch = std::env::var_os("SPINDLE_SCRATCH_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let scratch = std::env::var_os("SPINDLE_SCRATCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     QemuOptions::new(image(firmware), firmware, scratch)
 }
 
@@ -40,7 +42,10 @@ pub fn boot_with(options: &QemuOptions) -> (Session, String) {
     let mut session = Session::spawn(options, false).expect("QEMU starts");
     match session.wait_for_prompt(BOOT_TIMEOUT) {
         Ok(banner) => (session, banner),
-        Err(e) => panic!("no prompt after boot: {e}\n--- console ---\n{}", session.output()),
+        Err(e) => panic!(
+            "no prompt after boot: {e}\n--- console ---\n{}",
+            session.output()
+        ),
     }
 }
 
@@ -54,20 +59,32 @@ pub fn boot(firmware: Firmware) -> (Session, String) {
 pub fn command(session: &mut Session, line: &str) -> String {
     match session.command(line, COMMAND_TIMEOUT) {
         Ok(output) => output,
-        Err(e) => panic!("`{line}` did not return to the prompt: {e}\n--- console ---\n{}", session.output()),
+        Err(e) => panic!(
+            "`{line}` did not return to the prompt: {e}\n--- console ---\n{}",
+            session.output()
+        ),
     }
 }
 
 /// The first number that follows `label` in `text`.
 pub fn number_after(text: &str, label: &str) -> Option<u64> {
     let rest = &text[text.find(label)? + label.len()..];
-    let digits: String = rest.trim_start().chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 
 /// The number just before `label` in `text` (e.g. "55181 free" -> 55181).
 pub fn number_before(text: &str, label: &str) -> Option<u64> {
     let head = &text[..text.find(label)?];
-    let digits: String = head.trim_end().chars().rev().take_while(char::is_ascii_digit).collect();
+    let digits: String = head
+        .trim_end()
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.chars().rev().collect::<String>().parse().ok()
 }

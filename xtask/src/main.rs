@@ -310,9 +310,15 @@ fn run_piped(options: &QemuOptions, timeout: Duration) -> Result<(), Failure> {
         PipedOutcome::Exited(exit) => exit_result(exit),
         PipedOutcome::InputEnded => {
             println!();
-            Err(Failure::with_status("input ended without `shutdown`: stopped QEMU", 3))
+            Err(Failure::with_status(
+                "input ended without `shutdown`: stopped QEMU",
+                3,
+            ))
         }
-        PipedOutcome::Timeout => Err(Failure::with_status(format!("timeout after {} s: stopped QEMU", timeout.as_secs()), 124)),
+        PipedOutcome::Timeout => Err(Failure::with_status(
+            format!("timeout after {} s: stopped QEMU", timeout.as_secs()),
+            124,
+        )),
     }
 }
 

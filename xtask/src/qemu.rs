@@ -399,14 +399,21 @@ pub enum PipedOutcome {
 /// and the kernel asks for more, the run is over: QEMU is stopped and the
 /// outcome is [`PipedOutcome::InputEnded`]. Returns the outcome and all
 /// console output.
-pub fn run_piped(options: &QemuOptions, input: impl BufRead, timeout: Duration, echo: bool) -> io::Result<(PipedOutcome, String)> {
+pub fn run_piped(
+    options: &QemuOptions,
+    input: impl BufRead,
+    timeout: Duration,
+    echo: bool,
+) -> io::Result<(PipedOutcome, String)> {
     let deadline = Instant::now() + timeout;
     let mut session = Session::spawn(options, echo)?;
     let mut lines = input.lines();
     loop {
         match session.wait_for_prompt(deadline.saturating_duration_since(Instant::now())) {
             Ok(_) => {}
-            Err(SessionError::Exited(exit, _)) => return Ok((PipedOutcome::Exited(exit), session.output())),
+            Err(SessionError::Exited(exit, _)) => {
+                return Ok((PipedOutcome::Exited(exit), session.output()));
+            }
             Err(SessionError::Timeout(_)) => {
                 session.kill();
                 return Ok((PipedOutcome::Timeout, session.output()));

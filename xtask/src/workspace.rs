@@ -29,10 +29,10 @@ pub fn target_dir() -> PathBuf {
         .output();
     if let Ok(out) = metadata {
         let text = String::from_utf8_lossy(&out.stdout);
-        if let Some(rest) = text.split("\"target_directory\":\"").nth(1) {
-            if let Some(end) = rest.find('"') {
-                return PathBuf::from(&rest[..end]);
-            }
+        if let Some(rest) = text.split("\"target_directory\":\"").nth(1)
+            && let Some(end) = rest.find('"')
+        {
+            return PathBuf::from(&rest[..end]);
         }
     }
     root().join("target")

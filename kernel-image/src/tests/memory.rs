@@ -123,11 +123,10 @@ fn map_write_unmap_round_trip() -> KtestResult {
     unsafe { ptr.write_volatile(0x1234_5678_9abc_def0) };
     let through_phys =
         (crate::PHYSICAL_MEMORY_OFFSET + frame.start_address().as_u64()) as *const u64;
-    // SAFETY: the physical-memory mapping covers every frame.
-    ensure_eq!(
-        unsafe { through_phys.read_volatile() },
-        0x1234_5678_9abc_def0
-    );
+    // SAFETY: the physical-memory mapping covers every frame, and the frame
+    // is ours.
+    let read_back = unsafe { through_phys.read_volatile() };
+    ensure_eq!(read_back, 0x1234_5678_9abc_def0);
     // SAFETY: nothing uses the page after this.
     let unmapped = unsafe { paging::unmap(page) }
         .map_err(|e| crate::ktest::KtestFailure::new(alloc::format!("{e:?}")))?;
