@@ -1,1 +1,80 @@
-fn main() {}
+//! The Spindle kernel: the bootable binary that brings up the hardware, owns
+//! the address space, and wires the core services, the dispatcher and the
+//! extension loader together.
+//!
+//! This is one of the few crates allowed to use `unsafe` (port I/O, page
+//! tables, descriptor tables, interrupt frames); every `unsafe` block carries
+//! a `// SAFETY:` comment. Boot flow (see ARCHITECTURE.md):
+//!
+//! 1. serial console and logger, so everything after can report;
+//! 2. GDT + TSS (IST stacks), IDT (every CPU exception);
+//! 3. memory: physical-memory mapping, frame allocator, page tables, heap;
+//! 4. interrupts: legacy PIC remapped and masked, local APIC timer calibrated
+//!    against the PIT;
+//! 5. the mode from the QEMU `fw_cfg` command line: `ktest` runs the
+//!    in-kernel test suite and exits; otherwise the shell starts.
+#![no_std]
+#![no_main]
+#![feature(abi_x86_interrupt)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+mod arch;
+mod clock;
+mod ktest;
+mod logger;
+mod memory;
+mod panic;
+mod shell;
+mod tests;
+
+use bootloader_api::config::{BootloaderConfig, Mapping};
+use bootloader_api::{BootInfo, entry_point};
+
+/// Virtual address where the bootloader maps all of physical memory.
+pub const PHYSICAL_MEMORY_OFFSET: u64 = 0xffff_8000_0000_0000;
+/// Virtual address of the kernel image (top 2 GiB, as `code-model=kernel` wants).
+pub const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
+
+/// How the bootloader lays out the address space for us.
+///
+/// The bootloader's own dynamic mappings (boot info, kernel stack, ramdisk)
+/// are confined to `[0xffff_a000_0000_0000, 0xffff_c000_0000_0000)`, so the
+/// kernel owns the rest: the heap and the extension region are fixed (see
+/// [`memory::layout`]).
+pub static BOOTLOADER_CONFIG: BootloaderConfig = {
+    let mut config = BootloaderConfig::new_default();
+    config.mappings.physical_memory = Some(Mapping::FixedAddress(PHYSICAL_MEMORY_OFFSET));
+    config.mappings.kernel_base = Mapping::FixedAddress(KERNEL_BASE);
+    config.mappings.dynamic_range_start = Some(0xffff_a000_0000_0000);
+    config.mappings.dynamic_range_end = Some(0xffff_c000_0000_0000);
+    config.kernel_stack_size = 256 * 1024;
+    config
+};
+
+entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
+
+fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
+    arch::serial::init();
+    logger::init();
+    log::info!("Spindle {} booting", env!("CARGO_PKG_VERSION"));
+    arch::gdt::init();
+    arch::idt::init();
+    memory::init(boot_info);
+    arch::pic::remap_and_mask();
+    clock::init();
+    x86_64::instructions::interrupts::enable();
+    log::info!("boot complete in {} ms", clock::uptime_ns() / 1_000_000);
+
+    let cmdline = arch::qemu::fw_cfg_cmdline();
+    if let Some(filter) = ktest::mode_from_cmdline(cmdline.as_deref()) {
+        let outcome = ktest::run_all(filter);
+        arch::qemu::exit(if outcome.all_passed() {
+            arch::qemu::ExitCode::Success
+        } else {
+            arch::qemu::ExitCode::Failure
+        });
+    }
+    shell::run()
+}

@@ -1,1 +1,90 @@
-//! Integration-test harness (placeholder).
+//! Integration-test harness: boots the Spindle image built by
+//! `cargo xtask test` under QEMU and talks to its shell.
+//!
+//! The images' paths come from `SPINDLE_BIOS_IMAGE` / `SPINDLE_UEFI_IMAGE`,
+//! which `cargo xtask test` sets; run the tests through it (a plain
+//! `cargo test -p spindle-tests` cannot build the kernel, because cargo holds
+//! its build lock while tests run).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use xtask::qemu::{Firmware, KernelExit, PipedOutcome, QemuOptions, Session, SessionError};
+
+/// Time allowed from QEMU start to the first prompt (UEFI firmware is slow under TCG).
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time allowed for one shell command.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The image for `firmware`, from the environment `cargo xtask test` sets.
+pub fn image(firmware: Firmware) -> PathBuf {
+    let var = match firmware {
+        Firmware::Bios => "SPINDLE_BIOS_IMAGE",
+        Firmware::Uefi => "SPINDLE_UEFI_IMAGE",
+    };
+    let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        panic!("{var} is not set: run the integration tests with `cargo xtask test`")
+    });
+    assert!(path.exists(), "{var}={} does not exist", path.display());
+    path
+}
+
+/// QEMU options for booting `firmware`'s image with default settings.
+pub fn options(firmware: Firmware) -> QemuOptions {
+    let scratch = std::env::var_os("SPINDLE_SCRATCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    QemuOptions::new(image(firmware), firmware, scratch)
+}
+
+/// Boots and waits for the first prompt; returns the session and the boot output.
+pub fn boot_with(options: &QemuOptions) -> (Session, String) {
+    let mut session = Session::spawn(options, false).expect("QEMU starts");
+    match session.wait_for_prompt(BOOT_TIMEOUT) {
+        Ok(banner) => (session, banner),
+        Err(e) => panic!(
+            "no prompt after boot: {e}\n--- console ---\n{}",
+            session.output()
+        ),
+    }
+}
+
+/// Boots `firmware`'s image with default options.
+pub fn boot(firmware: Firmware) -> (Session, String) {
+    boot_with(&options(firmware))
+}
+
+/// Runs one command; panics with the console transcript if it does not
+/// return to the prompt.
+pub fn command(session: &mut Session, line: &str) -> String {
+    match session.command(line, COMMAND_TIMEOUT) {
+        Ok(output) => output,
+        Err(e) => panic!(
+            "`{line}` did not return to the prompt: {e}\n--- console ---\n{}",
+            session.output()
+        ),
+    }
+}
+
+/// The first number that follows `label` in `text`.
+pub fn number_after(text: &str, label: &str) -> Option<u64> {
+    let rest = &text[text.find(label)? + label.len()..];
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// The number just before `label` in `text` (e.g. "55181 free" -> 55181).
+pub fn number_before(text: &str, label: &str) -> Option<u64> {
+    let head = &text[..text.find(label)?];
+    let digits: String = head
+        .trim_end()
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.chars().rev().collect::<String>().parse().ok()
+}

@@ -1,0 +1,188 @@
+//! Interrupt descriptor table: a handler for every CPU exception, the timer
+//! and the spurious vectors.
+//!
+//! Exceptions the kernel cannot recover from print their vector, name, error
+//! code and RIP (and, for page faults, the faulting address from CR2) and
+//! panic, which ends the run with a failure status. Two are recoverable: a
+//! breakpoint returns, and a page fault raised by a [`super::probe`] access
+//! resumes at the probe's fixup.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use spin::LazyLock as Lazy;
+use x86_64::registers::control::Cr2;
+use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode};
+
+use super::gdt;
+
+/// Vector of the local-APIC timer.
+pub const TIMER_VECTOR: u8 = 0x20;
+/// Vector the local APIC delivers spurious interrupts to.
+pub const APIC_SPURIOUS_VECTOR: u8 = 0xff;
+/// First vector of the (masked) legacy PIC after remapping.
+pub const PIC_BASE_VECTOR: u8 = 0x30;
+
+static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
+static SPURIOUS: AtomicU64 = AtomicU64::new(0);
+
+/// Number of breakpoint exceptions handled since boot.
+pub fn breakpoint_count() -> u64 {
+    BREAKPOINTS.load(Ordering::Relaxed)
+}
+
+/// Number of spurious interrupts (APIC or PIC) seen since boot.
+pub fn spurious_count() -> u64 {
+    SPURIOUS.load(Ordering::Relaxed)
+}
+
+fn fatal(vector: u8, name: &str, frame: &InterruptStackFrame, error_code: Option<u64>) -> ! {
+    match error_code {
+        Some(code) => panic!(
+            "CPU exception {vector} ({name}), error code {code:#x}, RIP {:#x}, RSP {:#x}",
+            frame.instruction_pointer.as_u64(),
+            frame.stack_pointer.as_u64()
+        ),
+        None => panic!(
+            "CPU exception {vector} ({name}), RIP {:#x}, RSP {:#x}",
+            frame.instruction_pointer.as_u64(),
+            frame.stack_pointer.as_u64()
+        ),
+    }
+}
+
+/// Defines fatal handlers for exceptions without an error code.
+macro_rules! fatal_handlers {
+    ($($fn_name:ident => $vector:literal, $name:literal;)*) => {$(
+        extern "x86-interrupt" fn $fn_name(frame: InterruptStackFrame) {
+            fatal($vector, $name, &frame, None)
+        }
+    )*};
+}
+
+/// Defines fatal handlers for exceptions that push an error code.
+macro_rules! fatal_handlers_with_code {
+    ($($fn_name:ident => $vector:literal, $name:literal;)*) => {$(
+        extern "x86-interrupt" fn $fn_name(frame: InterruptStackFrame, code: u64) {
+            fatal($vector, $name, &frame, Some(code))
+        }
+    )*};
+}
+
+fatal_handlers! {
+    divide_error => 0, "divide error";
+    debug => 1, "debug";
+    nmi => 2, "non-maskable interrupt";
+    overflow => 4, "overflow";
+    bound_range => 5, "bound range exceeded";
+    invalid_opcode => 6, "invalid opcode";
+    device_not_available => 7, "device not available";
+    x87_floating_point => 16, "x87 floating point";
+    simd_floating_point => 19, "SIMD floating point";
+    virtualization => 20, "virtualization";
+    hv_injection => 28, "hypervisor injection";
+}
+
+fatal_handlers_with_code! {
+    invalid_tss => 10, "invalid TSS";
+    segment_not_present => 11, "segment not present";
+    stack_segment => 12, "stack-segment fault";
+    general_protection => 13, "general protection fault";
+    alignment_check => 17, "alignment check";
+    control_protection => 21, "control protection";
+    vmm_communication => 29, "VMM communication";
+    security => 30, "security exception";
+}
+
+extern "x86-interrupt" fn breakpoint(frame: InterruptStackFrame) {
+    BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
+    log::debug!("breakpoint at {:#x}", frame.instruction_pointer.as_u64());
+}
+
+extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, code: u64) -> ! {
+    fatal(8, "double fault", &frame, Some(code))
+}
+
+extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
+    fatal(18, "machine check", &frame, None)
+}
+
+extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageFaultErrorCode) {
+    let address = Cr2::read_raw();
+    if super::probe::fixup_page_fault(&mut frame, address, code.bits()) {
+        return;
+    }
+    panic!(
+        "CPU exception 14 (page fault) at address {address:#x}, error code {:#x} ({code:?}), RIP {:#x}",
+        code.bits(),
+        frame.instruction_pointer.as_u64()
+    );
+}
+
+extern "x86-interrupt" fn timer(_frame: InterruptStackFrame) {
+    crate::clock::on_timer_interrupt();
+    super::apic::end_of_interrupt();
+}
+
+extern "x86-interrupt" fn apic_spurious(_frame: InterruptStackFrame) {
+    // Spurious APIC interrupts must not be acknowledged.
+    SPURIOUS.fetch_add(1, Ordering::Relaxed);
+}
+
+extern "x86-interrupt" fn pic_spurious(_frame: InterruptStackFrame) {
+    // Every PIC line is masked, so anything arriving here is spurious
+    // (IRQ 7 / 15); a spurious PIC interrupt must not be acknowledged either.
+    SPURIOUS.fetch_add(1, Ordering::Relaxed);
+}
+
+static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| {
+    let mut idt = InterruptDescriptorTable::new();
+    idt.divide_error.set_handler_fn(divide_error);
+    idt.debug.set_handler_fn(debug);
+    idt.breakpoint.set_handler_fn(breakpoint);
+    idt.overflow.set_handler_fn(overflow);
+    idt.bound_range_exceeded.set_handler_fn(bound_range);
+    idt.invalid_opcode.set_handler_fn(invalid_opcode);
+    idt.device_not_available
+        .set_handler_fn(device_not_available);
+    idt.invalid_tss.set_handler_fn(invalid_tss);
+    idt.segment_not_present.set_handler_fn(segment_not_present);
+    idt.stack_segment_fault.set_handler_fn(stack_segment);
+    idt.general_protection_fault
+        .set_handler_fn(general_protection);
+    idt.page_fault.set_handler_fn(page_fault);
+    idt.x87_floating_point.set_handler_fn(x87_floating_point);
+    idt.alignment_check.set_handler_fn(alignment_check);
+    idt.simd_floating_point.set_handler_fn(simd_floating_point);
+    idt.virtualization.set_handler_fn(virtualization);
+    idt.cp_protection_exception
+        .set_handler_fn(control_protection);
+    idt.hv_injection_exception.set_handler_fn(hv_injection);
+    idt.vmm_communication_exception
+        .set_handler_fn(vmm_communication);
+    idt.security_exception.set_handler_fn(security);
+    // SAFETY: the IST indices name stacks that gdt::init installed in the TSS
+    // before the IDT is loaded; each stack is used by this one vector only.
+    unsafe {
+        idt.double_fault
+            .set_handler_fn(double_fault)
+            .set_stack_index(gdt::DOUBLE_FAULT_IST);
+        idt.non_maskable_interrupt
+            .set_handler_fn(nmi)
+            .set_stack_index(gdt::NMI_IST);
+        idt.machine_check
+            .set_handler_fn(machine_check)
+            .set_stack_index(gdt::MACHINE_CHECK_IST);
+    }
+    idt[TIMER_VECTOR].set_handler_fn(timer);
+    idt[APIC_SPURIOUS_VECTOR].set_handler_fn(apic_spurious);
+    for vector in PIC_BASE_VECTOR..PIC_BASE_VECTOR + 16 {
+        idt[vector].set_handler_fn(pic_spurious);
+    }
+    idt
+});
+
+/// Loads the IDT.
+pub fn init() {
+    IDT.load();
+    log::debug!("IDT loaded: 21 exception handlers, timer, spurious vectors");
+}

@@ -1,0 +1,18 @@
+//! x86_64 hardware glue: the only place where the kernel talks to devices,
+//! descriptor tables and control registers.
+
+pub mod apic;
+pub mod gdt;
+pub mod idt;
+pub mod pic;
+pub mod pit;
+pub mod probe;
+pub mod qemu;
+pub mod serial;
+
+/// Reads the time-stamp counter.
+#[inline]
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC has no side effects and is available on every x86_64 CPU.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}

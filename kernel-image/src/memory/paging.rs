@@ -1,0 +1,86 @@
+//! The kernel's page table (the one the bootloader built, extended in
+//! place), reached through the physical-memory mapping.
+
+use spin::Mutex;
+use x86_64::instructions::interrupts;
+use x86_64::registers::control::{Cr3, Efer, EferFlags};
+use x86_64::structures::paging::mapper::{MapToError, Translate, UnmapError};
+use x86_64::structures::paging::{
+    Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB,
+};
+use x86_64::{PhysAddr, VirtAddr};
+
+use super::frames::KernelFrameSource;
+use crate::PHYSICAL_MEMORY_OFFSET;
+
+static PAGE_TABLE: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
+
+/// Takes over the active level-4 table.
+pub fn init() {
+    let (level4_frame, _) = Cr3::read();
+    let virt = PHYSICAL_MEMORY_OFFSET + level4_frame.start_address().as_u64();
+    // SAFETY: CR3 names the active level-4 table, which the physical-memory
+    // mapping makes addressable at `virt`; from here on the kernel only
+    // touches it through PAGE_TABLE, under its lock.
+    let table = unsafe {
+        OffsetPageTable::new(
+            &mut *(virt as *mut PageTable),
+            VirtAddr::new(PHYSICAL_MEMORY_OFFSET),
+        )
+    };
+    // NO_EXECUTE in page-table entries requires EFER.NXE.
+    if !Efer::read().contains(EferFlags::NO_EXECUTE_ENABLE) {
+        // SAFETY: enabling NXE only gives meaning to bit 63 of page-table
+        // entries, which the kernel sets exactly where it wants no execution.
+        unsafe { Efer::update(|flags| flags.insert(EferFlags::NO_EXECUTE_ENABLE)) };
+    }
+    interrupts::without_interrupts(|| *PAGE_TABLE.lock() = Some(table));
+}
+
+fn with<R>(f: impl FnOnce(&mut OffsetPageTable<'static>) -> R) -> R {
+    interrupts::without_interrupts(|| {
+        f(PAGE_TABLE.lock().as_mut().expect("paging not initialised"))
+    })
+}
+
+/// Maps `page` to `frame` with `flags` (PRESENT is added).
+///
+/// # Safety
+/// The caller owns `frame` and `page` is not in use: mapping can alias
+/// memory and break Rust's aliasing rules if either is shared.
+pub unsafe fn map(
+    page: Page<Size4KiB>,
+    frame: PhysFrame<Size4KiB>,
+    flags: PageTableFlags,
+) -> Result<(), MapToError<Size4KiB>> {
+    with(|table| {
+        // SAFETY: forwarded from the caller.
+        let flush = unsafe {
+            table.map_to(
+                page,
+                frame,
+                flags | PageTableFlags::PRESENT,
+                &mut KernelFrameSource,
+            )
+        }?;
+        flush.flush();
+        Ok(())
+    })
+}
+
+/// Unmaps `page` and returns the frame it mapped.
+///
+/// # Safety
+/// Nothing may use the page afterwards.
+pub unsafe fn unmap(page: Page<Size4KiB>) -> Result<PhysFrame<Size4KiB>, UnmapError> {
+    with(|table| {
+        let (frame, flush) = table.unmap(page)?;
+        flush.flush();
+        Ok(frame)
+    })
+}
+
+/// Translates a virtual address, or `None` if it is not mapped.
+pub fn translate(addr: VirtAddr) -> Option<PhysAddr> {
+    with(|table| table.translate_addr(addr))
+}

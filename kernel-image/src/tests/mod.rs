@@ -1,0 +1,5 @@
+//! In-kernel tests (run by a `ktest` boot; see [`crate::ktest`]).
+
+mod arch;
+mod clock;
+mod memory;

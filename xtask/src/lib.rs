@@ -1,0 +1,5 @@
+//! Library half of xtask: what both the `cargo xtask` command and the
+//! integration tests in `tests/` need (driving QEMU, locating the images).
+
+pub mod qemu;
+pub mod workspace;

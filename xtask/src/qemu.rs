@@ -1,0 +1,461 @@
+//! Booting Spindle under QEMU and talking to its serial shell.
+//!
+//! Shared by `cargo xtask run`/`test` and by the integration tests in
+//! `tests/`. The kernel's console is COM1 on QEMU's stdio; the kernel ends
+//! the run through the `isa-debug-exit` device, whose status xtask maps back:
+//! QEMU status 33 (`0x10 << 1 | 1`) is success, 35 (`0x11 << 1 | 1`) failure.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use std::{fmt, fs, thread};
+
+/// The shell's prompt, exactly as the kernel prints it.
+pub const PROMPT: &str = "spindle> ";
+
+/// OVMF firmware images from Debian's `ovmf` package.
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+/// See [`OVMF_CODE`].
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+/// Which firmware boots the disk image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firmware {
+    /// SeaBIOS (QEMU's default) with the MBR image.
+    Bios,
+    /// OVMF with the GPT image.
+    Uefi,
+}
+
+impl fmt::Display for Firmware {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Bios => "BIOS",
+            Self::Uefi => "UEFI",
+        })
+    }
+}
+
+/// How to start QEMU.
+#[derive(Clone, Debug)]
+pub struct QemuOptions {
+    /// The disk image.
+    pub image: PathBuf,
+    /// BIOS or UEFI.
+    pub firmware: Firmware,
+    /// Guest RAM in MiB (`-m`).
+    pub memory_mib: u32,
+    /// Kernel command line, passed through fw_cfg (`opt/spindle/cmdline`).
+    pub cmdline: Option<String>,
+    /// Wait for a debugger on tcp::1234 before starting (`-s -S`).
+    pub gdb: bool,
+    /// Directory for scratch files (the UEFI variable store copy).
+    pub scratch_dir: PathBuf,
+}
+
+impl QemuOptions {
+    /// Options with 256 MiB and no command line.
+    pub fn new(
+        image: impl Into<PathBuf>,
+        firmware: Firmware,
+        scratch_dir: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            image: image.into(),
+            firmware,
+            memory_mib: 256,
+            cmdline: None,
+            gdb: false,
+            scratch_dir: scratch_dir.into(),
+        }
+    }
+
+    /// The QEMU command line.
+    pub fn command(&self) -> io::Result<Command> {
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args(["-m", &format!("{}M", self.memory_mib)]);
+        cmd.args(accelerator_args());
+        cmd.args([
+            "-serial",
+            "stdio",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-no-reboot",
+        ]);
+        cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        if self.firmware == Firmware::Uefi {
+            fs::create_dir_all(&self.scratch_dir)?;
+            // Each run gets its own variable store: OVMF writes to it.
+            let vars = self
+                .scratch_dir
+                .join(format!("ovmf-vars-{}.fd", std::process::id()));
+            fs::copy(OVMF_VARS, &vars).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("{OVMF_VARS}: {e} (install Debian's ovmf package)"),
+                )
+            })?;
+            cmd.args([
+                "-drive",
+                &format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"),
+            ]);
+            cmd.args([
+                "-drive",
+                &format!("if=pflash,format=raw,file={}", vars.display()),
+            ]);
+        }
+        cmd.args([
+            "-drive",
+            // snapshot=on: the image is never written, so parallel runs can share it.
+            &format!("format=raw,snapshot=on,file={}", self.image.display()),
+        ]);
+        if let Some(cmdline) = &self.cmdline {
+            // fw_cfg's `string=` ends at a comma; commas are doubled to escape them.
+            cmd.args([
+                "-fw_cfg",
+                &format!(
+                    "name=opt/spindle/cmdline,string={}",
+                    cmdline.replace(',', ",,")
+                ),
+            ]);
+        }
+        if self.gdb {
+            cmd.args(["-s", "-S"]);
+        }
+        Ok(cmd)
+    }
+}
+
+/// `-accel tcg`, or KVM when it really works here: `/dev/kvm` opens and the
+/// CPU advertises hardware virtualisation (a software `/dev/kvm` without VMX
+/// or SVM makes the kernel hundreds of times slower than TCG).
+pub fn accelerator_args() -> Vec<String> {
+    let kvm_opens = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    let has_vt = fs::read_to_string("/proc/cpuinfo")
+        .map(|info| {
+            info.lines()
+                .any(|l| l.starts_with("flags") && (l.contains(" vmx") || l.contains(" svm")))
+        })
+        .unwrap_or(false);
+    if kvm_opens && has_vt {
+        vec!["-accel".into(), "kvm".into(), "-cpu".into(), "host".into()]
+    } else {
+        vec!["-accel".into(), "tcg".into(), "-cpu".into(), "max".into()]
+    }
+}
+
+/// How a kernel run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelExit {
+    /// `shutdown`, or all in-kernel tests passed (QEMU status 33).
+    Success,
+    /// Panic or failed tests (QEMU status 35).
+    Failure,
+    /// QEMU ended some other way (e.g. a triple fault with `-no-reboot`
+    /// exits 0, which must not read as success).
+    Unexpected(Option<i32>),
+}
+
+impl KernelExit {
+    /// Interprets QEMU's exit status.
+    pub fn from_status(status: ExitStatus) -> Self {
+        match status.code() {
+            Some(33) => Self::Success,
+            Some(35) => Self::Failure,
+            other => Self::Unexpected(other),
+        }
+    }
+}
+
+impl fmt::Display for KernelExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Success => f.write_str("kernel exited cleanly"),
+            Self::Failure => f.write_str("kernel reported failure (panic or failed tests)"),
+            Self::Unexpected(Some(code)) => write!(f, "QEMU exited with unexpected status {code}"),
+            Self::Unexpected(None) => f.write_str("QEMU was killed by a signal"),
+        }
+    }
+}
+
+/// Why waiting on a session failed.
+#[derive(Debug)]
+pub enum SessionError {
+    /// The deadline passed first; holds the output so far.
+    Timeout(String),
+    /// QEMU exited first.
+    Exited(KernelExit, String),
+    /// Talking to QEMU failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout(_) => f.write_str("timed out waiting for the kernel"),
+            Self::Exited(exit, _) => write!(f, "QEMU exited early: {exit}"),
+            Self::Io(e) => write!(f, "I/O error talking to QEMU: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+impl From<io::Error> for SessionError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    output: Vec<u8>,
+    closed: bool,
+}
+
+/// A running QEMU whose console is piped through this process.
+///
+/// A reader thread collects everything the kernel prints (optionally
+/// echoing it to our stdout); callers wait for the prompt and send lines.
+pub struct Session {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    shared: Arc<(Mutex<Shared>, Condvar)>,
+    /// Output offset up to which the caller has consumed.
+    mark: usize,
+    reader: Option<thread::JoinHandle<()>>,
+}
+
+impl Session {
+    /// Starts QEMU. With `echo`, the console output is also copied to stdout.
+    pub fn spawn(options: &QemuOptions, echo: bool) -> io::Result<Self> {
+        let mut child = options
+            .command()?
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("starting qemu-system-x86_64: {e}")))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stdin = child.stdin.take();
+        let shared = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
+        let reader_shared = Arc::clone(&shared);
+        let reader = thread::spawn(move || pump_output(stdout, &reader_shared, echo));
+        Ok(Self {
+            child,
+            stdin,
+            shared,
+            mark: 0,
+            reader: Some(reader),
+        })
+    }
+
+    /// Waits until the output since the last mark ends with the prompt;
+    /// returns that output (prompt included) and moves the mark past it.
+    pub fn wait_for_prompt(&mut self, timeout: Duration) -> Result<String, SessionError> {
+        self.wait_until(timeout, |text| text.ends_with(PROMPT))
+    }
+
+    /// Waits until the output since the mark contains `needle`; returns the
+    /// output up to the end of `needle` and moves the mark past it.
+    pub fn wait_for_text(
+        &mut self,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<String, SessionError> {
+        let needle = needle.to_owned();
+        self.wait_until(timeout, move |text| text.contains(&needle))
+    }
+
+    fn wait_until(
+        &mut self,
+        timeout: Duration,
+        done: impl Fn(&str) -> bool,
+    ) -> Result<String, SessionError> {
+        let deadline = Instant::now() + timeout;
+        let (lock, ready) = &*self.shared;
+        let mut shared = lock
+            .lock()
+            .expect("reader thread never panics holding the lock");
+        loop {
+            let text = String::from_utf8_lossy(&shared.output[self.mark..]).into_owned();
+            if done(&text) {
+                self.mark = shared.output.len();
+                return Ok(text);
+            }
+            if shared.closed {
+                drop(shared);
+                let status = self.child.wait()?;
+                return Err(SessionError::Exited(KernelExit::from_status(status), text));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(SessionError::Timeout(text));
+            }
+            shared = ready
+                .wait_timeout(shared, deadline - now)
+                .expect("lock not poisoned")
+                .0;
+        }
+    }
+
+    /// Sends one line of input (a newline is appended).
+    pub fn send_line(&mut self, line: &str) -> io::Result<()> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| io::Error::other("stdin already closed"))?;
+        stdin.write_all(line.as_bytes())?;
+        stdin.write_all(b"\n")?;
+        stdin.flush()
+    }
+
+    /// Sends `line` and waits for the next prompt; returns what the kernel
+    /// printed in between (the echoed line and the command's output).
+    pub fn command(&mut self, line: &str, timeout: Duration) -> Result<String, SessionError> {
+        self.send_line(line)?;
+        let text = self.wait_for_prompt(timeout)?;
+        Ok(text.strip_suffix(PROMPT).unwrap_or(&text).to_owned())
+    }
+
+    /// Waits for QEMU to exit; returns how, and the output since the mark.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<(KernelExit, String), SessionError> {
+        match self.wait_until(timeout, |_| false) {
+            Err(SessionError::Exited(exit, text)) => Ok((exit, text)),
+            Err(other) => Err(other),
+            Ok(_) => unreachable!("the predicate never holds"),
+        }
+    }
+
+    /// Everything the kernel printed so far.
+    pub fn output(&self) -> String {
+        let shared = self.shared.0.lock().expect("lock not poisoned");
+        String::from_utf8_lossy(&shared.output).into_owned()
+    }
+
+    /// Kills QEMU (if still running) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.kill();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+fn pump_output(stdout: impl Read, shared: &(Mutex<Shared>, Condvar), echo: bool) {
+    let mut reader = BufReader::new(stdout);
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok([]) | Err(_) => break,
+            Ok(chunk) => chunk.to_vec(),
+        };
+        reader.consume(chunk.len());
+        if echo {
+            let mut out = io::stdout().lock();
+            let _ = out.write_all(&chunk);
+            let _ = out.flush();
+        }
+        let (lock, ready) = shared;
+        lock.lock()
+            .expect("lock not poisoned")
+            .output
+            .extend_from_slice(&chunk);
+        ready.notify_all();
+    }
+    let (lock, ready) = shared;
+    lock.lock().expect("lock not poisoned").closed = true;
+    ready.notify_all();
+}
+
+/// How a piped run ([`run_piped`]) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PipedOutcome {
+    /// QEMU exited (after `shutdown`, a panic, ...).
+    Exited(KernelExit),
+    /// The input ran out while the kernel was waiting for more; QEMU was stopped.
+    InputEnded,
+    /// The time limit passed; QEMU was stopped.
+    Timeout,
+}
+
+/// Boots and feeds `input` to the shell one line at a time, each line only
+/// after the kernel has printed its prompt (so no byte arrives before the
+/// UART is ready, or while a command is running). When the input runs out
+/// and the kernel asks for more, the run is over: QEMU is stopped and the
+/// outcome is [`PipedOutcome::InputEnded`]. Returns the outcome and all
+/// console output.
+pub fn run_piped(
+    options: &QemuOptions,
+    input: impl BufRead,
+    timeout: Duration,
+    echo: bool,
+) -> io::Result<(PipedOutcome, String)> {
+    let deadline = Instant::now() + timeout;
+    let mut session = Session::spawn(options, echo)?;
+    let mut lines = input.lines();
+    loop {
+        match session.wait_for_prompt(deadline.saturating_duration_since(Instant::now())) {
+            Ok(_) => {}
+            Err(SessionError::Exited(exit, _)) => {
+                return Ok((PipedOutcome::Exited(exit), session.output()));
+            }
+            Err(SessionError::Timeout(_)) => {
+                session.kill();
+                return Ok((PipedOutcome::Timeout, session.output()));
+            }
+            Err(SessionError::Io(e)) => return Err(e),
+        }
+        match lines.next() {
+            Some(line) => session.send_line(&line?)?,
+            None => {
+                session.kill();
+                return Ok((PipedOutcome::InputEnded, session.output()));
+            }
+        }
+    }
+}
+
+/// Paths of the images `cargo xtask image` produces.
+#[derive(Clone, Debug)]
+pub struct Images {
+    /// MBR image for BIOS boot.
+    pub bios: PathBuf,
+    /// GPT image for UEFI boot.
+    pub uefi: PathBuf,
+}
+
+impl Images {
+    /// The images for a profile under `target_dir`.
+    pub fn in_target_dir(target_dir: &Path, release: bool) -> Self {
+        let dir = target_dir
+            .join("spindle")
+            .join(if release { "release" } else { "debug" });
+        Self {
+            bios: dir.join("spindle-bios.img"),
+            uefi: dir.join("spindle-uefi.img"),
+        }
+    }
+
+    /// The image for `firmware`.
+    pub fn for_firmware(&self, firmware: Firmware) -> &Path {
+        match firmware {
+            Firmware::Bios => &self.bios,
+            Firmware::Uefi => &self.uefi,
+        }
+    }
+}

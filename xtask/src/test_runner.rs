@@ -1,0 +1,234 @@
+//! `cargo xtask test`: every tier, one tally.
+//!
+//! 1. host unit tests (`cargo test` on the host crates);
+//! 2. the in-kernel suite, booted with the command line `ktest`, under BIOS
+//!    and under UEFI, each with a time limit;
+//! 3. the integration tests in `tests/`, which boot the kernel and drive its
+//!    shell (they get the image paths through `SPINDLE_*_IMAGE`).
+//!
+//! Ends with one line `N passed, M failed` summing all tiers. A tier that
+//! cannot even run (a compile error, a hung or crashed boot) counts as one
+//! failure, so it can never look like a pass.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use xtask::qemu::{Firmware, KernelExit, QemuOptions, Session, SessionError};
+
+use crate::{Failure, cargo, make_images, scratch_dir, setup};
+
+/// Host crates whose unit tests run in tier 1 (everything but the kernel,
+/// the image builder, and the integration tests).
+const HOST_EXCLUDES: &[&str] = &["kernel-image", "image-builder", "spindle-tests"];
+
+/// Time limit for one boot of the in-kernel suite.
+const KTEST_TIME_LIMIT: Duration = Duration::from_secs(180);
+
+#[derive(Default, Clone, Copy)]
+struct Count {
+    passed: u64,
+    failed: u64,
+}
+
+pub fn run(release: bool, uefi: bool) -> Result<(), Failure> {
+    setup::ensure_toolchain()?;
+    setup::ensure_qemu()?;
+    let started = Instant::now();
+    let mut tiers: Vec<(String, Count)> = Vec::new();
+
+    banner("host unit tests");
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace", "--no-fail-fast"]);
+    for package in HOST_EXCLUDES {
+        cmd.args(["--exclude", package]);
+    }
+    tiers.push(("host unit tests".into(), cargo_test(cmd)));
+
+    banner("kernel images");
+    let images = make_images(release)?;
+    let mut firmwares = vec![Firmware::Bios];
+    if uefi {
+        firmwares.push(Firmware::Uefi);
+    }
+    for firmware in firmwares {
+        banner(&format!("in-kernel tests ({firmware})"));
+        tiers.push((
+            format!("in-kernel tests ({firmware})"),
+            kernel_suite(images.for_firmware(firmware), firmware),
+        ));
+    }
+
+    banner("integration tests");
+    let mut cmd = cargo();
+    cmd.args(["test", "--package", "spindle-tests", "--no-fail-fast"]);
+    if release {
+        cmd.arg("--release");
+    }
+    cmd.env("SPINDLE_BIOS_IMAGE", &images.bios)
+        .env("SPINDLE_UEFI_IMAGE", &images.uefi);
+    cmd.env("SPINDLE_SCRATCH_DIR", scratch_dir());
+    tiers.push(("integration tests".into(), cargo_test(cmd)));
+
+    println!();
+    let mut total = Count::default();
+    for (name, count) in &tiers {
+        println!(
+            "  {name:<28} {:>4} passed, {:>3} failed",
+            count.passed, count.failed
+        );
+        total.passed += count.passed;
+        total.failed += count.failed;
+    }
+    println!("  ({:.0} s)", started.elapsed().as_secs_f64());
+    println!("{} passed, {} failed", total.passed, total.failed);
+    if total.failed == 0 {
+        Ok(())
+    } else {
+        Err(Failure::new(format!("{} test(s) failed", total.failed)))
+    }
+}
+
+fn banner(title: &str) {
+    println!("\n==== {title} ====");
+}
+
+/// Runs a `cargo test` command, echoing its output, and sums its
+/// `test result:` lines. A run that fails without any failed test (a build
+/// error) counts as one failure.
+fn cargo_test(mut cmd: Command) -> Count {
+    let mut count = Count::default();
+    let child = cmd.stdout(Stdio::piped()).spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("xtask: cannot start cargo test: {e}");
+            return Count {
+                passed: 0,
+                failed: 1,
+            };
+        }
+    };
+    let stdout = child.stdout.take().expect("stdout is piped");
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        println!("{line}");
+        if let Some((passed, failed)) = parse_cargo_result(&line) {
+            count.passed += passed;
+            count.failed += failed;
+        }
+    }
+    let success = child.wait().is_ok_and(|s| s.success());
+    if !success && count.failed == 0 {
+        eprintln!("xtask: cargo test failed before reporting a failed test (build error?)");
+        count.failed = 1;
+    }
+    count
+}
+
+/// Parses libtest's `test result: ok. 7 passed; 0 failed; ...`.
+fn parse_cargo_result(line: &str) -> Option<(u64, u64)> {
+    let rest = line.strip_prefix("test result: ")?;
+    let number_before = |word: &str| -> Option<u64> {
+        let words: Vec<&str> = rest.split([' ', ';']).filter(|w| !w.is_empty()).collect();
+        let index = words.iter().position(|w| *w == word)?;
+        words.get(index.checked_sub(1)?)?.parse().ok()
+    };
+    Some((number_before("passed")?, number_before("failed")?))
+}
+
+/// Parses the kernel's `ktest: result: P passed, F failed, N not run`.
+fn parse_ktest_result(output: &str) -> Option<(u64, u64, u64)> {
+    let line = output
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("ktest: result: "))?;
+    let mut numbers = line.split(',').map(|part| {
+        part.split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+    });
+    Some((numbers.next()??, numbers.next()??, numbers.next()??))
+}
+
+/// Boots one image in test mode; tests that did not run count as failed.
+fn kernel_suite(image: &std::path::Path, firmware: Firmware) -> Count {
+    let mut options = QemuOptions::new(image, firmware, scratch_dir());
+    options.cmdline = Some("ktest".into());
+    let mut session = match Session::spawn(&options, true) {
+        Ok(session) => session,
+        Err(e) => {
+            eprintln!("xtask: cannot start QEMU: {e}");
+            return Count {
+                passed: 0,
+                failed: 1,
+            };
+        }
+    };
+    let (exit, output) = match session.wait_exit(KTEST_TIME_LIMIT) {
+        Ok((exit, _)) => (Some(exit), session.output()),
+        Err(SessionError::Timeout(_)) => {
+            eprintln!(
+                "xtask: in-kernel tests ({firmware}) still running after {} s: killed",
+                KTEST_TIME_LIMIT.as_secs()
+            );
+            session.kill();
+            (None, session.output())
+        }
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            (None, session.output())
+        }
+    };
+    match parse_ktest_result(&output) {
+        Some((passed, failed, not_run)) => {
+            let mut count = Count {
+                passed,
+                failed: failed + not_run,
+            };
+            let consistent = (count.failed == 0) == (exit == Some(KernelExit::Success));
+            if !consistent {
+                eprintln!(
+                    "xtask: kernel summary and exit status disagree ({exit:?}); counting a failure"
+                );
+                count.failed += 1;
+            }
+            count
+        }
+        None => {
+            eprintln!("xtask: no ktest summary from the {firmware} boot ({exit:?})");
+            Count {
+                passed: 0,
+                failed: 1,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_libtest_summaries() {
+        assert_eq!(
+            parse_cargo_result("test result: ok. 7 passed; 0 failed; 1 ignored; 0 measured"),
+            Some((7, 0))
+        );
+        assert_eq!(
+            parse_cargo_result("test result: FAILED. 3 passed; 2 failed; 0 ignored"),
+            Some((3, 2))
+        );
+        assert_eq!(parse_cargo_result("running 7 tests"), None);
+    }
+
+    #[test]
+    fn parses_the_kernel_summary_last_occurrence() {
+        let out = "ktest: running 3 tests\r\nktest: result: 2 passed, 1 failed, 0 not run\r\n";
+        assert_eq!(parse_ktest_result(out), Some((2, 1, 0)));
+        assert_eq!(
+            parse_ktest_result("ktest: result: 1 passed, 1 failed, 5 not run"),
+            Some((1, 1, 5))
+        );
+        assert_eq!(parse_ktest_result("KERNEL PANIC at x"), None);
+    }
+}
