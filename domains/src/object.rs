@@ -322,6 +322,22 @@ impl<'a> Object<'a> {
         self.members.iter().map(|m| m.name.as_str())
     }
 
+    /// The file bytes of the unit's sections called `name`, before any
+    /// relocation is applied (fields that relocations fill in read as their
+    /// unrelocated value, usually 0). `None` if no member has such a section;
+    /// `Some(&[])` for an empty or `SHT_NOBITS` one. If several members have
+    /// one, the first is returned.
+    ///
+    /// This is how the loader reads an extension's plain-data descriptor
+    /// before linking anything.
+    pub fn section_bytes(&self, name: &str) -> Option<&'a [u8]> {
+        self.members
+            .iter()
+            .flat_map(|m| m.sections.iter())
+            .find(|s| s.name == name)
+            .map(|s| s.data)
+    }
+
     /// Number of relocations that patch loaded sections.
     pub fn relocation_count(&self) -> usize {
         self.members.iter().map(|m| m.relocs.len()).sum()

@@ -606,6 +606,17 @@ fn sample_object_is_accepted() {
 }
 
 #[test]
+fn section_bytes_are_the_unrelocated_file_bytes() {
+    let obj = sample_object();
+    let object = Object::parse(&obj, &Limits::default()).unwrap();
+    assert_eq!(object.section_bytes(".rodata.c"), Some(&[1u8; 16][..]));
+    // Relocated fields read as stored in the file (the addend lives in .rela).
+    assert_eq!(object.section_bytes(".data.v"), Some(&[0u8; 16][..]));
+    assert_eq!(object.section_bytes(".bss.z"), Some(&[][..]));
+    assert_eq!(object.section_bytes(".spindle_ext"), None);
+}
+
+#[test]
 fn truncated_input_is_rejected_at_every_length() {
     let obj = sample_object();
     for len in 0..obj.len() {

@@ -15,6 +15,7 @@
 //! ended unexpectedly or could not start; 3 when piped input ended without
 //! `shutdown`; 124 on timeout.
 
+mod extensions;
 mod setup;
 mod test_runner;
 
@@ -117,9 +118,14 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    // Run as cargo's RUSTC_WORKSPACE_WRAPPER for the kernel+extensions build.
+    if let Some(plan) = std::env::var_os(extensions::WRAPPER_PLAN_ENV) {
+        let code = extensions::rustc_wrapper(std::path::Path::new(&plan), std::env::args().skip(1).collect());
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Build(p) => setup::ensure_toolchain().and_then(|()| build_kernel(p.release)),
+        Cmd::Build(p) => setup::ensure_toolchain().and_then(|()| extensions::build(p.release).map(drop)),
         Cmd::Image(p) => setup::ensure_toolchain()
             .and_then(|()| make_images(p.release))
             .map(|images| {
@@ -165,30 +171,6 @@ pub fn cargo() -> Command {
 
 fn profile_dir(release: bool) -> &'static str {
     if release { "release" } else { "debug" }
-}
-
-/// Builds the kernel binary; returns its path.
-fn build_kernel(release: bool) -> Result<(), Failure> {
-    kernel_binary(release).map(drop)
-}
-
-fn kernel_binary(release: bool) -> Result<PathBuf, Failure> {
-    let mut cmd = cargo();
-    cmd.args([
-        "build",
-        "--package",
-        "kernel-image",
-        "--target",
-        KERNEL_TARGET,
-    ]);
-    if release {
-        cmd.arg("--release");
-    }
-    run_checked(&mut cmd)?;
-    Ok(workspace::target_dir()
-        .join(KERNEL_TARGET)
-        .join(profile_dir(release))
-        .join("spindle-kernel"))
 }
 
 /// Builds (once; cargo caches it) the tool that wraps the bootloader's
@@ -255,7 +237,8 @@ fn host_triple() -> String {
 /// reads the kernel through real-mode disk calls, which under TCG costs
 /// about 0.6 s per MiB. The full ELF stays in `target/` for gdb.
 fn make_images(release: bool) -> Result<Images, Failure> {
-    let full_kernel = kernel_binary(release)?;
+    let outputs = extensions::build(release)?;
+    let full_kernel = outputs.kernel;
     let builder = image_builder()?;
     let images = Images::in_target_dir(&workspace::target_dir(), release);
     let dir = images.bios.parent().expect("images live in a directory");
@@ -268,6 +251,7 @@ fn make_images(release: bool) -> Result<Images, Failure> {
             .arg(&kernel),
     )?;
     let mut cmd = Command::new(builder);
+    cmd.arg("--ramdisk").arg(&outputs.ramdisk);
     cmd.arg("--kernel")
         .arg(&kernel)
         .arg("--bios")

@@ -1,0 +1,49 @@
+//! What the bootloader handed over beyond memory: the kernel's own ELF file
+//! (for its symbol table) and the ramdisk (the extension objects).
+
+use bootloader_api::BootInfo;
+
+use crate::PHYSICAL_MEMORY_OFFSET;
+
+/// The kernel's ELF file and where it was loaded.
+#[derive(Clone, Copy)]
+pub struct KernelElf {
+    /// The file's bytes (including `.symtab`).
+    pub bytes: &'static [u8],
+    /// Virtual address the image was loaded at: symbol value + bias = address.
+    pub load_bias: u64,
+}
+
+static KERNEL_ELF: spin::Once<KernelElf> = spin::Once::new();
+static RAMDISK: spin::Once<&'static [u8]> = spin::Once::new();
+
+/// Records the kernel ELF and the ramdisk from the boot information.
+pub fn init(boot_info: &BootInfo) {
+    // SAFETY: the bootloader loaded the kernel file at physical
+    // `kernel_addr` and reports its length; that memory is in a region it
+    // marked as used (never handed to the frame allocator) and nobody writes
+    // it, and the physical-memory mapping makes it addressable for ever.
+    let bytes = unsafe {
+        core::slice::from_raw_parts(
+            (PHYSICAL_MEMORY_OFFSET + boot_info.kernel_addr) as *const u8,
+            boot_info.kernel_len as usize,
+        )
+    };
+    KERNEL_ELF.call_once(|| KernelElf { bytes, load_bias: boot_info.kernel_image_offset });
+    if let Some(addr) = boot_info.ramdisk_addr.into_option() {
+        // SAFETY: the bootloader mapped the ramdisk at `addr` (virtual) for
+        // `ramdisk_len` bytes, in memory it keeps reserved; it is read only.
+        let ramdisk = unsafe { core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize) };
+        RAMDISK.call_once(|| ramdisk);
+    }
+}
+
+/// The kernel's ELF file.
+pub fn kernel_elf() -> KernelElf {
+    *KERNEL_ELF.get().expect("boot_data::init ran at boot")
+}
+
+/// The ramdisk, if the image has one.
+pub fn ramdisk() -> Option<&'static [u8]> {
+    RAMDISK.get().copied()
+}

@@ -1,0 +1,70 @@
+//! The kernel's principal and its first events.
+//!
+//! * `Clock.Tick` (owner: kernel; args: the tick number; result: `()`) is
+//!   raised by the timer interrupt. Its original handler accounts the tick.
+//!   Extensions may add handlers; they run in interrupt context, so the
+//!   kernel sets a quantum of one tick and logs handlers that overrun it.
+//! * `Console.Line` (owner: kernel; args: the input line; result: `Reply`)
+//!   is raised by the shell for every line. Its original handler is the
+//!   shell's table of built-in commands. Extensions may add commands; the
+//!   authorizer imposes a guard that keeps the built-in names for the kernel
+//!   (an extension cannot take over `shutdown`).
+
+use alloc::sync::Arc;
+
+use console::{Line, Reply};
+use dispatcher::{Decision, Event, EventAuthority, Imposition, Principal, PrincipalIssuer};
+
+/// The kernel's capabilities over the dispatcher.
+pub struct KernelAuthority {
+    /// Mints principals (one per extension) and revokes them at unload.
+    pub issuer: PrincipalIssuer,
+    /// The kernel's own identity.
+    pub kernel: Principal,
+    /// Authority over `Clock.Tick`.
+    pub clock_tick: EventAuthority<u64, ()>,
+    /// Authority over `Console.Line`.
+    pub console_line: EventAuthority<Line, Reply>,
+}
+
+static AUTHORITY: spin::Once<KernelAuthority> = spin::Once::new();
+
+/// Takes the principal issuer and declares the kernel's events. Must run
+/// before interrupts are enabled and before any extension is loaded.
+pub fn init() {
+    let issuer = PrincipalIssuer::take().expect("the kernel takes the principal issuer first");
+    let kernel = issuer.issue("kernel");
+
+    let tick = Event::<u64, ()>::builder(clock::TICK_EVENT)
+        .original(clock::account_tick)
+        .quantum(1)
+        .declare(&kernel)
+        .expect("Clock.Tick is declared once");
+    tick.authority.set_authorizer(Arc::new(|_request| Decision::Allow));
+    tick.authority.set_overrun_handler(|overrun| {
+        log::warn!("Clock.Tick handler {:?} overran its quantum: {:?}", overrun.binding, overrun);
+    });
+    clock::publish_tick_event(tick.event.clone());
+
+    let line = Event::<Line, Reply>::builder(console::LINE_EVENT)
+        .original(crate::shell::builtin_commands)
+        .result_handler(Reply::combine)
+        .declare(&kernel)
+        .expect("Console.Line is declared once");
+    line.authority.set_authorizer(Arc::new(|_request| {
+        Decision::Impose(Imposition::new().guard(|line: &Line| !crate::shell::is_builtin(line.command())))
+    }));
+    console::publish_line_event(line.event.clone());
+
+    AUTHORITY.call_once(|| KernelAuthority {
+        issuer,
+        kernel,
+        clock_tick: tick.authority,
+        console_line: line.authority,
+    });
+}
+
+/// The kernel's dispatcher capabilities.
+pub fn authority() -> &'static KernelAuthority {
+    AUTHORITY.get().expect("events::init ran at boot")
+}
