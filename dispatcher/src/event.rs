@@ -36,6 +36,11 @@ use crate::time_bounds::{OverrunHandler, TimeBounds, TimeBoundsRef};
 /// Events with several arguments use a tuple for `A`. Handlers and guards
 /// take `&A`, so raising never moves or clones the arguments (except for
 /// asynchronous dispatch, which clones them into the job).
+///
+/// A handler that captures an `Event` handle of its own event forms a
+/// reference cycle (event -> binding -> closure -> event): the event then
+/// stays alive until that binding is uninstalled (or its installer
+/// revoked), which breaks the cycle.
 pub struct Event<A: 'static, R: 'static> {
     pub(crate) inner: Arc<EventInner<A, R>>,
 }

@@ -171,7 +171,7 @@ fn queued_jobs_keep_binding_objects_alive() {
         .declare(&owner)
         .unwrap();
     authority.set_authorizer(|_| Decision::Allow);
-    std::mem::forget(
+    drop(
         event
             .binding(|_| ())
             .asynchronous()
@@ -400,7 +400,7 @@ fn a_full_in_flight_table_runs_calls_untracked() {
     let event = t.event.clone();
     let max_in_flight = Arc::new(AtomicU64::new(0));
     let (m, bounds) = (max_in_flight.clone(), t.bounds.clone());
-    let _recursive = t
+    let recursive = t
         .event
         .binding(move |&depth| {
             m.fetch_max(bounds.in_flight() as u64, Ordering::SeqCst);
@@ -419,6 +419,8 @@ fn a_full_in_flight_table_runs_calls_untracked() {
     assert_eq!(t.bounds.untracked(), 7);
     assert_eq!(t.bounds.in_flight(), 0);
     assert!(t.reported.lock().unwrap().is_empty());
+    // The handler holds its own event: uninstalling breaks the cycle.
+    recursive.uninstall().unwrap();
 }
 
 #[test]

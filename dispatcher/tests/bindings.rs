@@ -512,7 +512,7 @@ fn handlers_may_install_uninstall_and_raise_reentrantly() {
         .binding(move |&depth| {
             if let Some(me) = s.lock().unwrap().take() {
                 me.uninstall().unwrap();
-                std::mem::forget(ev.install(&o, |_| 1000).unwrap());
+                drop(ev.install(&o, |_| 1000).unwrap());
             }
             if depth == 0 { ev.raise(&1).unwrap() } else { 1 }
         })
@@ -536,7 +536,7 @@ fn a_raise_in_progress_keeps_its_snapshot() {
     let victim = Arc::new(AtomicUsize::new(0));
     let (a, v) = (Arc::new(authority), victim.clone());
     let auth = a.clone();
-    let _first = event
+    let first = event
         .binding(move |_| {
             let id = v.load(Ordering::SeqCst) as u64;
             if id != 0 {
@@ -572,6 +572,8 @@ fn a_raise_in_progress_keeps_its_snapshot() {
         "not called by later raises"
     );
     assert!(!b.is_installed());
+    // The first handler holds the authority: uninstalling breaks the cycle.
+    first.uninstall().unwrap();
 }
 
 #[test]

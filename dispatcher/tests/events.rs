@@ -292,10 +292,10 @@ fn revoke_uninstalls_a_principal_everywhere_and_blocks_new_installs() {
                     hits.fetch_add(1, Ordering::Relaxed);
                 })
                 .unwrap();
-            std::mem::forget(binding); // the extension "leaks" its handles
+            drop(binding); // dropping the handle leaves the binding installed
         }
         let _keep = event.install(&other, |_| ()).unwrap();
-        std::mem::forget(_keep);
+        drop(_keep);
         events.push((event, authority));
     }
     assert_eq!(extension.alive_binding_objects(), 6);
