@@ -13,6 +13,7 @@ fn main() {
         // are linked against the running kernel's symbol table, so code that
         // the kernel itself never calls must still be there.
         println!("cargo:rustc-link-arg-bins=--no-gc-sections");
+        keep_compiler_builtins();
     }
     println!("cargo:rerun-if-changed=build.rs");
 
@@ -31,4 +32,39 @@ fn main() {
     };
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo")).join("extension-signing.pub");
     std::fs::write(out, key).expect("OUT_DIR is writable");
+}
+
+/// compiler_builtins is built with one object per function, so the linker
+/// would take only the routines the kernel itself calls; extensions need the
+/// others (u128 division, soft-float arithmetic, ...). Name each of its
+/// global symbols as undefined, which makes the linker take them all.
+fn keep_compiler_builtins() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let target = std::env::var("TARGET").expect("set by cargo");
+    let sysroot = std::process::Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .expect("rustc --print sysroot");
+    let lib_dir = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim())
+        .join("lib/rustlib")
+        .join(&target)
+        .join("lib");
+    let rlib = std::fs::read_dir(&lib_dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", lib_dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libcompiler_builtins-") && n.ends_with(".rlib"))
+        })
+        .unwrap_or_else(|| panic!("no compiler_builtins rlib in {}", lib_dir.display()));
+    println!("cargo:rerun-if-changed={}", rlib.display());
+    let bytes = std::fs::read(&rlib).expect("readable rlib");
+    let archive = goblin::archive::Archive::parse(&bytes).expect("compiler_builtins rlib is an archive");
+    let mut symbols: Vec<&str> = archive.summarize().into_iter().flat_map(|(_, _, symbols)| symbols).collect();
+    symbols.sort_unstable();
+    symbols.dedup();
+    for symbol in symbols {
+        println!("cargo:rustc-link-arg-bins=--undefined={symbol}");
+    }
 }

@@ -10,8 +10,6 @@
 //!   authorizer imposes a guard that keeps the built-in names for the kernel
 //!   (an extension cannot take over `shutdown`).
 
-use alloc::sync::Arc;
-
 use console::{Line, Reply};
 use dispatcher::{Decision, Event, EventAuthority, Imposition, Principal, PrincipalIssuer};
 
@@ -35,33 +33,34 @@ pub fn init() {
     let issuer = PrincipalIssuer::take().expect("the kernel takes the principal issuer first");
     let kernel = issuer.issue("kernel");
 
-    let tick = Event::<u64, ()>::builder(clock::TICK_EVENT)
+    let (tick, clock_tick) = Event::<u64, ()>::builder(clock::TICK_EVENT)
         .original(clock::account_tick)
         .quantum(1)
         .declare(&kernel)
         .expect("Clock.Tick is declared once");
-    tick.authority.set_authorizer(Arc::new(|_request| Decision::Allow));
-    tick.authority.set_overrun_handler(|overrun| {
-        log::warn!("Clock.Tick handler {:?} overran its quantum: {:?}", overrun.binding, overrun);
+    clock_tick.set_authorizer(|_request| Decision::Allow);
+    clock_tick.set_overrun_handler(|overrun| {
+        log::warn!(
+            "{} handler {:?} of principal {:?} overran its quantum ({} ticks late)",
+            overrun.event,
+            overrun.binding,
+            overrun.installer,
+            overrun.observed_at - overrun.deadline
+        );
     });
-    clock::publish_tick_event(tick.event.clone());
+    clock::publish_tick_event(tick);
 
-    let line = Event::<Line, Reply>::builder(console::LINE_EVENT)
+    let (line, console_line) = Event::<Line, Reply>::builder(console::LINE_EVENT)
         .original(crate::shell::builtin_commands)
         .result_handler(Reply::combine)
         .declare(&kernel)
         .expect("Console.Line is declared once");
-    line.authority.set_authorizer(Arc::new(|_request| {
+    console_line.set_authorizer(|_request| {
         Decision::Impose(Imposition::new().guard(|line: &Line| !crate::shell::is_builtin(line.command())))
-    }));
-    console::publish_line_event(line.event.clone());
-
-    AUTHORITY.call_once(|| KernelAuthority {
-        issuer,
-        kernel,
-        clock_tick: tick.authority,
-        console_line: line.authority,
     });
+    console::publish_line_event(line);
+
+    AUTHORITY.call_once(|| KernelAuthority { issuer, kernel, clock_tick, console_line });
 }
 
 /// The kernel's dispatcher capabilities.

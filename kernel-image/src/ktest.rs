@@ -159,9 +159,9 @@ pub fn run_all(filter: &str) -> Outcome {
         RUNNING.store(1, Ordering::SeqCst);
         let path = alloc::format!("{}::{}", test.module, test.name);
         println!("ktest: run {path}");
-        let start = crate::clock::uptime_ns();
+        let start = crate::time::uptime_ns();
         let result = (test.run)();
-        let micros = (crate::clock::uptime_ns() - start) / 1000;
+        let micros = (crate::time::uptime_ns() - start) / 1000;
         RUNNING.store(0, Ordering::SeqCst);
         match result {
             Ok(()) => {

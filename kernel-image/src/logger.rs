@@ -19,7 +19,7 @@ impl Log for SerialLogger {
             return;
         }
         // Before the TSC is calibrated there is no honest timestamp.
-        let micros = crate::clock::uptime_ns_if_calibrated().map(|ns| ns / 1000);
+        let micros = crate::time::uptime_ns_if_calibrated().map(|ns| ns / 1000);
         let level = match record.level() {
             Level::Error => "ERROR",
             Level::Warn => "WARN ",
@@ -39,7 +39,7 @@ impl Log for SerialLogger {
 
 /// Installs the logger at `Info` level.
 pub fn init() {
-    crate::clock::mark_boot();
+    crate::time::mark_boot();
     // Only fails if a logger is already set, which would be a boot-order bug
     // that the missing log lines make obvious.
     let _ = log::set_logger(&LOGGER);

@@ -9,9 +9,12 @@
 //! 1. serial console and logger, so everything after can report;
 //! 2. GDT + TSS (IST stacks), IDT (every CPU exception);
 //! 3. memory: physical-memory mapping, frame allocator, page tables, heap;
-//! 4. interrupts: legacy PIC remapped and masked, local APIC timer calibrated
+//! 4. the dispatcher: the kernel's principal, `Clock.Tick` and `Console.Line`;
+//! 5. interrupts: legacy PIC remapped and masked, local APIC timer calibrated
 //!    against the PIT;
-//! 5. the mode from the QEMU `fw_cfg` command line: `ktest` runs the
+//! 6. the loader: the `SpinPublic` domain from the kernel's own symbol table,
+//!    the ramdisk's manifest, autoloaded extensions;
+//! 7. the mode from the QEMU `fw_cfg` command line: `ktest` runs the
 //!    in-kernel test suite and exits; otherwise the shell starts.
 #![no_std]
 #![no_main]
@@ -21,13 +24,16 @@
 extern crate alloc;
 
 mod arch;
-mod clock;
+mod boot_data;
+mod events;
 mod ktest;
+mod loader;
 mod logger;
 mod memory;
 mod panic;
 mod shell;
 mod tests;
+mod time;
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::{BootInfo, entry_point};
@@ -56,16 +62,21 @@ pub static BOOTLOADER_CONFIG: BootloaderConfig = {
 entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
 
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
+    let boot_info: &BootInfo = boot_info;
     arch::serial::init();
     logger::init();
     log::info!("Spindle {} booting", env!("CARGO_PKG_VERSION"));
     arch::gdt::init();
     arch::idt::init();
     memory::init(boot_info);
+    boot_data::init(boot_info);
+    console::set_sink(|text| arch::serial::write_bytes(text.as_bytes()));
+    events::init();
     arch::pic::remap_and_mask();
-    clock::init();
+    time::init();
     x86_64::instructions::interrupts::enable();
-    log::info!("boot complete in {} ms", clock::uptime_ns() / 1_000_000);
+    loader::init();
+    log::info!("boot complete in {} ms", time::uptime_ns() / 1_000_000);
 
     let cmdline = arch::qemu::fw_cfg_cmdline();
     if let Some(filter) = ktest::mode_from_cmdline(cmdline.as_deref()) {

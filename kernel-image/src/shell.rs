@@ -5,13 +5,20 @@
 //! each command the prompt `spindle> ` is printed again; that prompt is what
 //! `cargo xtask run` and the integration tests wait for before sending the
 //! next line.
+//!
+//! Every line is raised as the `Console.Line` event. The built-in commands
+//! are that event's original handler ([`builtin_commands`]); extensions add
+//! commands by installing handlers. The line is an unknown command only if
+//! no handler handled it.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use console::{Line, Reply};
+
 use crate::arch::{probe, qemu, serial};
 use crate::memory::{self, frames, heap};
-use crate::{clock, print, println};
+use crate::{print, println, time};
 
 /// The prompt, exactly as printed.
 pub const PROMPT: &str = "spindle> ";
@@ -59,6 +66,36 @@ const COMMANDS: &[Command] = &[
         run: log_level,
     },
     Command {
+        name: "events",
+        usage: "events",
+        help: "every event: owner, bindings, raises",
+        run: events,
+    },
+    Command {
+        name: "handlers",
+        usage: "handlers EVENT",
+        help: "an event's bindings in dispatch order",
+        run: handlers,
+    },
+    Command {
+        name: "ext",
+        usage: "ext list | load NAME | unload NAME | info NAME",
+        help: "extensions in the ramdisk: list, load, unload, describe",
+        run: ext,
+    },
+    Command {
+        name: "domains",
+        usage: "domains",
+        help: "every symbol domain and its size",
+        run: domains,
+    },
+    Command {
+        name: "domain",
+        usage: "domain NAME [FILTER]",
+        help: "a domain's exports (those containing FILTER)",
+        run: domain,
+    },
+    Command {
         name: "panic",
         usage: "panic",
         help: "panic the kernel (proves the panic path)",
@@ -76,7 +113,9 @@ const COMMANDS: &[Command] = &[
 pub fn run() -> ! {
     banner();
     let mut reader = LineReader::default();
-    let mut line = String::new();
+    // Full size from the start: a buffer that grew with the input would
+    // make `mem` report the growth as if something had leaked.
+    let mut line = String::with_capacity(MAX_LINE);
     loop {
         print!("{PROMPT}");
         reader.read_line(&mut line);
@@ -96,7 +135,7 @@ fn banner() {
         memory::firmware_name(),
         boot.ram_bytes >> 20,
         crate::arch::apic::TIMER_HZ,
-        clock::tsc_hz() / 1_000_000
+        time::tsc_hz() / 1_000_000
     );
     println!("Type 'help' for commands.");
 }
@@ -145,26 +184,68 @@ impl LineReader {
     }
 }
 
-/// Runs one command line.
-pub fn execute(line: &str) {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let Some((&name, args)) = words.split_first() else {
+/// Work a built-in command leaves for after the raise that carried it.
+type Deferred = alloc::boxed::Box<dyn FnOnce() + Send>;
+
+/// At most one deferred action per line (an `Option`, not a queue, so that
+/// running commands leaves no allocation behind).
+static DEFERRED: spin::Mutex<Option<Deferred>> = spin::Mutex::new(None);
+
+/// Runs `action` once the current `Console.Line` raise has returned.
+///
+/// Loading and unloading extensions must happen outside the raise: unloading
+/// waits until no raise holds the extension's handlers, and the raise that
+/// carried the `ext unload` line holds the plan that references them.
+fn defer(action: impl FnOnce() + Send + 'static) {
+    *DEFERRED.lock() = Some(alloc::boxed::Box::new(action));
+}
+
+/// Runs one command line: raises `Console.Line` with it, then any work the
+/// command deferred.
+pub fn execute(text: &str) {
+    let line = Line::new(text);
+    if line.command().is_empty() {
         return;
+    }
+    match console::line_event().raise(&line) {
+        Ok(Reply::Handled) => {}
+        Ok(Reply::Unknown) => println!("error: unknown command '{}' (type 'help' for the list)", line.command()),
+        Err(e) => println!("error: Console.Line could not be raised: {e:?}"),
+    }
+    drop(line);
+    let deferred = DEFERRED.lock().take();
+    if let Some(action) = deferred {
+        action();
+    }
+}
+
+/// The original handler of `Console.Line`: the built-in commands.
+pub fn builtin_commands(line: &Line) -> Reply {
+    let words: Vec<&str> = line.text().split_whitespace().collect();
+    let Some((&name, args)) = words.split_first() else {
+        return Reply::Unknown;
     };
     match COMMANDS.iter().find(|c| c.name == name) {
         Some(command) => {
             if let Err(message) = (command.run)(args) {
                 println!("error: {message} (usage: {})", command.usage);
             }
+            Reply::Handled
         }
-        None => println!("error: unknown command '{name}' (type 'help' for the list)"),
+        None => Reply::Unknown,
     }
+}
+
+/// Whether `name` is a built-in command (extensions may not take these).
+pub fn is_builtin(name: &str) -> bool {
+    COMMANDS.iter().any(|c| c.name == name)
 }
 
 fn help(_: &[&str]) -> Result<(), String> {
     for command in COMMANDS {
-        println!("  {:<18} {}", command.usage, command.help);
+        println!("  {:<46} {}", command.usage, command.help);
     }
+    println!("Loaded extensions may add commands: see 'handlers Console.Line'.");
     Ok(())
 }
 
@@ -194,14 +275,14 @@ fn mem(_: &[&str]) -> Result<(), String> {
 }
 
 fn uptime(_: &[&str]) -> Result<(), String> {
-    let micros = clock::uptime_ns() / 1000;
+    let micros = time::uptime_ns() / 1000;
     println!(
         "up {}.{:06} s, {} timer ticks at {} Hz (APIC timer input {} kHz)",
         micros / 1_000_000,
         micros % 1_000_000,
-        clock::ticks(),
+        time::ticks(),
         crate::arch::apic::TIMER_HZ,
-        clock::apic_timer_hz() / 1000
+        time::apic_timer_hz() / 1000
     );
     Ok(())
 }
@@ -246,4 +327,97 @@ fn panic(_: &[&str]) -> Result<(), String> {
 fn shutdown(_: &[&str]) -> Result<(), String> {
     println!("shutting down");
     qemu::exit(qemu::ExitCode::Success)
+}
+
+fn events(_: &[&str]) -> Result<(), String> {
+    let mut events = dispatcher::registry::events();
+    events.sort_by(|a, b| a.name.cmp(&b.name));
+    println!("{:<24} {:<12} {:>8} {:>12}", "EVENT", "OWNER", "BINDINGS", "RAISES");
+    for event in events {
+        println!("{:<24} {:<12} {:>8} {:>12}", event.name, event.owner_name, event.bindings, event.raises);
+    }
+    Ok(())
+}
+
+fn handlers(args: &[&str]) -> Result<(), String> {
+    let [name] = args else {
+        return Err("expected an event name".into());
+    };
+    let bindings = dispatcher::registry::bindings_of(name).ok_or_else(|| alloc::format!("no event '{name}'"))?;
+    println!("{:<4} {:<10} {:<16} {:<7} {:>6} {:>7} {:>10} {:>8}  OPTIONS", "RANK", "BINDING", "INSTALLER", "POSITION", "GUARDS", "IMPOSED", "CALLS", "OVERRUNS");
+    for binding in bindings {
+        let id = if binding.id == dispatcher::BindingId::ORIGINAL {
+            String::from("original")
+        } else {
+            alloc::format!("#{}", binding.id.as_u64())
+        };
+        let o = &binding.options;
+        let mut options = Vec::new();
+        if o.cancel { options.push(String::from("cancel")); }
+        if let Some(key) = o.key { options.push(alloc::format!("key={key}")); }
+        if o.asynchronous { options.push(String::from("async")); }
+        if let Some(q) = binding.quantum { options.push(alloc::format!("ephemeral({q} us)")); }
+        if !binding.enabled { options.push(String::from("disabled")); }
+        if !o.placement.before.is_empty() || !o.placement.after.is_empty() { options.push(String::from("constrained")); }
+        println!(
+            "{:<4} {:<10} {:<16} {:<7} {:>6} {:>7} {:>10} {:>8}  {}",
+            binding.rank,
+            id,
+            binding.installer_name,
+            alloc::format!("{:?}", o.placement.position),
+            o.guards,
+            binding.imposed_guards,
+            binding.calls,
+            binding.overruns,
+            options.join(",")
+        );
+    }
+    Ok(())
+}
+
+fn ext(args: &[&str]) -> Result<(), String> {
+    match args {
+        ["list"] | [] => {
+            crate::loader::list();
+            Ok(())
+        }
+        ["load", name] => {
+            let name = String::from(*name);
+            defer(move || match crate::loader::load(&name) {
+                Ok(report) => {
+                    let c = &report.cycles;
+                    println!(
+                        "loaded {name}: {} cycles (verify {}, parse {}, resolve {}, link {}, map {}, init {}); {:.1}x copying the object once",
+                        c.total(), c.verify, c.parse, c.resolve, c.link, c.map, c.init,
+                        c.total() as f64 / report.baseline_copy_cycles.max(1) as f64
+                    );
+                }
+                Err(e) => println!("error: cannot load {name}: {e}"),
+            });
+            Ok(())
+        }
+        ["unload", name] => {
+            let name = String::from(*name);
+            defer(move || match crate::loader::unload(&name) {
+                Ok(()) => println!("unloaded {name}"),
+                Err(e) => println!("error: cannot unload {name}: {e}"),
+            });
+            Ok(())
+        }
+        ["info", name] => crate::loader::info(name),
+        _ => Err("expected list, load NAME, unload NAME or info NAME".into()),
+    }
+}
+
+fn domains(_: &[&str]) -> Result<(), String> {
+    crate::loader::list_domains();
+    Ok(())
+}
+
+fn domain(args: &[&str]) -> Result<(), String> {
+    match args {
+        [name] => crate::loader::show_domain(name, None),
+        [name, filter] => crate::loader::show_domain(name, Some(filter)),
+        _ => Err("expected a domain name and an optional filter".into()),
+    }
 }

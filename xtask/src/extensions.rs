@@ -210,7 +210,7 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
     let mut hello_object = None;
     for package in &packages {
         let rlib = rlibs.get(&package.name).ok_or_else(|| Failure::new(format!("cargo reported no rlib for {}", package.name)))?;
-        let object = object_from_rlib(rlib)?;
+        let object = strip_debug(&object_from_rlib(rlib)?, &out_dir.join(format!("{}.o", package.name)))?;
         if package.name == "hello" {
             hello_object = Some(object.clone());
         }
@@ -232,6 +232,17 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
     let ramdisk = out_dir.join("ramdisk.img");
     std::fs::write(&ramdisk, writer.finish()).map_err(|e| Failure::new(format!("{}: {e}", ramdisk.display())))?;
     Ok(Outputs { kernel, ramdisk })
+}
+
+/// The object without DWARF sections (symbols and relocations stay). The
+/// ramdisk is read by the BIOS loader with real-mode disk calls, slow under
+/// TCG, and debug info would make up nearly all of it. `scratch` is where
+/// the stripped copy is written.
+fn strip_debug(object: &[u8], scratch: &Path) -> Result<Vec<u8>, Failure> {
+    let unstripped = scratch.with_extension("debug.o");
+    std::fs::write(&unstripped, object).map_err(|e| Failure::new(format!("{}: {e}", unstripped.display())))?;
+    crate::run_checked(Command::new(crate::llvm_objcopy()?).arg("--strip-debug").arg(&unstripped).arg(scratch))?;
+    std::fs::read(scratch).map_err(|e| Failure::new(format!("{}: {e}", scratch.display())))
 }
 
 /// The one object file of an rlib built with `codegen-units=1`.

@@ -195,7 +195,7 @@ fn image_builder() -> Result<PathBuf, Failure> {
 }
 
 /// The toolchain's `llvm-objcopy` (from the llvm-tools-preview component).
-fn llvm_objcopy() -> Result<PathBuf, Failure> {
+pub fn llvm_objcopy() -> Result<PathBuf, Failure> {
     let out = Command::new("rustc")
         .args(["--print", "sysroot"])
         .current_dir(workspace::root())

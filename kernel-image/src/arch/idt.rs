@@ -119,7 +119,7 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageF
 }
 
 extern "x86-interrupt" fn timer(_frame: InterruptStackFrame) {
-    crate::clock::on_timer_interrupt();
+    crate::time::on_timer_interrupt();
     super::apic::end_of_interrupt();
 }
 

@@ -87,8 +87,17 @@ pub fn is_free(frame: PhysFrame<Size4KiB>) -> bool {
     with(|frames| frames.is_free_frame(FrameNumber::containing(frame.start_address().as_u64())))
 }
 
-/// Adapter giving the `x86_64` crate's mapper frames for page tables.
+/// Adapter giving the `x86_64` crate's mapper frames for page tables (and
+/// taking back the frames of page tables it frees).
 pub struct KernelFrameSource;
+
+impl x86_64::structures::paging::FrameDeallocator<Size4KiB> for KernelFrameSource {
+    unsafe fn deallocate_frame(&mut self, frame: PhysFrame<Size4KiB>) {
+        if let Err(e) = deallocate(frame) {
+            log::warn!("page-table frame {:#x} not returned: {e}", frame.start_address().as_u64());
+        }
+    }
+}
 
 // SAFETY: every frame handed out comes from the bitmap, which hands a frame
 // out at most once until it is deallocated.

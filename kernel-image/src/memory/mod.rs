@@ -48,7 +48,7 @@ pub fn firmware_name() -> &'static str {
 }
 
 /// Sets up the frame allocator, the kernel page table and the heap.
-pub fn init(boot_info: &'static mut BootInfo) {
+pub fn init(boot_info: &BootInfo) {
     let offset = boot_info.physical_memory_offset.into_option();
     assert_eq!(
         offset,

@@ -80,6 +80,22 @@ pub unsafe fn unmap(page: Page<Size4KiB>) -> Result<PhysFrame<Size4KiB>, UnmapEr
     })
 }
 
+/// Frees the page-table frames (levels 1-3) left empty in `[start, end)`,
+/// so that mapping and unmapping an extension leaves no frame behind.
+///
+/// # Safety
+/// No page in the range may be mapped by anyone expecting its tables to
+/// stay (every table in the range must be owned by this page table alone,
+/// which holds for the kernel's single address space).
+pub unsafe fn clean_up_range(start: VirtAddr, end: VirtAddr) {
+    use x86_64::structures::paging::mapper::CleanUp;
+    let range = Page::range_inclusive(Page::containing_address(start), Page::containing_address(end - 1u64));
+    with(|table| {
+        // SAFETY: forwarded from the caller.
+        unsafe { table.clean_up_addr_range(range, &mut super::frames::KernelFrameSource) }
+    });
+}
+
 /// Translates a virtual address, or `None` if it is not mapped.
 pub fn translate(addr: VirtAddr) -> Option<PhysAddr> {
     with(|table| table.translate_addr(addr))

@@ -3,7 +3,7 @@
 use ktest_macros::ktest;
 
 use crate::arch::apic::TIMER_HZ;
-use crate::clock;
+use crate::time;
 use crate::ktest::KtestResult;
 use crate::{ensure, ensure_eq};
 
@@ -13,15 +13,15 @@ fn timer_advances() -> KtestResult {
         x86_64::instructions::interrupts::are_enabled(),
         "interrupts are off"
     );
-    let ticks_before = clock::ticks();
-    let ns_before = clock::uptime_ns();
+    let ticks_before = time::ticks();
+    let ns_before = time::uptime_ns();
     // Give up after 2 s of TSC time rather than hang if the timer is dead.
     let deadline = ns_before + 2_000_000_000;
-    while clock::ticks() < ticks_before + 5 && clock::uptime_ns() < deadline {
+    while time::ticks() < ticks_before + 5 && time::uptime_ns() < deadline {
         x86_64::instructions::hlt();
     }
-    let ticks = clock::ticks() - ticks_before;
-    let elapsed_ns = clock::uptime_ns() - ns_before;
+    let ticks = time::ticks() - ticks_before;
+    let elapsed_ns = time::uptime_ns() - ns_before;
     ensure!(ticks >= 5, "only {ticks} timer ticks in {elapsed_ns} ns");
     // 5 ticks at TIMER_HZ must take roughly 5/TIMER_HZ s of TSC time; allow
     // a wide margin for TCG's coarse timing.
@@ -35,11 +35,11 @@ fn timer_advances() -> KtestResult {
 
 #[ktest]
 fn tsc_calibration_is_plausible() -> KtestResult {
-    let hz = clock::tsc_hz();
+    let hz = time::tsc_hz();
     ensure!(
         (100_000_000..20_000_000_000).contains(&hz),
         "TSC at {hz} Hz"
     );
-    ensure_eq!(clock::uptime_ns() > 0, true);
+    ensure_eq!(time::uptime_ns() > 0, true);
     Ok(())
 }

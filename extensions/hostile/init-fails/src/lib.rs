@@ -5,6 +5,10 @@
 #![forbid(unsafe_code)]
 
 use spindle_sdk::prelude::*;
+use spindle_sdk::spin::Mutex;
+
+/// Where the handler is kept, as a real extension would keep it for `exit`.
+static PROBE: Mutex<Option<Binding<Line, Reply>>> = Mutex::new(None);
 
 fn init(ctx: &ExtensionContext) -> Result<(), ExtensionError> {
     let binding = spindle_sdk::console::line_event()
@@ -16,7 +20,7 @@ fn init(ctx: &ExtensionContext) -> Result<(), ExtensionError> {
         .install(ctx.principal())?;
     // Deliberately leave the binding installed: cleaning up after a failed
     // init is the loader's job.
-    core::mem::forget(binding);
+    *PROBE.lock() = Some(binding);
     Err(ExtensionError::new("refusing to start: this fixture always fails"))
 }
 

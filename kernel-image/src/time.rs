@@ -1,0 +1,78 @@
+//! Time: the local-APIC timer that raises `Clock.Tick` (whose original
+//! handler, in the clock service, counts the ticks), a nanosecond clock from
+//! the calibrated TSC, and the dispatcher's clock for time-bounded handlers.
+
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arch::{apic, rdtsc};
+
+static TSC_HZ: AtomicU64 = AtomicU64::new(0);
+static APIC_TIMER_HZ: AtomicU64 = AtomicU64::new(0);
+static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
+
+/// Microseconds since boot: the dispatcher's clock for quanta.
+struct MicrosecondClock;
+
+impl dispatcher::Clock for MicrosecondClock {
+    fn now(&self) -> u64 {
+        uptime_ns() / 1000
+    }
+}
+
+/// Calibrates and starts the timer, and gives the dispatcher its clock.
+pub fn init() {
+    let calibration = apic::init();
+    TSC_HZ.store(calibration.tsc_hz.max(1), Ordering::Relaxed);
+    APIC_TIMER_HZ.store(calibration.apic_timer_hz, Ordering::Relaxed);
+    clock::set_hz(apic::TIMER_HZ);
+    // Only fails if set twice, which init does not do.
+    let _ = dispatcher::time_bounds::set_clock(Arc::new(MicrosecondClock));
+}
+
+/// Records the TSC at the earliest point of boot.
+pub fn mark_boot() {
+    TSC_AT_BOOT.store(rdtsc(), Ordering::Relaxed);
+}
+
+static TICK_NUMBER: AtomicU64 = AtomicU64::new(0);
+
+/// Called by the timer interrupt handler, [`apic::TIMER_HZ`] times a second:
+/// raises `Clock.Tick`, then lets the dispatcher report time-bounded
+/// handlers that are past their quantum.
+pub fn on_timer_interrupt() {
+    let tick = TICK_NUMBER.fetch_add(1, Ordering::Relaxed) + 1;
+    match clock::tick_event() {
+        // The event has an original handler, so a raise cannot fail for
+        // lack of one; a retired event would simply stop counting.
+        Some(event) => drop(event.raise(&tick)),
+        None => clock::account_tick(&tick),
+    }
+    dispatcher::time_bounds::check_overruns(uptime_ns() / 1000, |_| {});
+}
+
+/// Timer ticks counted by `Clock.Tick`'s original handler.
+pub fn ticks() -> u64 {
+    clock::ticks()
+}
+
+/// TSC frequency measured at boot.
+pub fn tsc_hz() -> u64 {
+    TSC_HZ.load(Ordering::Relaxed)
+}
+
+/// The local-APIC timer's input rate (after its divider) measured at boot.
+pub fn apic_timer_hz() -> u64 {
+    APIC_TIMER_HZ.load(Ordering::Relaxed)
+}
+
+/// [`uptime_ns`], or `None` before the TSC has been calibrated.
+pub fn uptime_ns_if_calibrated() -> Option<u64> {
+    (TSC_HZ.load(Ordering::Relaxed) != 0).then(uptime_ns)
+}
+
+/// Nanoseconds since [`mark_boot`], from the TSC.
+pub fn uptime_ns() -> u64 {
+    let cycles = rdtsc().wrapping_sub(TSC_AT_BOOT.load(Ordering::Relaxed));
+    (u128::from(cycles) * 1_000_000_000 / u128::from(tsc_hz().max(1))) as u64
+}
