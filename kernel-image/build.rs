@@ -30,7 +30,8 @@ fn main() {
         }
         None => vec![0; 32],
     };
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo")).join("extension-signing.pub");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"))
+        .join("extension-signing.pub");
     std::fs::write(out, key).expect("OUT_DIR is writable");
 }
 
@@ -60,8 +61,13 @@ fn keep_compiler_builtins() {
         .unwrap_or_else(|| panic!("no compiler_builtins rlib in {}", lib_dir.display()));
     println!("cargo:rerun-if-changed={}", rlib.display());
     let bytes = std::fs::read(&rlib).expect("readable rlib");
-    let archive = goblin::archive::Archive::parse(&bytes).expect("compiler_builtins rlib is an archive");
-    let mut symbols: Vec<&str> = archive.summarize().into_iter().flat_map(|(_, _, symbols)| symbols).collect();
+    let archive =
+        goblin::archive::Archive::parse(&bytes).expect("compiler_builtins rlib is an archive");
+    let mut symbols: Vec<&str> = archive
+        .summarize()
+        .into_iter()
+        .flat_map(|(_, _, symbols)| symbols)
+        .collect();
     symbols.sort_unstable();
     symbols.dedup();
     for symbol in symbols {

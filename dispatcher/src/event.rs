@@ -138,6 +138,16 @@ struct Entry<'w, A, R> {
 }
 
 impl<A, R> WriterState<A, R> {
+    /// Frees the binding map's last node once it is empty (a `BTreeMap`
+    /// keeps its root leaf after its last removal), so that installing and
+    /// uninstalling a handler leaves the heap exactly as it was: the kernel
+    /// checks that loading and unloading an extension leaks nothing.
+    fn release_if_empty(&mut self) {
+        if self.bindings.is_empty() {
+            self.bindings = BTreeMap::new();
+        }
+    }
+
     fn knows(&self, id: BindingId) -> bool {
         if id == BindingId::ORIGINAL {
             self.original.is_some()
@@ -326,6 +336,12 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
         current: &Plan<A, R>,
         change: Change<A, R>,
     ) -> Plan<A, R> {
+        // With no binding left, rebuild the plan from scratch: O(1) here, and
+        // the event is back in exactly the state (and allocations) it was
+        // declared in, so install + uninstall leaves the heap unchanged.
+        if writer.bindings.is_empty() {
+            return self.compile(writer);
+        }
         let incremental = current.ranks == RankScheme::BandAndId && writer.constrained == 0;
         // The keyed index with the step of `rank` under `key` removed and
         // `step` (if any) put in its place by rank. Copies the index (one
@@ -555,6 +571,7 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
                 .bindings
                 .remove(&id)
                 .ok_or(BindingError::NotInstalled(id))?;
+            writer.release_if_empty();
             writer.constrained -= usize::from(removed.options.placement.is_constrained());
             writer.asynchronous -= usize::from(removed.options.asynchronous);
             Ok((
@@ -712,6 +729,7 @@ impl<A: 'static, R: 'static> RegisteredEvent for EventInner<A, R> {
                 writer
                     .bindings
                     .retain(|_, installed| installed.core.installer() != principal);
+                writer.release_if_empty();
                 removed = before - writer.bindings.len();
                 if removed == 0 {
                     // Nothing to publish.

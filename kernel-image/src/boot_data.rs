@@ -29,11 +29,16 @@ pub fn init(boot_info: &BootInfo) {
             boot_info.kernel_len as usize,
         )
     };
-    KERNEL_ELF.call_once(|| KernelElf { bytes, load_bias: boot_info.kernel_image_offset });
+    KERNEL_ELF.call_once(|| KernelElf {
+        bytes,
+        load_bias: boot_info.kernel_image_offset,
+    });
     if let Some(addr) = boot_info.ramdisk_addr.into_option() {
         // SAFETY: the bootloader mapped the ramdisk at `addr` (virtual) for
         // `ramdisk_len` bytes, in memory it keeps reserved; it is read only.
-        let ramdisk = unsafe { core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize) };
+        let ramdisk = unsafe {
+            core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize)
+        };
         RAMDISK.call_once(|| ramdisk);
     }
 }

@@ -56,11 +56,18 @@ pub fn init() {
         .declare(&kernel)
         .expect("Console.Line is declared once");
     console_line.set_authorizer(|_request| {
-        Decision::Impose(Imposition::new().guard(|line: &Line| !crate::shell::is_builtin(line.command())))
+        Decision::Impose(
+            Imposition::new().guard(|line: &Line| !crate::shell::is_builtin(line.command())),
+        )
     });
     console::publish_line_event(line);
 
-    AUTHORITY.call_once(|| KernelAuthority { issuer, kernel, clock_tick, console_line });
+    AUTHORITY.call_once(|| KernelAuthority {
+        issuer,
+        kernel,
+        clock_tick,
+        console_line,
+    });
 }
 
 /// The kernel's dispatcher capabilities.

@@ -209,7 +209,10 @@ pub fn execute(text: &str) {
     }
     match console::line_event().raise(&line) {
         Ok(Reply::Handled) => {}
-        Ok(Reply::Unknown) => println!("error: unknown command '{}' (type 'help' for the list)", line.command()),
+        Ok(Reply::Unknown) => println!(
+            "error: unknown command '{}' (type 'help' for the list)",
+            line.command()
+        ),
         Err(e) => println!("error: Console.Line could not be raised: {e:?}"),
     }
     drop(line);
@@ -332,9 +335,15 @@ fn shutdown(_: &[&str]) -> Result<(), String> {
 fn events(_: &[&str]) -> Result<(), String> {
     let mut events = dispatcher::registry::events();
     events.sort_by(|a, b| a.name.cmp(&b.name));
-    println!("{:<24} {:<12} {:>8} {:>12}", "EVENT", "OWNER", "BINDINGS", "RAISES");
+    println!(
+        "{:<24} {:<12} {:>8} {:>12}",
+        "EVENT", "OWNER", "BINDINGS", "RAISES"
+    );
     for event in events {
-        println!("{:<24} {:<12} {:>8} {:>12}", event.name, event.owner_name, event.bindings, event.raises);
+        println!(
+            "{:<24} {:<12} {:>8} {:>12}",
+            event.name, event.owner_name, event.bindings, event.raises
+        );
     }
     Ok(())
 }
@@ -343,8 +352,12 @@ fn handlers(args: &[&str]) -> Result<(), String> {
     let [name] = args else {
         return Err("expected an event name".into());
     };
-    let bindings = dispatcher::registry::bindings_of(name).ok_or_else(|| alloc::format!("no event '{name}'"))?;
-    println!("{:<4} {:<10} {:<16} {:<7} {:>6} {:>7} {:>10} {:>8}  OPTIONS", "RANK", "BINDING", "INSTALLER", "POSITION", "GUARDS", "IMPOSED", "CALLS", "OVERRUNS");
+    let bindings = dispatcher::registry::bindings_of(name)
+        .ok_or_else(|| alloc::format!("no event '{name}'"))?;
+    println!(
+        "{:<4} {:<10} {:<16} {:<7} {:>6} {:>7} {:>10} {:>8}  OPTIONS",
+        "RANK", "BINDING", "INSTALLER", "POSITION", "GUARDS", "IMPOSED", "CALLS", "OVERRUNS"
+    );
     for binding in bindings {
         let id = if binding.id == dispatcher::BindingId::ORIGINAL {
             String::from("original")
@@ -353,12 +366,24 @@ fn handlers(args: &[&str]) -> Result<(), String> {
         };
         let o = &binding.options;
         let mut options = Vec::new();
-        if o.cancel { options.push(String::from("cancel")); }
-        if let Some(key) = o.key { options.push(alloc::format!("key={key}")); }
-        if o.asynchronous { options.push(String::from("async")); }
-        if let Some(q) = binding.quantum { options.push(alloc::format!("ephemeral({q} us)")); }
-        if !binding.enabled { options.push(String::from("disabled")); }
-        if !o.placement.before.is_empty() || !o.placement.after.is_empty() { options.push(String::from("constrained")); }
+        if o.cancel {
+            options.push(String::from("cancel"));
+        }
+        if let Some(key) = o.key {
+            options.push(alloc::format!("key={key}"));
+        }
+        if o.asynchronous {
+            options.push(String::from("async"));
+        }
+        if let Some(q) = binding.quantum {
+            options.push(alloc::format!("ephemeral({q} us)"));
+        }
+        if !binding.enabled {
+            options.push(String::from("disabled"));
+        }
+        if !o.placement.before.is_empty() || !o.placement.after.is_empty() {
+            options.push(String::from("constrained"));
+        }
         println!(
             "{:<4} {:<10} {:<16} {:<7} {:>6} {:>7} {:>10} {:>8}  {}",
             binding.rank,
@@ -388,7 +413,13 @@ fn ext(args: &[&str]) -> Result<(), String> {
                     let c = &report.cycles;
                     println!(
                         "loaded {name}: {} cycles (verify {}, parse {}, resolve {}, link {}, map {}, init {}); {:.1}x copying the object once",
-                        c.total(), c.verify, c.parse, c.resolve, c.link, c.map, c.init,
+                        c.total(),
+                        c.verify,
+                        c.parse,
+                        c.resolve,
+                        c.link,
+                        c.map,
+                        c.init,
                         c.total() as f64 / report.baseline_copy_cycles.max(1) as f64
                     );
                 }

@@ -109,3 +109,30 @@ fn uefi_boot_reaches_the_shell_and_shuts_down() {
     let (exit, _) = session.wait_exit(COMMAND_TIMEOUT).expect("QEMU exits");
     assert_eq!(exit, KernelExit::Success);
 }
+
+#[test]
+fn events_lists_clock_tick_with_a_growing_raise_count() {
+    let (mut session, _) = boot(Firmware::Bios);
+    let raises = |events: &str| -> u64 {
+        let row = events
+            .lines()
+            .find(|l| l.starts_with("Clock.Tick"))
+            .unwrap_or_else(|| panic!("{events}"));
+        let columns: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(columns[1], "kernel", "owner: {row}");
+        columns[3].parse().expect("raise count")
+    };
+    let first = command(&mut session, "events");
+    assert!(first.contains("Console.Line"), "{first}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let second = command(&mut session, "events");
+    assert!(
+        raises(&second) > raises(&first),
+        "Clock.Tick raises did not grow:\n{first}\n{second}"
+    );
+    let handlers = command(&mut session, "handlers Clock.Tick");
+    assert!(
+        handlers.contains("original") && handlers.contains("kernel"),
+        "{handlers}"
+    );
+}

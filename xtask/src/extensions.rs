@@ -62,7 +62,8 @@ fn cargo_metadata() -> Result<Value, Failure> {
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| Failure::new(format!("cargo metadata: {e}")))?;
-    serde_json::from_slice(&out.stdout).map_err(|e| Failure::new(format!("cargo metadata output: {e}")))
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| Failure::new(format!("cargo metadata output: {e}")))
 }
 
 /// Finds the workspace's extension crates.
@@ -84,10 +85,21 @@ pub fn discover() -> Result<Vec<ExtensionPackage>, Failure> {
         let kind = match spindle["kind"].as_str() {
             Some("extension") => Kind::Extension,
             Some("fixture") => Kind::Fixture,
-            other => return Err(Failure::new(format!("{name}: metadata.spindle.kind must be \"extension\" or \"fixture\", not {other:?}"))),
+            other => {
+                return Err(Failure::new(format!(
+                    "{name}: metadata.spindle.kind must be \"extension\" or \"fixture\", not {other:?}"
+                )));
+            }
         };
         let strings = |key: &str| -> Vec<String> {
-            spindle[key].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+            spindle[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
         };
         let mut allowed_crates = vec!["spindle_sdk".to_owned()];
         allowed_crates.extend(strings("allow-crates").iter().map(|c| c.replace('-', "_")));
@@ -132,12 +144,19 @@ fn signing_key() -> Result<([u8; 32], PathBuf), Failure> {
     if !secret_path.exists() {
         std::fs::create_dir_all(&dir).map_err(io)?;
         let mut secret = [0u8; 32];
-        std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut secret)).map_err(io)?;
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut secret))
+            .map_err(io)?;
         write_private(&secret_path, &secret).map_err(io)?;
-        eprintln!("xtask: generated a new extension signing key in {}", dir.display());
+        eprintln!(
+            "xtask: generated a new extension signing key in {}",
+            dir.display()
+        );
     }
     let bytes = std::fs::read(&secret_path).map_err(io)?;
-    let secret: [u8; 32] = bytes.try_into().map_err(|_| Failure::new(format!("{} is not 32 bytes", secret_path.display())))?;
+    let secret: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| Failure::new(format!("{} is not 32 bytes", secret_path.display())))?;
     let public = spindle_package::public_key(&secret);
     if std::fs::read(&public_path).ok().as_deref() != Some(&public[..]) {
         std::fs::write(&public_path, public).map_err(io)?;
@@ -149,7 +168,12 @@ fn signing_key() -> Result<([u8; 32], PathBuf), Failure> {
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?.write_all(bytes)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(bytes)
 }
 
 /// Builds kernel and extensions in one cargo invocation, signs the
@@ -157,20 +181,39 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub fn build(release: bool) -> Result<Outputs, Failure> {
     let (secret, public_key_file) = signing_key()?;
     let packages = discover()?;
-    let out_dir = workspace::target_dir().join("spindle").join(profile_dir(release));
-    std::fs::create_dir_all(&out_dir).map_err(|e| Failure::new(format!("{}: {e}", out_dir.display())))?;
+    let out_dir = workspace::target_dir()
+        .join("spindle")
+        .join(profile_dir(release));
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| Failure::new(format!("{}: {e}", out_dir.display())))?;
 
     // The wrapper's plan: crate name, allowed externs, extra flags.
     let plan_path = out_dir.join("wrapper-plan.txt");
     let plan: String = packages
         .iter()
-        .map(|p| format!("{}\t{}\t{}\n", p.crate_name(), p.allowed_crates.join(","), p.rustflags.join(" ")))
+        .map(|p| {
+            format!(
+                "{}\t{}\t{}\n",
+                p.crate_name(),
+                p.allowed_crates.join(","),
+                p.rustflags.join(" ")
+            )
+        })
         .collect();
-    std::fs::write(&plan_path, plan).map_err(|e| Failure::new(format!("{}: {e}", plan_path.display())))?;
+    std::fs::write(&plan_path, plan)
+        .map_err(|e| Failure::new(format!("{}: {e}", plan_path.display())))?;
 
-    let wrapper = std::env::current_exe().map_err(|e| Failure::new(format!("locating xtask: {e}")))?;
+    let wrapper =
+        std::env::current_exe().map_err(|e| Failure::new(format!("locating xtask: {e}")))?;
     let mut cmd = cargo();
-    cmd.args(["build", "--target", KERNEL_TARGET, "--message-format=json-render-diagnostics", "--package", "kernel-image"]);
+    cmd.args([
+        "build",
+        "--target",
+        KERNEL_TARGET,
+        "--message-format=json-render-diagnostics",
+        "--package",
+        "kernel-image",
+    ]);
     for package in &packages {
         cmd.args(["--package", &package.name]);
     }
@@ -181,11 +224,18 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
         .env(WRAPPER_PLAN_ENV, &plan_path)
         .env(PUBLIC_KEY_ENV, &public_key_file)
         .stdout(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| Failure::new(format!("cargo build: {e}")))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Failure::new(format!("cargo build: {e}")))?;
     let mut rlibs: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut kernel = None;
-    for line in BufReader::new(child.stdout.take().expect("piped")).lines().map_while(Result::ok) {
-        let Ok(message) = serde_json::from_str::<Value>(&line) else { continue };
+    for line in BufReader::new(child.stdout.take().expect("piped"))
+        .lines()
+        .map_while(Result::ok)
+    {
+        let Ok(message) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
         if message["reason"] != "compiler-artifact" {
             continue;
         }
@@ -194,13 +244,21 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
         let files = files.iter().filter_map(|f| f.as_str().map(PathBuf::from));
         if name == "spindle-kernel" {
             kernel = message["executable"].as_str().map(PathBuf::from);
-        } else if let Some(package) = packages.iter().find(|p| p.crate_name() == name.replace('-', "_")) {
-            if let Some(rlib) = files.into_iter().find(|f| f.extension().is_some_and(|e| e == "rlib")) {
+        } else if let Some(package) = packages
+            .iter()
+            .find(|p| p.crate_name() == name.replace('-', "_"))
+        {
+            if let Some(rlib) = files
+                .into_iter()
+                .find(|f| f.extension().is_some_and(|e| e == "rlib"))
+            {
                 rlibs.insert(package.name.clone(), rlib);
             }
         }
     }
-    let status = child.wait().map_err(|e| Failure::new(format!("cargo build: {e}")))?;
+    let status = child
+        .wait()
+        .map_err(|e| Failure::new(format!("cargo build: {e}")))?;
     if !status.success() {
         return Err(Failure::new("building the kernel and extensions failed"));
     }
@@ -209,8 +267,13 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
     let mut writer = RamdiskWriter::new();
     let mut hello_object = None;
     for package in &packages {
-        let rlib = rlibs.get(&package.name).ok_or_else(|| Failure::new(format!("cargo reported no rlib for {}", package.name)))?;
-        let object = strip_debug(&object_from_rlib(rlib)?, &out_dir.join(format!("{}.o", package.name)))?;
+        let rlib = rlibs
+            .get(&package.name)
+            .ok_or_else(|| Failure::new(format!("cargo reported no rlib for {}", package.name)))?;
+        let object = strip_debug(
+            &object_from_rlib(rlib)?,
+            &out_dir.join(format!("{}.o", package.name)),
+        )?;
         if package.name == "hello" {
             hello_object = Some(object.clone());
         }
@@ -225,12 +288,14 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
             object,
         });
     }
-    let hello = hello_object.ok_or_else(|| Failure::new("the hello extension is missing (fixtures derive from it)"))?;
+    let hello = hello_object
+        .ok_or_else(|| Failure::new("the hello extension is missing (fixtures derive from it)"))?;
     for fixture in derived_fixtures(&hello, &secret)? {
         writer.add(fixture);
     }
     let ramdisk = out_dir.join("ramdisk.img");
-    std::fs::write(&ramdisk, writer.finish()).map_err(|e| Failure::new(format!("{}: {e}", ramdisk.display())))?;
+    std::fs::write(&ramdisk, writer.finish())
+        .map_err(|e| Failure::new(format!("{}: {e}", ramdisk.display())))?;
     Ok(Outputs { kernel, ramdisk })
 }
 
@@ -240,18 +305,33 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
 /// the stripped copy is written.
 fn strip_debug(object: &[u8], scratch: &Path) -> Result<Vec<u8>, Failure> {
     let unstripped = scratch.with_extension("debug.o");
-    std::fs::write(&unstripped, object).map_err(|e| Failure::new(format!("{}: {e}", unstripped.display())))?;
-    crate::run_checked(Command::new(crate::llvm_objcopy()?).arg("--strip-debug").arg(&unstripped).arg(scratch))?;
+    std::fs::write(&unstripped, object)
+        .map_err(|e| Failure::new(format!("{}: {e}", unstripped.display())))?;
+    crate::run_checked(
+        Command::new(crate::llvm_objcopy()?)
+            .arg("--strip-debug")
+            .arg(&unstripped)
+            .arg(scratch),
+    )?;
     std::fs::read(scratch).map_err(|e| Failure::new(format!("{}: {e}", scratch.display())))
 }
 
 /// The one object file of an rlib built with `codegen-units=1`.
 fn object_from_rlib(rlib: &Path) -> Result<Vec<u8>, Failure> {
-    let bytes = std::fs::read(rlib).map_err(|e| Failure::new(format!("{}: {e}", rlib.display())))?;
-    let archive = goblin::archive::Archive::parse(&bytes).map_err(|e| Failure::new(format!("{}: {e}", rlib.display())))?;
-    let objects: Vec<&str> = archive.members().into_iter().filter(|m| m.ends_with(".o")).collect();
+    let bytes =
+        std::fs::read(rlib).map_err(|e| Failure::new(format!("{}: {e}", rlib.display())))?;
+    let archive = goblin::archive::Archive::parse(&bytes)
+        .map_err(|e| Failure::new(format!("{}: {e}", rlib.display())))?;
+    let objects: Vec<&str> = archive
+        .members()
+        .into_iter()
+        .filter(|m| m.ends_with(".o"))
+        .collect();
     let [member] = objects[..] else {
-        return Err(Failure::new(format!("{}: expected one object, found {objects:?}", rlib.display())));
+        return Err(Failure::new(format!(
+            "{}: expected one object, found {objects:?}",
+            rlib.display()
+        )));
     };
     archive
         .extract(member, &bytes)
@@ -261,7 +341,8 @@ fn object_from_rlib(rlib: &Path) -> Result<Vec<u8>, Failure> {
 
 /// File offset of a section's contents, and the section header's offset.
 fn section(elf_bytes: &[u8], name: &str) -> Result<(usize, usize), Failure> {
-    let elf = goblin::elf::Elf::parse(elf_bytes).map_err(|e| Failure::new(format!("hello object: {e}")))?;
+    let elf = goblin::elf::Elf::parse(elf_bytes)
+        .map_err(|e| Failure::new(format!("hello object: {e}")))?;
     let index = elf
         .section_headers
         .iter()
@@ -311,10 +392,15 @@ fn derived_fixtures(hello: &[u8], secret: &[u8; 32]) -> Result<Vec<NewEntry<'sta
     fixtures.push(fixture("hello-stale", stale));
 
     // Cut in half.
-    fixtures.push(fixture("hello-truncated", hello[..hello.len() / 2].to_vec()));
+    fixtures.push(fixture(
+        "hello-truncated",
+        hello[..hello.len() / 2].to_vec(),
+    ));
 
     // Not an ELF file at all.
-    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     fixtures.push(fixture("garbage", garbage));
 
     // A section claiming far more bytes than the file has.
@@ -333,11 +419,18 @@ fn derived_fixtures(hello: &[u8], secret: &[u8; 32]) -> Result<Vec<NewEntry<'sta
 }
 
 fn first_text_section(elf_bytes: &[u8]) -> Result<(usize, usize), Failure> {
-    let elf = goblin::elf::Elf::parse(elf_bytes).map_err(|e| Failure::new(format!("hello object: {e}")))?;
+    let elf = goblin::elf::Elf::parse(elf_bytes)
+        .map_err(|e| Failure::new(format!("hello object: {e}")))?;
     let index = elf
         .section_headers
         .iter()
-        .position(|s| s.sh_size > 0 && elf.shdr_strtab.get_at(s.sh_name).is_some_and(|n| n.starts_with(".text")))
+        .position(|s| {
+            s.sh_size > 0
+                && elf
+                    .shdr_strtab
+                    .get_at(s.sh_name)
+                    .is_some_and(|n| n.starts_with(".text"))
+        })
         .ok_or_else(|| Failure::new("hello object has no text section"))?;
     let header = elf.header.e_shoff as usize + index * elf.header.e_shentsize as usize;
     Ok((elf.section_headers[index].sh_offset as usize, header))
@@ -351,14 +444,28 @@ pub fn rustc_wrapper(plan_path: &Path, args: Vec<String>) -> i32 {
         return 2;
     };
     let mut rest = rest.to_vec();
-    let crate_name = rest.windows(2).find(|w| w[0] == "--crate-name").map(|w| w[1].clone());
-    let for_kernel = rest.windows(2).any(|w| w[0] == "--target" && w[1] == KERNEL_TARGET);
+    let crate_name = rest
+        .windows(2)
+        .find(|w| w[0] == "--crate-name")
+        .map(|w| w[1].clone());
+    let for_kernel = rest
+        .windows(2)
+        .any(|w| w[0] == "--target" && w[1] == KERNEL_TARGET);
     let plan = std::fs::read_to_string(plan_path).unwrap_or_default();
-    let entry = plan.lines().map(|l| l.split('\t').collect::<Vec<_>>()).find(|f| Some(f[0]) == crate_name.as_deref());
+    let entry = plan
+        .lines()
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .find(|f| Some(f[0]) == crate_name.as_deref());
     if let (Some(fields), true) = (entry, for_kernel) {
         let name = fields[0];
-        let allowed: Vec<&str> = fields.get(1).map(|a| a.split(',').collect()).unwrap_or_default();
-        let externs = rest.windows(2).filter(|w| w[0] == "--extern").map(|w| w[1].split('=').next().unwrap_or("").to_owned());
+        let allowed: Vec<&str> = fields
+            .get(1)
+            .map(|a| a.split(',').collect())
+            .unwrap_or_default();
+        let externs = rest
+            .windows(2)
+            .filter(|w| w[0] == "--extern")
+            .map(|w| w[1].split('=').next().unwrap_or("").to_owned());
         for dependency in externs {
             if !allowed.contains(&dependency.as_str()) {
                 eprintln!(
@@ -369,7 +476,12 @@ pub fn rustc_wrapper(plan_path: &Path, args: Vec<String>) -> i32 {
             }
         }
         rest.extend(["-F", "unsafe-code", "-C", "codegen-units=1"].map(String::from));
-        rest.extend(fields.get(2).map(|f| f.split_whitespace().map(String::from).collect::<Vec<_>>()).unwrap_or_default());
+        rest.extend(
+            fields
+                .get(2)
+                .map(|f| f.split_whitespace().map(String::from).collect::<Vec<_>>())
+                .unwrap_or_default(),
+        );
     }
     match Command::new(rustc).args(&rest).status() {
         Ok(status) => status.code().unwrap_or(1),

@@ -120,12 +120,17 @@ impl Failure {
 fn main() -> ExitCode {
     // Run as cargo's RUSTC_WORKSPACE_WRAPPER for the kernel+extensions build.
     if let Some(plan) = std::env::var_os(extensions::WRAPPER_PLAN_ENV) {
-        let code = extensions::rustc_wrapper(std::path::Path::new(&plan), std::env::args().skip(1).collect());
+        let code = extensions::rustc_wrapper(
+            std::path::Path::new(&plan),
+            std::env::args().skip(1).collect(),
+        );
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Build(p) => setup::ensure_toolchain().and_then(|()| extensions::build(p.release).map(drop)),
+        Cmd::Build(p) => {
+            setup::ensure_toolchain().and_then(|()| extensions::build(p.release).map(drop))
+        }
         Cmd::Image(p) => setup::ensure_toolchain()
             .and_then(|()| make_images(p.release))
             .map(|images| {

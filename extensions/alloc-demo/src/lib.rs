@@ -56,11 +56,22 @@ fn report() -> Vec<String> {
     let big: u128 = 0xdead_beef_cafe_f00d_1234_5678_9abc_def0;
     let quotient = big / 1_000_000_007;
     let remainder = big % 1_000_000_007;
-    let shapes: Vec<Box<dyn Shape>> = Vec::from([Box::new(Square(12)) as Box<dyn Shape>, Box::new(Rectangle(3, 7))]);
-    let areas: Vec<String> = shapes.iter().map(|s| format!("{}={}", s.name(), s.area())).collect();
+    let shapes: Vec<Box<dyn Shape>> = Vec::from([
+        Box::new(Square(12)) as Box<dyn Shape>,
+        Box::new(Rectangle(3, 7)),
+    ]);
+    let areas: Vec<String> = shapes
+        .iter()
+        .map(|s| format!("{}={}", s.name(), s.area()))
+        .collect();
     Vec::from([
         format!("sum of squares 1..1000 = {sum}"),
-        format!("word counts: the={} fox={} distinct={}", words["the"], words["fox"], words.len()),
+        format!(
+            "word counts: the={} fox={} distinct={}",
+            words["the"],
+            words["fox"],
+            words.len()
+        ),
         format!("u128: {big:#x} / 1000000007 = {quotient} rem {remainder}"),
         format!("shapes: {}", areas.join(", ")),
     ])
@@ -75,7 +86,9 @@ fn check(lines: &[String]) -> Result<(), ExtensionError> {
     ];
     for (got, want) in lines.iter().zip(expected) {
         if got != want {
-            return Err(ExtensionError::new(format!("self-check failed: got '{got}', want '{want}'")));
+            return Err(ExtensionError::new(format!(
+                "self-check failed: got '{got}', want '{want}'"
+            )));
         }
     }
     Ok(())

@@ -86,7 +86,9 @@ pub enum LoadError {
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NotFound(name) => write!(f, "no extension '{name}' in the ramdisk (see 'ext list')"),
+            Self::NotFound(name) => {
+                write!(f, "no extension '{name}' in the ramdisk (see 'ext list')")
+            }
             Self::AlreadyLoaded(name) => write!(f, "'{name}' is already loaded"),
             Self::Signature(e) => write!(f, "signature check failed: {e}"),
             Self::Object(e) => write!(f, "bad object: {e}"),
@@ -96,29 +98,58 @@ impl fmt::Display for LoadError {
                 spindle_sdk::DESCRIPTOR_SECTION
             ),
             Self::Descriptor(e) => write!(f, "bad descriptor: {e}"),
-            Self::NameMismatch { manifest, descriptor } => {
-                write!(f, "descriptor names '{descriptor}' but the signed manifest entry is '{manifest}'")
+            Self::NameMismatch {
+                manifest,
+                descriptor,
+            } => {
+                write!(
+                    f,
+                    "descriptor names '{descriptor}' but the signed manifest entry is '{manifest}'"
+                )
             }
-            Self::Fingerprint { interface, found, expected: Some(expected) } => write!(
+            Self::Fingerprint {
+                interface,
+                found,
+                expected: Some(expected),
+            } => write!(
                 f,
                 "interface fingerprint mismatch for '{interface}': extension built against {found:#018x}, kernel has {expected:#018x} (rebuild the extension)"
             ),
-            Self::Fingerprint { interface, found, expected: None } => {
-                write!(f, "extension needs interface '{interface}' ({found:#018x}), which this kernel does not provide")
+            Self::Fingerprint {
+                interface,
+                found,
+                expected: None,
+            } => {
+                write!(
+                    f,
+                    "extension needs interface '{interface}' ({found:#018x}), which this kernel does not provide"
+                )
             }
             Self::Unresolved { searched, symbols } => {
-                write!(f, "{} unresolved symbol(s) (searched {}):", symbols.len(), searched.join(", "))?;
+                write!(
+                    f,
+                    "{} unresolved symbol(s) (searched {}):",
+                    symbols.len(),
+                    searched.join(", ")
+                )?;
                 for symbol in symbols {
                     let owner = symbol.owner.as_deref().unwrap_or("?");
-                    write!(f, "\n    {:#} [crate {owner}]", rustc_demangle::demangle(&symbol.name))?;
+                    write!(
+                        f,
+                        "\n    {:#} [crate {owner}]",
+                        rustc_demangle::demangle(&symbol.name)
+                    )?;
                     match &symbol.reason {
                         MissingReason::KernelInternal => {
                             write!(f, ": kernel-internal symbol, not exported to extensions")?
                         }
-                        MissingReason::ExtensionNotLoaded(provider) => {
-                            write!(f, ": exported by extension '{provider}', which is not loaded")?
+                        MissingReason::ExtensionNotLoaded(provider) => write!(
+                            f,
+                            ": exported by extension '{provider}', which is not loaded"
+                        )?,
+                        MissingReason::Unknown => {
+                            write!(f, ": not provided by the kernel or any extension")?
                         }
-                        MissingReason::Unknown => write!(f, ": not provided by the kernel or any extension")?,
                     }
                 }
                 Ok(())
@@ -126,7 +157,10 @@ impl fmt::Display for LoadError {
             Self::Link(e) => write!(f, "link failed: {e}"),
             Self::OutOfMemory(what) => write!(f, "out of memory: {what}"),
             Self::BadEntryPoint { which, address } => {
-                write!(f, "descriptor's {which} function ({address:#x}) is not in the extension's code")
+                write!(
+                    f,
+                    "descriptor's {which} function ({address:#x}) is not in the extension's code"
+                )
             }
             Self::InitFailed(message) => write!(f, "init failed: {message}"),
         }
@@ -160,7 +194,11 @@ impl fmt::Display for UnloadError {
         match self {
             Self::NotLoaded(name) => write!(f, "'{name}' is not loaded"),
             Self::InUse { name, dependents } => {
-                write!(f, "'{name}' is in use by {} (unload them first)", dependents.join(", "))
+                write!(
+                    f,
+                    "'{name}' is in use by {} (unload them first)",
+                    dependents.join(", ")
+                )
             }
             Self::BindingsStillAlive { name, alive } => write!(
                 f,

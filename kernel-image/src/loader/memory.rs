@@ -35,7 +35,9 @@ impl RegionAllocator {
     /// An empty region, with room reserved for `capacity` images so that
     /// loading and unloading do not change the heap's usage.
     pub fn with_capacity(capacity: usize) -> Self {
-        Self { used: Vec::with_capacity(capacity) }
+        Self {
+            used: Vec::with_capacity(capacity),
+        }
     }
 
     /// Takes `len` bytes (rounded up to pages), lowest address first.
@@ -94,7 +96,10 @@ fn flags_for(kind: SegmentKind) -> PageTableFlags {
 /// maps them W^X. On failure everything taken is given back.
 pub fn map_image(image: &LinkedImage, range: Range<u64>) -> Result<Mapping, &'static str> {
     let pages = (range.end - range.start) / PAGE;
-    let mut mapping = Mapping { range: range.clone(), frames: Vec::with_capacity(pages as usize) };
+    let mut mapping = Mapping {
+        range: range.clone(),
+        frames: Vec::with_capacity(pages as usize),
+    };
     for index in 0..pages {
         let Some(frame) = frames::allocate() else {
             unmap_image(mapping);
@@ -116,7 +121,8 @@ pub fn map_image(image: &LinkedImage, range: Range<u64>) -> Result<Mapping, &'st
             let to = (page_address + PAGE).min(seg.end);
             if from < to {
                 let src = &segment.bytes[(from - seg.start) as usize..(to - seg.start) as usize];
-                frame_bytes[(from - page_address) as usize..(to - page_address) as usize].copy_from_slice(src);
+                frame_bytes[(from - page_address) as usize..(to - page_address) as usize]
+                    .copy_from_slice(src);
             }
         }
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(page_address));
@@ -149,13 +155,18 @@ fn frame_slice(frame: PhysFrame<Size4KiB>) -> &'static mut [u8] {
 /// Unmaps an image, frees its frames and the page tables left empty.
 pub fn unmap_image(mapping: Mapping) {
     for (index, frame) in mapping.frames.iter().enumerate() {
-        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(mapping.range.start + index as u64 * PAGE));
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(
+            mapping.range.start + index as u64 * PAGE,
+        ));
         // SAFETY: the extension's code no longer runs (its exit returned or
         // its init failed) and every binding into it has been dropped, so
         // nothing uses these pages.
         match unsafe { paging::unmap(page) } {
             Ok(unmapped) if unmapped == *frame => {}
-            other => log::warn!("unmapping extension page {:#x}: {other:?}", page.start_address().as_u64()),
+            other => log::warn!(
+                "unmapping extension page {:#x}: {other:?}",
+                page.start_address().as_u64()
+            ),
         }
         if let Err(e) = frames::deallocate(*frame) {
             log::warn!("extension frame {:#x}: {e}", frame.start_address().as_u64());
@@ -163,5 +174,10 @@ pub fn unmap_image(mapping: Mapping) {
     }
     // SAFETY: the range belongs to the extension region, whose page tables
     // only extension images use; the image was the range's only user.
-    unsafe { paging::clean_up_range(VirtAddr::new(mapping.range.start), VirtAddr::new(mapping.range.end)) };
+    unsafe {
+        paging::clean_up_range(
+            VirtAddr::new(mapping.range.start),
+            VirtAddr::new(mapping.range.end),
+        )
+    };
 }

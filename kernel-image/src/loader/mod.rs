@@ -140,15 +140,21 @@ static LOADER: spin::Mutex<Option<Loader>> = spin::Mutex::new(None);
 
 /// Builds the kernel's domains and reads the ramdisk's manifest.
 pub fn init() {
-
     let elf = boot_data::kernel_elf();
     let start = crate::time::uptime_ns();
-    let spin_public =
-        Domain::create_from_static_module("SpinPublic", elf.bytes, elf.load_bias, &CrateFilter::crates(SPIN_PUBLIC_CRATES))
-            .expect("the kernel's own symbol table is valid");
+    let spin_public = Domain::create_from_static_module(
+        "SpinPublic",
+        elf.bytes,
+        elf.load_bias,
+        // Strict: an instance of a public generic over a kernel-internal
+        // type (`RawVec<spindle_kernel::..>`) is kernel-internal too.
+        &CrateFilter::crates(SPIN_PUBLIC_CRATES).strict(true),
+    )
+    .expect("the kernel's own symbol table is valid");
     let index_build_ns = crate::time::uptime_ns() - start;
-    let kernel = Domain::create_from_static_module("Kernel", elf.bytes, elf.load_bias, &CrateFilter::all())
-        .expect("the kernel's own symbol table is valid");
+    let kernel =
+        Domain::create_from_static_module("Kernel", elf.bytes, elf.load_bias, &CrateFilter::all())
+            .expect("the kernel's own symbol table is valid");
     let ramdisk = match boot_data::ramdisk().map(Ramdisk::parse) {
         Some(Ok(ramdisk)) => ramdisk,
         Some(Err(e)) => {
@@ -172,8 +178,14 @@ pub fn init() {
         region: RegionAllocator::with_capacity(MAX_LOADED),
         index_build_ns,
     });
-    let autoload: Vec<String> =
-        with(|l| l.ramdisk.entries().iter().filter(|e| e.autoload).map(|e| e.name.to_string()).collect());
+    let autoload: Vec<String> = with(|l| {
+        l.ramdisk
+            .entries()
+            .iter()
+            .filter(|e| e.autoload)
+            .map(|e| e.name.to_string())
+            .collect()
+    });
     for name in autoload {
         match load(&name) {
             Ok(report) => log::info!("autoloaded {name} in {} cycles", report.cycles.total()),
@@ -198,11 +210,18 @@ pub fn unload(name: &str) -> Result<(), UnloadError> {
 
 impl Loader {
     fn load(&mut self, name: &str) -> Result<LoadReport, LoadError> {
-        let entry = self.ramdisk.get(name).cloned().ok_or_else(|| LoadError::NotFound(name.into()))?;
+        let entry = self
+            .ramdisk
+            .get(name)
+            .cloned()
+            .ok_or_else(|| LoadError::NotFound(name.into()))?;
         if self.loaded.iter().any(|l| l.name == name) {
             return Err(LoadError::AlreadyLoaded(name.into()));
         }
-        let mut report = LoadReport { baseline_copy_cycles: copy_baseline(entry.object), ..LoadReport::default() };
+        let mut report = LoadReport {
+            baseline_copy_cycles: copy_baseline(entry.object),
+            ..LoadReport::default()
+        };
 
         // 1. Trust: the signature, before anything else.
         let t = rdtsc();
@@ -212,13 +231,22 @@ impl Loader {
         // 2-3. Parse; read and check the descriptor before linking.
         let t = rdtsc();
         let object = Object::parse(entry.object, &Limits::default()).map_err(LoadError::Object)?;
-        let descriptor_bytes = object.section_bytes(spindle_sdk::DESCRIPTOR_SECTION).ok_or(LoadError::MissingDescriptor)?;
+        let descriptor_bytes = object
+            .section_bytes(spindle_sdk::DESCRIPTOR_SECTION)
+            .ok_or(LoadError::MissingDescriptor)?;
         let descriptor = RawDescriptor::parse(descriptor_bytes).map_err(LoadError::Descriptor)?;
         if let Some((interface, found, expected)) = descriptor.mismatch(&spindle_sdk::INTERFACES) {
-            return Err(LoadError::Fingerprint { interface, found, expected });
+            return Err(LoadError::Fingerprint {
+                interface,
+                found,
+                expected,
+            });
         }
         if descriptor.name != name {
-            return Err(LoadError::NameMismatch { manifest: name.into(), descriptor: descriptor.name });
+            return Err(LoadError::NameMismatch {
+                manifest: name.into(),
+                descriptor: descriptor.name,
+            });
         }
         report.cycles.parse = rdtsc() - t;
 
@@ -233,16 +261,27 @@ impl Loader {
                 return Err(self.diagnose(e));
             }
         }
-        let depends_on: Vec<String> =
-            self.loaded.iter().filter(|l| domain.depends_on(l.domain.id())).map(|l| l.name.clone()).collect();
+        let depends_on: Vec<String> = self
+            .loaded
+            .iter()
+            .filter(|l| domain.depends_on(l.domain.id()))
+            .map(|l| l.name.clone())
+            .collect();
         report.imports = object.imports().len();
         report.cycles.resolve = rdtsc() - t;
 
         // 5. Lay out, allocate, link, map.
         let t = rdtsc();
-        let plan = object.plan(&LinkOptions::default()).map_err(LoadError::Link)?;
-        let span = plan.contiguous_span(memory::PAGE).map_err(LoadError::Link)?;
-        let range = self.region.allocate(span).ok_or(LoadError::OutOfMemory("extension address region is full"))?;
+        let plan = object
+            .plan(&LinkOptions::default())
+            .map_err(LoadError::Link)?;
+        let span = plan
+            .contiguous_span(memory::PAGE)
+            .map_err(LoadError::Link)?;
+        let range = self
+            .region
+            .allocate(span)
+            .ok_or(LoadError::OutOfMemory("extension address region is full"))?;
         let linked = plan
             .contiguous_bases(range.start, memory::PAGE)
             .and_then(|bases| plan.link(bases, &domain))
@@ -269,7 +308,10 @@ impl Loader {
         report.relocations = image.stats().total_relocations();
         report.got_slots = plan.got_slots();
         report.stubs = plan.stub_slots();
-        for (i, kind) in [SegmentKind::Text, SegmentKind::ReadOnly, SegmentKind::Data].into_iter().enumerate() {
+        for (i, kind) in [SegmentKind::Text, SegmentKind::ReadOnly, SegmentKind::Data]
+            .into_iter()
+            .enumerate()
+        {
             report.segment_sizes[i] = image.segment(kind).bytes.len() as u64;
         }
         let (init, exit) = match entry_points {
@@ -291,33 +333,60 @@ impl Loader {
         if let Err(e) = result {
             let principal = context.principal().clone();
             let revocation = events::authority().issuer.revoke(&principal);
-            log::info!("{name}: init failed; revoked {} binding(s)", revocation.uninstalled);
+            log::info!(
+                "{name}: init failed; revoked {} binding(s)",
+                revocation.uninstalled
+            );
             drop(context);
             if wait_for_bindings(&|| principal.alive_binding_objects()) {
                 memory::unmap_image(mapping);
                 self.region.release(&range);
             } else {
-                log::error!("{name}: handlers still referenced after a failed init; its memory is kept");
+                log::error!(
+                    "{name}: handlers still referenced after a failed init; its memory is kept"
+                );
             }
             return Err(LoadError::InitFailed(e.message().into()));
         }
-        self.loaded.push(Loaded { name: name.into(), domain, context, exit, mapping, depends_on, report: report.clone() });
+        self.loaded.push(Loaded {
+            name: name.into(),
+            domain,
+            context,
+            exit,
+            mapping,
+            depends_on,
+            report: report.clone(),
+        });
         Ok(report)
     }
 
     fn unload(&mut self, name: &str) -> Result<(), UnloadError> {
-        let index = self.loaded.iter().position(|l| l.name == name).ok_or_else(|| UnloadError::NotLoaded(name.into()))?;
-        let dependents: Vec<String> =
-            self.loaded.iter().filter(|l| l.depends_on.iter().any(|d| d == name)).map(|l| l.name.clone()).collect();
+        let index = self
+            .loaded
+            .iter()
+            .position(|l| l.name == name)
+            .ok_or_else(|| UnloadError::NotLoaded(name.into()))?;
+        let dependents: Vec<String> = self
+            .loaded
+            .iter()
+            .filter(|l| l.depends_on.iter().any(|d| d == name))
+            .map(|l| l.name.clone())
+            .collect();
         if !dependents.is_empty() {
-            return Err(UnloadError::InUse { name: name.into(), dependents });
+            return Err(UnloadError::InUse {
+                name: name.into(),
+                dependents,
+            });
         }
         let extension = self.loaded.remove(index);
         (extension.exit)(&extension.context);
         let principal = extension.context.principal().clone();
         let revocation = events::authority().issuer.revoke(&principal);
         if revocation.uninstalled > 0 {
-            log::info!("{name}: revoked {} binding(s) left installed by exit", revocation.uninstalled);
+            log::info!(
+                "{name}: revoked {} binding(s) left installed by exit",
+                revocation.uninstalled
+            );
         }
         drop(extension.context);
         if !wait_for_bindings(&|| principal.alive_binding_objects()) {
@@ -325,7 +394,10 @@ impl Loader {
             // Keep the memory (leak it deliberately) rather than free code
             // that a raise may still call.
             core::mem::forget(extension.mapping);
-            return Err(UnloadError::BindingsStillAlive { name: name.into(), alive });
+            return Err(UnloadError::BindingsStillAlive {
+                name: name.into(),
+                alive,
+            });
         }
         drop(principal);
         let range = extension.mapping.range.clone();
@@ -338,7 +410,10 @@ impl Loader {
     /// Explains an unresolved-symbols error: kernel-internal symbols and
     /// symbols of extensions that are not loaded are named as such.
     fn diagnose(&self, error: domains::Error) -> LoadError {
-        let domains::Error::Unresolved { searched, symbols, .. } = error else {
+        let domains::Error::Unresolved {
+            searched, symbols, ..
+        } = error
+        else {
             return LoadError::Object(error);
         };
         let symbols = symbols
@@ -355,7 +430,11 @@ impl Loader {
                 } else {
                     MissingReason::Unknown
                 };
-                MissingSymbol { name: symbol.name, owner, reason }
+                MissingSymbol {
+                    name: symbol.name,
+                    owner,
+                    reason,
+                }
             })
             .collect();
         LoadError::Unresolved { searched, symbols }
@@ -368,7 +447,8 @@ impl Loader {
             .iter()
             .filter(|e| e.kind == Kind::Extension && !self.loaded.iter().any(|l| l.name == e.name))
             .find(|e| {
-                Object::parse(e.object, &Limits::default()).is_ok_and(|object| object.exports().any(|x| x == symbol))
+                Object::parse(e.object, &Limits::default())
+                    .is_ok_and(|object| object.exports().any(|x| x == symbol))
             })
             .map(|e| e.name.to_string())
     }
@@ -390,11 +470,19 @@ fn wait_for_bindings(alive: &dyn Fn() -> usize) -> bool {
 /// Reads the relocated `init`/`exit` addresses from the linked descriptor and
 /// checks that both lie in the image's text segment.
 fn entry_points(image: &domains::LinkedImage) -> Result<(InitFn, ExitFn), LoadError> {
-    let descriptor = image.require_symbol(spindle_sdk::DESCRIPTOR_SYMBOL).map_err(|_| LoadError::MissingDescriptor)?;
+    let descriptor = image
+        .require_symbol(spindle_sdk::DESCRIPTOR_SYMBOL)
+        .map_err(|_| LoadError::MissingDescriptor)?;
     let text = image.segment(SegmentKind::Text).range();
     let read = |offset: usize, which: &'static str| -> Result<u64, LoadError> {
-        let address = image.read_u64(descriptor + offset as u64).map_err(LoadError::Link)?;
-        if text.contains(&address) { Ok(address) } else { Err(LoadError::BadEntryPoint { which, address }) }
+        let address = image
+            .read_u64(descriptor + offset as u64)
+            .map_err(LoadError::Link)?;
+        if text.contains(&address) {
+            Ok(address)
+        } else {
+            Err(LoadError::BadEntryPoint { which, address })
+        }
     };
     let init = read(ExtensionDescriptor::INIT_OFFSET, "init")?;
     let exit = read(ExtensionDescriptor::EXIT_OFFSET, "exit")?;
@@ -403,7 +491,12 @@ fn entry_points(image: &domains::LinkedImage) -> Result<(InitFn, ExitFn), LoadEr
     // which is mapped executable. The extension was compiled by this build
     // (its signature verified) against the same SDK (its fingerprints
     // matched), so the functions have exactly these Rust signatures.
-    unsafe { Ok((core::mem::transmute::<u64, InitFn>(init), core::mem::transmute::<u64, ExitFn>(exit))) }
+    unsafe {
+        Ok((
+            core::mem::transmute::<u64, InitFn>(init),
+            core::mem::transmute::<u64, ExitFn>(exit),
+        ))
+    }
 }
 
 /// Cycles to copy `bytes` once into a fresh buffer: the baseline a load is
@@ -419,17 +512,32 @@ fn copy_baseline(bytes: &[u8]) -> u64 {
 /// Prints every object in the ramdisk and its state (`ext list`).
 pub fn list() {
     with(|loader| {
-        crate::println!("{:<18} {:<9} {:>9} {:<7} {:<8} STATE", "NAME", "KIND", "BYTES", "VERSION", "SIGNED");
+        crate::println!(
+            "{:<18} {:<9} {:>9} {:<7} {:<8} STATE",
+            "NAME",
+            "KIND",
+            "BYTES",
+            "VERSION",
+            "SIGNED"
+        );
         for entry in loader.ramdisk.entries() {
             let state = match loader.loaded.iter().find(|l| l.name == entry.name) {
-                Some(l) => alloc::format!("loaded at {:#x} ({} pages)", l.mapping.range.start, l.mapping.pages()),
+                Some(l) => alloc::format!(
+                    "loaded at {:#x} ({} pages)",
+                    l.mapping.range.start,
+                    l.mapping.pages()
+                ),
                 None => String::from("available"),
             };
             let kind = match entry.kind {
                 Kind::Extension => "extension",
                 Kind::Fixture => "fixture",
             };
-            let signed = if entry.signature.is_some() { "yes" } else { "no" };
+            let signed = if entry.signature.is_some() {
+                "yes"
+            } else {
+                "no"
+            };
             crate::println!(
                 "{:<18} {:<9} {:>9} {:<7} {:<8} {state}",
                 entry.name,
@@ -450,9 +558,22 @@ pub fn list() {
 /// Prints what is known about one extension (`ext info`).
 pub fn info(name: &str) -> Result<(), String> {
     with(|loader| {
-        let entry = loader.ramdisk.get(name).ok_or_else(|| alloc::format!("no extension '{name}' in the ramdisk"))?;
-        let digest: String = entry.sha256.iter().take(8).map(|b| alloc::format!("{b:02x}")).collect();
-        crate::println!("{name} {} ({:?}), {} bytes, sha256 {digest}...", entry.version, entry.kind, entry.object.len());
+        let entry = loader
+            .ramdisk
+            .get(name)
+            .ok_or_else(|| alloc::format!("no extension '{name}' in the ramdisk"))?;
+        let digest: String = entry
+            .sha256
+            .iter()
+            .take(8)
+            .map(|b| alloc::format!("{b:02x}"))
+            .collect();
+        crate::println!(
+            "{name} {} ({:?}), {} bytes, sha256 {digest}...",
+            entry.version,
+            entry.kind,
+            entry.object.len()
+        );
         match loader.loaded.iter().find(|l| l.name == name) {
             None => crate::println!("state: available (not loaded)"),
             Some(l) => {
@@ -473,7 +594,12 @@ pub fn info(name: &str) -> Result<(), String> {
                     r.got_slots,
                     r.stubs
                 );
-                crate::println!("symbols: {} imports, {} exports, {} relocations applied", r.imports, r.exports, r.relocations);
+                crate::println!(
+                    "symbols: {} imports, {} exports, {} relocations applied",
+                    r.imports,
+                    r.exports,
+                    r.relocations
+                );
                 crate::println!(
                     "load: {} cycles = verify {} + parse {} + resolve {} + link {} + map {} + init {}",
                     c.total(),
@@ -495,8 +621,22 @@ pub fn info(name: &str) -> Result<(), String> {
                     .filter(|o| o.depends_on.iter().any(|d| d == name))
                     .map(|o| o.name.as_str())
                     .collect();
-                crate::println!("depends on: {}", if l.depends_on.is_empty() { String::from("-") } else { l.depends_on.join(", ") });
-                crate::println!("used by: {}", if dependents.is_empty() { String::from("-") } else { dependents.join(", ") });
+                crate::println!(
+                    "depends on: {}",
+                    if l.depends_on.is_empty() {
+                        String::from("-")
+                    } else {
+                        l.depends_on.join(", ")
+                    }
+                );
+                crate::println!(
+                    "used by: {}",
+                    if dependents.is_empty() {
+                        String::from("-")
+                    } else {
+                        dependents.join(", ")
+                    }
+                );
             }
         }
         Ok(())
@@ -506,7 +646,12 @@ pub fn info(name: &str) -> Result<(), String> {
 /// Prints every domain (`domains`).
 pub fn list_domains() {
     with(|loader| {
-        crate::println!("{:<18} {:>8} {:>8}  RESOLVED AGAINST", "DOMAIN", "EXPORTS", "IMPORTS");
+        crate::println!(
+            "{:<18} {:>8} {:>8}  RESOLVED AGAINST",
+            "DOMAIN",
+            "EXPORTS",
+            "IMPORTS"
+        );
         crate::println!(
             "{:<18} {:>8} {:>8}  (kernel crates: {}; index built in {} us)",
             "SpinPublic",
@@ -515,10 +660,21 @@ pub fn list_domains() {
             SPIN_PUBLIC_CRATES.len(),
             loader.index_build_ns / 1000
         );
-        crate::println!("{:<18} {:>8} {:>8}  (every kernel symbol; never linked against)", "Kernel", loader.kernel.export_count(), 0);
+        crate::println!(
+            "{:<18} {:>8} {:>8}  (every kernel symbol; never linked against)",
+            "Kernel",
+            loader.kernel.export_count(),
+            0
+        );
         for l in &loader.loaded {
             let sources: Vec<&str> = l.domain.sources().collect();
-            crate::println!("{:<18} {:>8} {:>8}  {}", l.name, l.domain.export_count(), l.domain.imports().len(), sources.join(", "));
+            crate::println!(
+                "{:<18} {:>8} {:>8}  {}",
+                l.name,
+                l.domain.export_count(),
+                l.domain.imports().len(),
+                sources.join(", ")
+            );
         }
     });
 }
@@ -541,16 +697,30 @@ pub fn show_domain(name: &str, filter: Option<&str>) -> Result<(), String> {
         };
         let mut exports: Vec<(String, u64)> = domain
             .exports()
-            .map(|(symbol, _)| (alloc::format!("{:#}", rustc_demangle::demangle(symbol)), domain.address_of(symbol).unwrap_or(0)))
+            .map(|(symbol, _)| {
+                (
+                    alloc::format!("{:#}", rustc_demangle::demangle(symbol)),
+                    domain.address_of(symbol).unwrap_or(0),
+                )
+            })
             .filter(|(shown, _)| filter.is_none_or(|f| shown.contains(f)))
             .collect();
         exports.sort();
-        crate::println!("domain {name}: {} exports{}", exports.len(), filter.map(|f| alloc::format!(" matching '{f}'")).unwrap_or_default());
+        crate::println!(
+            "domain {name}: {} exports{}",
+            exports.len(),
+            filter
+                .map(|f| alloc::format!(" matching '{f}'"))
+                .unwrap_or_default()
+        );
         for (symbol, address) in exports.iter().take(SHOWN) {
             crate::println!("  {address:#018x}  {symbol}");
         }
         if exports.len() > SHOWN {
-            crate::println!("  ... {} more (give a filter: domain {name} FILTER)", exports.len() - SHOWN);
+            crate::println!(
+                "  ... {} more (give a filter: domain {name} FILTER)",
+                exports.len() - SHOWN
+            );
         }
         Ok(())
     })

@@ -94,7 +94,10 @@ pub struct KernelFrameSource;
 impl x86_64::structures::paging::FrameDeallocator<Size4KiB> for KernelFrameSource {
     unsafe fn deallocate_frame(&mut self, frame: PhysFrame<Size4KiB>) {
         if let Err(e) = deallocate(frame) {
-            log::warn!("page-table frame {:#x} not returned: {e}", frame.start_address().as_u64());
+            log::warn!(
+                "page-table frame {:#x} not returned: {e}",
+                frame.start_address().as_u64()
+            );
         }
     }
 }

@@ -89,7 +89,10 @@ pub unsafe fn unmap(page: Page<Size4KiB>) -> Result<PhysFrame<Size4KiB>, UnmapEr
 /// which holds for the kernel's single address space).
 pub unsafe fn clean_up_range(start: VirtAddr, end: VirtAddr) {
     use x86_64::structures::paging::mapper::CleanUp;
-    let range = Page::range_inclusive(Page::containing_address(start), Page::containing_address(end - 1u64));
+    let range = Page::range_inclusive(
+        Page::containing_address(start),
+        Page::containing_address(end - 1u64),
+    );
     with(|table| {
         // SAFETY: forwarded from the caller.
         unsafe { table.clean_up_addr_range(range, &mut super::frames::KernelFrameSource) }

@@ -3,8 +3,8 @@
 use ktest_macros::ktest;
 
 use crate::arch::apic::TIMER_HZ;
-use crate::time;
 use crate::ktest::KtestResult;
+use crate::time;
 use crate::{ensure, ensure_eq};
 
 #[ktest]

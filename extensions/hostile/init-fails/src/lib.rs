@@ -21,7 +21,9 @@ fn init(ctx: &ExtensionContext) -> Result<(), ExtensionError> {
     // Deliberately leave the binding installed: cleaning up after a failed
     // init is the loader's job.
     *PROBE.lock() = Some(binding);
-    Err(ExtensionError::new("refusing to start: this fixture always fails"))
+    Err(ExtensionError::new(
+        "refusing to start: this fixture always fails",
+    ))
 }
 
 fn exit(_ctx: &ExtensionContext) {}

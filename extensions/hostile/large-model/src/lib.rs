@@ -14,7 +14,10 @@ static CALLS: AtomicU64 = AtomicU64::new(0);
 
 fn init(_ctx: &ExtensionContext) -> Result<(), ExtensionError> {
     CALLS.fetch_add(1, Ordering::Relaxed);
-    println!("large-model: init ran {} time(s)", CALLS.load(Ordering::Relaxed));
+    println!(
+        "large-model: init ran {} time(s)",
+        CALLS.load(Ordering::Relaxed)
+    );
     Ok(())
 }
 
