@@ -3,7 +3,8 @@
 //! * `Clock.Tick` (owner: kernel; args: the tick number; result: `()`) is
 //!   raised by the timer interrupt. Its original handler accounts the tick.
 //!   Extensions may add handlers; they run in interrupt context, so the
-//!   kernel sets a quantum of one tick and logs handlers that overrun it.
+//!   kernel sets a quantum of a tenth of a tick for ephemeral handlers and
+//!   logs those that overrun it.
 //! * `Console.Line` (owner: kernel; args: the input line; result: `Reply`)
 //!   is raised by the shell for every line. Its original handler is the
 //!   shell's table of built-in commands. Extensions may add commands; the
@@ -12,6 +13,10 @@
 
 use console::{Line, Reply};
 use dispatcher::{Decision, Event, EventAuthority, Imposition, Principal, PrincipalIssuer};
+
+/// Time bound of an ephemeral `Clock.Tick` handler, in microseconds (the
+/// dispatcher's clock, see [`crate::time`]): a tenth of a tick.
+pub const TICK_HANDLER_QUANTUM_US: u64 = 1_000_000 / crate::arch::apic::TIMER_HZ / 10;
 
 /// The kernel's capabilities over the dispatcher.
 pub struct KernelAuthority {
@@ -35,7 +40,7 @@ pub fn init() {
 
     let (tick, clock_tick) = Event::<u64, ()>::builder(clock::TICK_EVENT)
         .original(clock::account_tick)
-        .quantum(1)
+        .quantum(TICK_HANDLER_QUANTUM_US)
         .declare(&kernel)
         .expect("Clock.Tick is declared once");
     clock_tick.set_authorizer(|_request| Decision::Allow);

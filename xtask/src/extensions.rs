@@ -247,13 +247,11 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
         } else if let Some(package) = packages
             .iter()
             .find(|p| p.crate_name() == name.replace('-', "_"))
-        {
-            if let Some(rlib) = files
+            && let Some(rlib) = files
                 .into_iter()
                 .find(|f| f.extension().is_some_and(|e| e == "rlib"))
-            {
-                rlibs.insert(package.name.clone(), rlib);
-            }
+        {
+            rlibs.insert(package.name.clone(), rlib);
         }
     }
     let status = child

@@ -385,5 +385,22 @@ fn check() -> Result<(), Failure> {
 
 /// Packages compiled for the kernel target.
 fn kernel_target_packages() -> &'static [&'static str] {
-    &["kernel-image", "phys-addr", "dispatcher", "domains"]
+    &[
+        "kernel-image",
+        "phys-addr",
+        "dispatcher",
+        "domains",
+        "console",
+        "clock",
+        "spindle-sdk",
+        "spindle-package",
+        "hello",
+        "counter",
+        "counter-client",
+        "alloc-demo",
+        "no-descriptor",
+        "init-fails",
+        "internal-symbol",
+        "large-model",
+    ]
 }

@@ -46,7 +46,7 @@ impl RegionAllocator {
         let mut start = EXTENSION_REGION.start;
         let mut index = 0;
         for used in &self.used {
-            if start + len <= used.start {
+            if start.checked_add(len)? <= used.start {
                 break;
             }
             start = used.end;

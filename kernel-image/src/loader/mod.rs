@@ -114,6 +114,8 @@ pub struct LoadReport {
     pub stubs: usize,
     /// Segment sizes (text, rodata, data) in bytes.
     pub segment_sizes: [u64; 3],
+    /// Segment base addresses (text, rodata, data).
+    pub segment_bases: [u64; 3],
 }
 
 struct Loaded {
@@ -313,6 +315,7 @@ impl Loader {
             .enumerate()
         {
             report.segment_sizes[i] = image.segment(kind).bytes.len() as u64;
+            report.segment_bases[i] = image.segment(kind).base;
         }
         let (init, exit) = match entry_points {
             Ok(points) => points,
@@ -507,6 +510,22 @@ fn copy_baseline(bytes: &[u8]) -> u64 {
     let cycles = rdtsc() - t;
     core::hint::black_box(&copy);
     cycles
+}
+
+/// The address range of a loaded extension's image, and the ranges of its
+/// text, read-only and data segments.
+pub fn image_ranges(name: &str) -> Option<[core::ops::Range<u64>; 4]> {
+    with(|loader| {
+        let l = loader.loaded.iter().find(|l| l.name == name)?;
+        let [text, rodata, data] = l.report.segment_bases;
+        let sizes = l.report.segment_sizes;
+        Some([
+            l.mapping.range.clone(),
+            text..text + sizes[0],
+            rodata..rodata + sizes[1],
+            data..data + sizes[2],
+        ])
+    })
 }
 
 /// Prints every object in the ramdisk and its state (`ext list`).

@@ -99,6 +99,20 @@ pub unsafe fn clean_up_range(start: VirtAddr, end: VirtAddr) {
     });
 }
 
+/// The flags of the 4 KiB page mapping `addr`, or `None` if it is not
+/// mapped by a 4 KiB page.
+pub fn flags(addr: VirtAddr) -> Option<PageTableFlags> {
+    use x86_64::structures::paging::mapper::{MappedFrame, TranslateResult};
+    with(|table| match table.translate(addr) {
+        TranslateResult::Mapped {
+            frame: MappedFrame::Size4KiB(_),
+            flags,
+            ..
+        } => Some(flags),
+        _ => None,
+    })
+}
+
 /// Translates a virtual address, or `None` if it is not mapped.
 pub fn translate(addr: VirtAddr) -> Option<PhysAddr> {
     with(|table| table.translate_addr(addr))

@@ -2,4 +2,6 @@
 
 mod arch;
 mod clock;
+mod events;
+mod loader;
 mod memory;

@@ -1,0 +1,109 @@
+//! The extension loader on the real machine: W^X mappings, exact memory
+//! accounting, address-space reuse.
+
+use ktest_macros::ktest;
+use x86_64::VirtAddr;
+use x86_64::structures::paging::PageTableFlags;
+
+use crate::ktest::{KtestFailure, KtestResult};
+use crate::loader::{self, memory::RegionAllocator};
+use crate::memory::{frames, heap, paging};
+use crate::{ensure, ensure_eq};
+
+fn failure(e: impl core::fmt::Display) -> KtestFailure {
+    KtestFailure::new(alloc::format!("{e}"))
+}
+
+#[ktest]
+fn region_allocator_is_first_fit_and_reuses_freed_ranges() -> KtestResult {
+    let mut region = RegionAllocator::with_capacity(4);
+    let a = region.allocate(1).ok_or_else(|| failure("no range"))?;
+    let b = region
+        .allocate(3 * 4096 + 1)
+        .ok_or_else(|| failure("no range"))?;
+    ensure_eq!(a.end - a.start, 4096);
+    ensure_eq!(b.start, a.end);
+    ensure_eq!(b.end - b.start, 4 * 4096);
+    region.release(&a);
+    let c = region.allocate(4096).ok_or_else(|| failure("no range"))?;
+    ensure_eq!(c, a);
+    let d = region
+        .allocate(2 * 4096)
+        .ok_or_else(|| failure("no range"))?;
+    ensure_eq!(d.start, b.end);
+    ensure!(
+        region.allocate(1 << 40).is_none(),
+        "allocated past the region"
+    );
+    ensure_eq!(region.used_bytes(), 7 * 4096);
+    Ok(())
+}
+
+#[ktest]
+fn extension_pages_are_mapped_w_xor_x() -> KtestResult {
+    loader::load("hello").map_err(failure)?;
+    let ranges = loader::image_ranges("hello").ok_or_else(|| failure("hello not loaded"))?;
+    let [image, text, rodata, data] = ranges;
+    let mut checked = 0;
+    for page in (image.start..image.end).step_by(4096) {
+        let flags = paging::flags(VirtAddr::new(page))
+            .ok_or_else(|| failure(alloc::format!("{page:#x} unmapped")))?;
+        let writable = flags.contains(PageTableFlags::WRITABLE);
+        let executable = !flags.contains(PageTableFlags::NO_EXECUTE);
+        ensure!(
+            !(writable && executable),
+            "page {page:#x} is writable and executable"
+        );
+        if text.contains(&page) {
+            ensure!(executable && !writable, "text page {page:#x}: {flags:?}");
+        } else if rodata.contains(&page) {
+            ensure!(!executable && !writable, "rodata page {page:#x}: {flags:?}");
+        } else if data.contains(&page) {
+            ensure!(!executable && writable, "data page {page:#x}: {flags:?}");
+        }
+        checked += 1;
+    }
+    ensure!(checked >= 3, "only {checked} pages");
+    loader::unload("hello").map_err(failure)?;
+    ensure!(
+        paging::translate(VirtAddr::new(image.start)).is_none(),
+        "image still mapped after unload"
+    );
+    Ok(())
+}
+
+#[ktest]
+fn load_and_unload_leave_frames_and_heap_exactly_as_they_were() -> KtestResult {
+    // Once, to let anything lazily initialised settle.
+    loader::load("alloc-demo").map_err(failure)?;
+    loader::unload("alloc-demo").map_err(failure)?;
+    let (frames_before, heap_before) = (frames::stats(), heap::stats().used);
+    for _ in 0..3 {
+        loader::load("alloc-demo").map_err(failure)?;
+        ensure!(
+            frames::stats().free < frames_before.free,
+            "loading took no frames"
+        );
+        loader::unload("alloc-demo").map_err(failure)?;
+        ensure_eq!(frames::stats(), frames_before);
+        ensure_eq!(heap::stats().used, heap_before);
+    }
+    Ok(())
+}
+
+#[ktest]
+fn refused_loads_change_nothing() -> KtestResult {
+    let (frames_before, heap_before) = (frames::stats(), heap::stats().used);
+    for fixture in [
+        "hello-tampered",
+        "internal-symbol",
+        "large-model",
+        "init-fails",
+        "no-descriptor",
+    ] {
+        ensure!(loader::load(fixture).is_err(), "{fixture} was accepted");
+        ensure_eq!(frames::stats(), frames_before);
+        ensure_eq!(heap::stats().used, heap_before);
+    }
+    Ok(())
+}
