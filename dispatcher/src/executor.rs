@@ -47,11 +47,15 @@ impl fmt::Display for ExecutorAlreadySet {
 /// Installs the process-wide executor used by every event that has none of
 /// its own. It can be installed once.
 pub fn set_global_executor(executor: Arc<dyn Executor>) -> Result<(), ExecutorAlreadySet> {
-    let mut fresh = Some(executor);
-    GLOBAL_EXECUTOR.call_once(|| fresh.take().expect("call_once runs its closure once"));
-    match fresh {
-        None => Ok(()),
-        Some(_) => Err(ExecutorAlreadySet),
+    let mut installed = false;
+    GLOBAL_EXECUTOR.call_once(|| {
+        installed = true;
+        executor
+    });
+    if installed {
+        Ok(())
+    } else {
+        Err(ExecutorAlreadySet)
     }
 }
 

@@ -144,6 +144,49 @@
 //! assert_eq!(counter.load(std::sync::atomic::Ordering::Relaxed), 4);
 //! binding.uninstall().unwrap();
 //! ```
+//!
+//! # Kernel wiring
+//!
+//! How the kernel declares `Clock.Tick`, raises it from the timer interrupt
+//! and lists events for the shell (`spin::Once` in the kernel; `OnceLock`
+//! here so that the example runs on the host):
+//!
+//! ```
+//! use std::sync::{Arc, OnceLock, atomic::{AtomicU64, Ordering}};
+//! use dispatcher::{Clock, Event, EventAuthority, PrincipalIssuer, registry, time_bounds};
+//!
+//! static TICK: OnceLock<(Event<u64, ()>, EventAuthority<u64, ()>)> = OnceLock::new();
+//! static TICKS: AtomicU64 = AtomicU64::new(0);
+//! struct Ticks;
+//! impl Clock for Ticks { fn now(&self) -> u64 { TICKS.load(Ordering::Relaxed) } }
+//!
+//! // Boot, before any extension runs:
+//! let issuer = PrincipalIssuer::take().expect("taken once, at boot");
+//! let kernel = issuer.issue("kernel");
+//! let declared = Event::<u64, ()>::builder("Clock.Tick")
+//!     .original(|&_tick| { /* scheduler bookkeeping */ })
+//!     .default_result(())
+//!     .quantum(2)
+//!     .declare(&kernel)
+//!     .expect("declared once");
+//! TICK.set(declared).ok();
+//! time_bounds::set_clock(Arc::new(Ticks)).ok();
+//!
+//! // Timer interrupt handler: no lock, no allocation on the fast path.
+//! let now = TICKS.fetch_add(1, Ordering::Relaxed) + 1;
+//! if let Some((tick, _)) = TICK.get() {
+//!     let _ = tick.raise(&now);
+//! }
+//! time_bounds::check_overruns(now, |o| eprintln!("{} overran in {}", o.binding, o.event));
+//!
+//! // Shell: `events` and `handlers Clock.Tick`.
+//! for e in registry::events() {
+//!     println!("{:<16} {:<8} {:>3} {:>8}", e.name, e.owner_name, e.bindings, e.raises);
+//! }
+//! let handlers = registry::bindings_of("Clock.Tick").expect("declared");
+//! assert_eq!(handlers[0].id, dispatcher::BindingId::ORIGINAL);
+//! assert_eq!(registry::event_info("Clock.Tick").unwrap().raises, 1);
+//! ```
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

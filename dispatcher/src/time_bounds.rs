@@ -170,12 +170,15 @@ impl TimeBounds {
 
     /// Installs the clock; it can be installed once.
     pub fn set_clock(&self, clock: Arc<dyn Clock>) -> Result<(), ClockAlreadySet> {
-        let mut fresh = Some(clock);
-        self.clock
-            .call_once(|| fresh.take().expect("call_once runs its closure once"));
-        match fresh {
-            None => Ok(()),
-            Some(_) => Err(ClockAlreadySet),
+        let mut installed = false;
+        self.clock.call_once(|| {
+            installed = true;
+            clock
+        });
+        if installed {
+            Ok(())
+        } else {
+            Err(ClockAlreadySet)
         }
     }
 
