@@ -18,8 +18,8 @@ use xtask::qemu::{Firmware, KernelExit, QemuOptions, Session, SessionError};
 
 use crate::{Failure, cargo, make_images, scratch_dir, setup};
 
-/// Host crates whose unit tests run in tier 1 (everything but the kernel,
-/// the image builder, and the integration tests).
+/// Crates left out of tier 1 besides the extensions: the kernel, the image
+/// builder, and the integration tests.
 const HOST_EXCLUDES: &[&str] = &["kernel-image", "image-builder", "spindle-tests"];
 
 /// Time limit for one boot of the in-kernel suite.
@@ -42,6 +42,12 @@ pub fn run(release: bool, uefi: bool) -> Result<(), Failure> {
     cmd.args(["test", "--workspace", "--no-fail-fast"]);
     for package in HOST_EXCLUDES {
         cmd.args(["--exclude", package]);
+    }
+    // Extensions are kernel-target crates (each defines the exported
+    // descriptor symbol, so two cannot be linked into one host binary);
+    // the in-kernel and integration tiers test them.
+    for package in crate::extensions::discover()? {
+        cmd.args(["--exclude", &package.name]);
     }
     tiers.push(("host unit tests".into(), cargo_test(cmd)));
 
