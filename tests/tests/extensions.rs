@@ -203,7 +203,7 @@ fn refused(fixture: &str, expected: &[&str]) {
 #[test]
 fn unsigned_object_is_refused() {
     refused(
-        "hello-unsigned",
+        "unsigned",
         &["signature check failed: object is not signed"],
     );
 }
@@ -211,7 +211,7 @@ fn unsigned_object_is_refused() {
 #[test]
 fn tampered_object_is_refused() {
     refused(
-        "hello-tampered",
+        "tampered",
         &["modified after it was built (SHA-256 mismatch)"],
     );
 }
@@ -219,7 +219,7 @@ fn tampered_object_is_refused() {
 #[test]
 fn wrong_interface_fingerprint_is_refused() {
     refused(
-        "hello-stale",
+        "stale-fingerprint",
         &[
             "interface fingerprint mismatch for 'dispatcher'",
             "rebuild the extension",
@@ -249,7 +249,7 @@ fn unsupported_relocation_is_refused_by_name() {
 
 #[test]
 fn truncated_object_is_refused() {
-    refused("hello-truncated", &["bad object: truncated input"]);
+    refused("truncated", &["bad object: truncated input"]);
 }
 
 #[test]
@@ -259,12 +259,15 @@ fn garbage_is_refused() {
 
 #[test]
 fn oversized_section_is_refused() {
-    refused("hello-oversized", &["max_section_size exceeded"]);
+    refused("oversized-section", &["max_section_size exceeded"]);
 }
 
 #[test]
 fn overlapping_sections_are_refused() {
-    refused("hello-overlap", &["overlap in the file", ".spindle_ext"]);
+    refused(
+        "overlapping-sections",
+        &["overlap in the file", ".spindle_ext"],
+    );
 }
 
 #[test]

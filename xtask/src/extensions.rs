@@ -14,8 +14,8 @@
 //!    build's Ed25519 key (`target/spindle/keys/`, generated once; the
 //!    secret never leaves that directory; the kernel embeds the public key).
 //! 4. Test fixtures for the loader's bad-input checks are derived from
-//!    `hello` (unsigned, tampered, stale fingerprint, truncated, garbage,
-//!    oversized and overlapping sections).
+//!    `counter`, the smallest extension (unsigned, tampered, stale
+//!    fingerprint, truncated, garbage, oversized and overlapping sections).
 //! 5. Everything goes into the ramdisk with its manifest.
 
 use std::collections::BTreeMap;
@@ -29,6 +29,10 @@ use spindle_sdk::{ExtensionDescriptor, InterfaceRef};
 use xtask::workspace;
 
 use crate::{Failure, KERNEL_TARGET, cargo, profile_dir};
+
+/// The extension the bad-input fixtures are derived from: the smallest one,
+/// since the BIOS loader reads the whole ramdisk at boot.
+const FIXTURE_BASE: &str = "counter";
 
 /// Environment variable naming the wrapper's plan file.
 pub const WRAPPER_PLAN_ENV: &str = "SPINDLE_WRAPPER_PLAN";
@@ -263,7 +267,7 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
     let kernel = kernel.ok_or_else(|| Failure::new("cargo reported no kernel executable"))?;
 
     let mut writer = RamdiskWriter::new();
-    let mut hello_object = None;
+    let mut fixture_base = None;
     for package in &packages {
         let rlib = rlibs
             .get(&package.name)
@@ -272,8 +276,8 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
             &object_from_rlib(rlib)?,
             &out_dir.join(format!("{}.o", package.name)),
         )?;
-        if package.name == "hello" {
-            hello_object = Some(object.clone());
+        if package.name == FIXTURE_BASE {
+            fixture_base = Some(object.clone());
         }
         let version = env!("CARGO_PKG_VERSION");
         writer.add(NewEntry {
@@ -286,9 +290,12 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
             object,
         });
     }
-    let hello = hello_object
-        .ok_or_else(|| Failure::new("the hello extension is missing (fixtures derive from it)"))?;
-    for fixture in derived_fixtures(&hello, &secret)? {
+    let base = fixture_base.ok_or_else(|| {
+        Failure::new(format!(
+            "the {FIXTURE_BASE} extension is missing (fixtures derive from it)"
+        ))
+    })?;
+    for fixture in derived_fixtures(&base, &secret)? {
         writer.add(fixture);
     }
     let ramdisk = out_dir.join("ramdisk.img");
@@ -340,19 +347,19 @@ fn object_from_rlib(rlib: &Path) -> Result<Vec<u8>, Failure> {
 /// File offset of a section's contents, and the section header's offset.
 fn section(elf_bytes: &[u8], name: &str) -> Result<(usize, usize), Failure> {
     let elf = goblin::elf::Elf::parse(elf_bytes)
-        .map_err(|e| Failure::new(format!("hello object: {e}")))?;
+        .map_err(|e| Failure::new(format!("fixture base object: {e}")))?;
     let index = elf
         .section_headers
         .iter()
         .position(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(name))
-        .ok_or_else(|| Failure::new(format!("hello object has no {name} section")))?;
+        .ok_or_else(|| Failure::new(format!("fixture base object has no {name} section")))?;
     let header = elf.header.e_shoff as usize + index * elf.header.e_shentsize as usize;
     Ok((elf.section_headers[index].sh_offset as usize, header))
 }
 
-/// Signed (unless said otherwise) variants of `hello` for the loader's
-/// bad-input tests.
-fn derived_fixtures(hello: &[u8], secret: &[u8; 32]) -> Result<Vec<NewEntry<'static>>, Failure> {
+/// Signed (unless said otherwise) variants of a good extension object for
+/// the loader's bad-input tests.
+fn derived_fixtures(base: &[u8], secret: &[u8; 32]) -> Result<Vec<NewEntry<'static>>, Failure> {
     let fixture = |name: &'static str, object: Vec<u8>| NewEntry {
         name,
         version: "0.0.0",
@@ -362,38 +369,35 @@ fn derived_fixtures(hello: &[u8], secret: &[u8; 32]) -> Result<Vec<NewEntry<'sta
         signature: Some(sign(secret, name, &object)),
         object,
     };
-    let (descriptor, _) = section(hello, spindle_sdk::DESCRIPTOR_SECTION)?;
-    let (text, text_header) = first_text_section(hello)?;
+    let (descriptor, _) = section(base, spindle_sdk::DESCRIPTOR_SECTION)?;
+    let (text, text_header) = first_text_section(base)?;
     let mut fixtures = Vec::new();
 
     // Never signed.
-    let mut unsigned = fixture("hello-unsigned", hello.to_vec());
+    let mut unsigned = fixture("unsigned", base.to_vec());
     unsigned.signature = None;
     fixtures.push(unsigned);
 
     // Signed, then one byte of code changed.
-    let mut tampered = fixture("hello-tampered", hello.to_vec());
+    let mut tampered = fixture("tampered", base.to_vec());
     tampered.object[text] ^= 0xff;
     fixtures.push(tampered);
 
     // Built against other interface sources: one fingerprint differs (and
     // the descriptor's name matches the fixture's, so only that check fails).
-    let mut stale = hello.to_vec();
+    let mut stale = base.to_vec();
     let name_at = descriptor + std::mem::offset_of!(ExtensionDescriptor, name);
     stale[name_at..name_at + spindle_sdk::MAX_NAME].fill(0);
-    stale[name_at..name_at + "hello-stale".len()].copy_from_slice(b"hello-stale");
+    stale[name_at..name_at + "stale-fingerprint".len()].copy_from_slice(b"stale-fingerprint");
     let fingerprint_at = descriptor
         + std::mem::offset_of!(ExtensionDescriptor, interfaces)
         + size_of::<InterfaceRef>()
         + std::mem::offset_of!(InterfaceRef, fingerprint);
     stale[fingerprint_at] ^= 0x5a;
-    fixtures.push(fixture("hello-stale", stale));
+    fixtures.push(fixture("stale-fingerprint", stale));
 
     // Cut in half.
-    fixtures.push(fixture(
-        "hello-truncated",
-        hello[..hello.len() / 2].to_vec(),
-    ));
+    fixtures.push(fixture("truncated", base[..base.len() / 2].to_vec()));
 
     // Not an ELF file at all.
     let garbage: Vec<u8> = (0..4096u32)
@@ -402,23 +406,23 @@ fn derived_fixtures(hello: &[u8], secret: &[u8; 32]) -> Result<Vec<NewEntry<'sta
     fixtures.push(fixture("garbage", garbage));
 
     // A section claiming far more bytes than the file has.
-    let mut oversized = hello.to_vec();
+    let mut oversized = base.to_vec();
     let size_field = text_header + 32; // Elf64_Shdr.sh_size
     oversized[size_field..size_field + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
-    fixtures.push(fixture("hello-oversized", oversized));
+    fixtures.push(fixture("oversized-section", oversized));
 
     // The descriptor section's bytes moved on top of the code's.
-    let mut overlapping = hello.to_vec();
-    let (_, descriptor_header) = section(hello, spindle_sdk::DESCRIPTOR_SECTION)?;
+    let mut overlapping = base.to_vec();
+    let (_, descriptor_header) = section(base, spindle_sdk::DESCRIPTOR_SECTION)?;
     let offset_field = descriptor_header + 24; // Elf64_Shdr.sh_offset
     overlapping[offset_field..offset_field + 8].copy_from_slice(&(text as u64).to_le_bytes());
-    fixtures.push(fixture("hello-overlap", overlapping));
+    fixtures.push(fixture("overlapping-sections", overlapping));
     Ok(fixtures)
 }
 
 fn first_text_section(elf_bytes: &[u8]) -> Result<(usize, usize), Failure> {
     let elf = goblin::elf::Elf::parse(elf_bytes)
-        .map_err(|e| Failure::new(format!("hello object: {e}")))?;
+        .map_err(|e| Failure::new(format!("fixture base object: {e}")))?;
     let index = elf
         .section_headers
         .iter()
@@ -429,7 +433,7 @@ fn first_text_section(elf_bytes: &[u8]) -> Result<(usize, usize), Failure> {
                     .get_at(s.sh_name)
                     .is_some_and(|n| n.starts_with(".text"))
         })
-        .ok_or_else(|| Failure::new("hello object has no text section"))?;
+        .ok_or_else(|| Failure::new("fixture base object has no text section"))?;
     let header = elf.header.e_shoff as usize + index * elf.header.e_shentsize as usize;
     Ok((elf.section_headers[index].sh_offset as usize, header))
 }

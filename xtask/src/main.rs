@@ -201,6 +201,10 @@ fn image_builder() -> Result<PathBuf, Failure> {
 
 /// The toolchain's `llvm-objcopy` (from the llvm-tools-preview component).
 pub fn llvm_objcopy() -> Result<PathBuf, Failure> {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(path) = PATH.get() {
+        return Ok(path.clone());
+    }
     let out = Command::new("rustc")
         .args(["--print", "sysroot"])
         .current_dir(workspace::root())
@@ -212,7 +216,7 @@ pub fn llvm_objcopy() -> Result<PathBuf, Failure> {
         .join(host_triple())
         .join("bin/llvm-objcopy");
     if path.exists() {
-        Ok(path)
+        Ok(PATH.get_or_init(|| path).clone())
     } else {
         Err(Failure::new(format!(
             "{} is missing (component llvm-tools-preview)",

@@ -95,7 +95,7 @@ fn load_and_unload_leave_frames_and_heap_exactly_as_they_were() -> KtestResult {
 fn refused_loads_change_nothing() -> KtestResult {
     let (frames_before, heap_before) = (frames::stats(), heap::stats().used);
     for fixture in [
-        "hello-tampered",
+        "tampered",
         "internal-symbol",
         "large-model",
         "init-fails",
