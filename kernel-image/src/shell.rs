@@ -409,20 +409,11 @@ fn ext(args: &[&str]) -> Result<(), String> {
         ["load", name] => {
             let name = String::from(*name);
             defer(move || match crate::loader::load(&name) {
-                Ok(report) => {
-                    let c = &report.cycles;
-                    println!(
-                        "loaded {name}: {} cycles (verify {}, parse {}, resolve {}, link {}, map {}, init {}); {:.1}x copying the object once",
-                        c.total(),
-                        c.verify,
-                        c.parse,
-                        c.resolve,
-                        c.link,
-                        c.map,
-                        c.init,
-                        c.total() as f64 / report.baseline_copy_cycles.max(1) as f64
-                    );
-                }
+                Ok(report) => println!(
+                    "loaded {name}: {}; {:.1}x copying the object once",
+                    report.cycles,
+                    report.baseline_ratio()
+                ),
                 Err(e) => println!("error: cannot load {name}: {e}"),
             });
             Ok(())

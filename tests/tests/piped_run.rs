@@ -5,16 +5,20 @@ use std::time::Duration;
 
 use spindle_tests::*;
 
-#[test]
-fn piped_script_runs_to_shutdown() {
-    let input = Cursor::new("help\nmem\nuptime\nshutdown\n");
-    let (outcome, output) = xtask::qemu::run_piped(
+/// Runs the BIOS image with `input` piped in, exactly as `cargo xtask run` does.
+fn run_piped(input: &'static str) -> (PipedOutcome, String) {
+    xtask::qemu::run_piped(
         &options(Firmware::Bios),
-        input,
+        Cursor::new(input),
         Duration::from_secs(60),
         false,
     )
-    .unwrap();
+    .expect("QEMU runs")
+}
+
+#[test]
+fn piped_script_runs_to_shutdown() {
+    let (outcome, output) = run_piped("help\nmem\nuptime\nshutdown\n");
     assert_eq!(
         outcome,
         PipedOutcome::Exited(KernelExit::Success),
@@ -42,14 +46,7 @@ fn piped_script_runs_to_shutdown() {
 
 #[test]
 fn piped_input_without_shutdown_ends_the_run() {
-    let input = Cursor::new("uptime\n");
-    let (outcome, output) = xtask::qemu::run_piped(
-        &options(Firmware::Bios),
-        input,
-        Duration::from_secs(60),
-        false,
-    )
-    .unwrap();
+    let (outcome, output) = run_piped("uptime\n");
     assert_eq!(outcome, PipedOutcome::InputEnded, "{output}");
     assert!(output.contains("timer ticks"), "{output}");
 }

@@ -45,6 +45,8 @@ use crate::events;
 /// interfaces, and the crates whose generic code those interfaces
 /// instantiate inside extensions (a generic function of the dispatcher
 /// monomorphised in an extension calls hashbrown's internals, say).
+/// Everything else in the kernel (the kernel crate itself, the loader's
+/// linker and package verifier, the allocator, arch glue) is internal.
 pub const SPIN_PUBLIC_CRATES: &[&str] = &[
     "core",
     "alloc",
@@ -94,6 +96,29 @@ impl LoadCycles {
     }
 }
 
+impl core::fmt::Display for LoadCycles {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{} cycles (verify {}, parse {}, resolve {}, link {}, map {}, init {})",
+            self.total(),
+            self.verify,
+            self.parse,
+            self.resolve,
+            self.link,
+            self.map,
+            self.init
+        )
+    }
+}
+
+impl LoadReport {
+    /// The load's cost in copies of the object (see `baseline_copy_cycles`).
+    pub fn baseline_ratio(&self) -> f64 {
+        self.cycles.total() as f64 / self.baseline_copy_cycles.max(1) as f64
+    }
+}
+
 /// What a load did, for `ext info` and the shell's report.
 #[derive(Clone, Debug, Default)]
 pub struct LoadReport {
@@ -132,31 +157,74 @@ struct Loaded {
 pub struct Loader {
     ramdisk: Ramdisk<'static>,
     kernel: Domain,
-    spin_public: Domain,
+    public: PublicDomains,
     loaded: Vec<Loaded>,
     region: RegionAllocator,
     index_build_ns: u64,
+    compose_ns: u64,
 }
 
 static LOADER: spin::Mutex<Option<Loader>> = spin::Mutex::new(None);
+
+/// Crates of the Rust runtime part of `SpinPublic`.
+const RUNTIME_CRATES: &[&str] = &["core", "alloc", "compiler_builtins"];
+
+/// The domains extensions may link against, composed as in SPIN:
+/// `SpinPublic = Combine(RustRuntime, SpinInterfaces)`.
+struct PublicDomains {
+    /// `core`, `alloc`, `compiler_builtins`.
+    runtime: Domain,
+    /// The dispatcher, the SDK, the core services' interfaces, and the crates
+    /// whose generic code they instantiate.
+    interfaces: Domain,
+    /// The combination: what extensions are resolved against.
+    spin_public: Domain,
+}
+
+impl PublicDomains {
+    /// Splits the kernel's symbols (one pass over the `Kernel` domain, no
+    /// second scan of the ELF) into the runtime and interface domains, then
+    /// combines them. A symbol is public only if *every* crate it names is
+    /// in [`SPIN_PUBLIC_CRATES`] (so `RawVec<spindle_kernel::..>::grow_one`,
+    /// owned by `alloc`, stays kernel-internal); it goes to the runtime or
+    /// the interfaces by its owning crate. Ambiguous names are left out.
+    fn from_kernel(kernel: &Domain) -> Self {
+        let public = CrateFilter::crates(SPIN_PUBLIC_CRATES).strict(true);
+        let mut runtime = Vec::new();
+        let mut interfaces = Vec::new();
+        for (name, export) in kernel.exports() {
+            if export.ambiguous || !public.accepts(name) {
+                continue;
+            }
+            match attribution::attribute(name).owner {
+                attribution::Owner::Crate(owner) if RUNTIME_CRATES.contains(&owner) => {
+                    runtime.push((name, export.address))
+                }
+                _ => interfaces.push((name, export.address)),
+            }
+        }
+        let runtime = Domain::from_exports("RustRuntime", runtime);
+        let interfaces = Domain::from_exports("SpinInterfaces", interfaces);
+        let spin_public = domains::combine("SpinPublic", &runtime, &interfaces)
+            .expect("the two parts are disjoint: each symbol went to one");
+        Self {
+            runtime,
+            interfaces,
+            spin_public,
+        }
+    }
+}
 
 /// Builds the kernel's domains and reads the ramdisk's manifest.
 pub fn init() {
     let elf = boot_data::kernel_elf();
     let start = crate::time::uptime_ns();
-    let spin_public = Domain::create_from_static_module(
-        "SpinPublic",
-        elf.bytes,
-        elf.load_bias,
-        // Strict: an instance of a public generic over a kernel-internal
-        // type (`RawVec<spindle_kernel::..>`) is kernel-internal too.
-        &CrateFilter::crates(SPIN_PUBLIC_CRATES).strict(true),
-    )
-    .expect("the kernel's own symbol table is valid");
-    let index_build_ns = crate::time::uptime_ns() - start;
     let kernel =
         Domain::create_from_static_module("Kernel", elf.bytes, elf.load_bias, &CrateFilter::all())
             .expect("the kernel's own symbol table is valid");
+    let index_build_ns = crate::time::uptime_ns() - start;
+    let public = PublicDomains::from_kernel(&kernel);
+    let compose_ns = crate::time::uptime_ns() - start - index_build_ns;
     let ramdisk = match boot_data::ramdisk().map(Ramdisk::parse) {
         Some(Ok(ramdisk)) => ramdisk,
         Some(Err(e)) => {
@@ -166,19 +234,23 @@ pub fn init() {
         None => Ramdisk::default(),
     };
     log::info!(
-        "loader: SpinPublic exports {} symbols (index built in {} us), kernel has {}; {} objects in the ramdisk",
-        spin_public.export_count(),
-        index_build_ns / 1000,
+        "loader: kernel symbol index ({} symbols) built in {} us; SpinPublic = RustRuntime ({}) + SpinInterfaces ({}) = {} symbols, composed in {} us; {} objects in the ramdisk",
         kernel.export_count(),
+        index_build_ns / 1000,
+        public.runtime.export_count(),
+        public.interfaces.export_count(),
+        public.spin_public.export_count(),
+        compose_ns / 1000,
         ramdisk.entries().len()
     );
     *LOADER.lock() = Some(Loader {
         ramdisk,
         kernel,
-        spin_public,
+        public,
         loaded: Vec::with_capacity(MAX_LOADED),
         region: RegionAllocator::with_capacity(MAX_LOADED),
         index_build_ns,
+        compose_ns,
     });
     let autoload: Vec<String> = with(|l| {
         l.ramdisk
@@ -257,7 +329,7 @@ impl Loader {
         let mut domain = Domain::create(name, &object).map_err(LoadError::Object)?;
         {
             let mut sources: Vec<&Domain> = Vec::with_capacity(1 + self.loaded.len());
-            sources.push(&self.spin_public);
+            sources.push(&self.public.spin_public);
             sources.extend(self.loaded.iter().map(|l| &l.domain));
             if let Err(e) = domains::resolve_all(&sources, &mut domain) {
                 return Err(self.diagnose(e));
@@ -619,20 +691,11 @@ pub fn info(name: &str) -> Result<(), String> {
                     r.exports,
                     r.relocations
                 );
-                crate::println!(
-                    "load: {} cycles = verify {} + parse {} + resolve {} + link {} + map {} + init {}",
-                    c.total(),
-                    c.verify,
-                    c.parse,
-                    c.resolve,
-                    c.link,
-                    c.map,
-                    c.init
-                );
+                crate::println!("load: {c}");
                 crate::println!(
                     "baseline: copying the object once took {} cycles (load = {:.1}x)",
                     r.baseline_copy_cycles,
-                    c.total() as f64 / r.baseline_copy_cycles.max(1) as f64
+                    r.baseline_ratio()
                 );
                 let dependents: Vec<&str> = loader
                     .loaded
@@ -665,30 +728,39 @@ pub fn info(name: &str) -> Result<(), String> {
 /// Prints every domain (`domains`).
 pub fn list_domains() {
     with(|loader| {
+        crate::println!("{:<16} {:>8} {:>8}  NOTES", "DOMAIN", "EXPORTS", "IMPORTS");
+        let p = &loader.public;
         crate::println!(
-            "{:<18} {:>8} {:>8}  RESOLVED AGAINST",
-            "DOMAIN",
-            "EXPORTS",
-            "IMPORTS"
-        );
-        crate::println!(
-            "{:<18} {:>8} {:>8}  (kernel crates: {}; index built in {} us)",
-            "SpinPublic",
-            loader.spin_public.export_count(),
+            "{:<16} {:>8} {:>8}  every kernel symbol (create-from-module, built in {} us); explains failures, never linked against",
+            "Kernel",
+            loader.kernel.export_count(),
             0,
-            SPIN_PUBLIC_CRATES.len(),
             loader.index_build_ns / 1000
         );
         crate::println!(
-            "{:<18} {:>8} {:>8}  (every kernel symbol; never linked against)",
-            "Kernel",
-            loader.kernel.export_count(),
+            "{:<16} {:>8} {:>8}  {}",
+            "RustRuntime",
+            p.runtime.export_count(),
+            0,
+            RUNTIME_CRATES.join(", ")
+        );
+        crate::println!(
+            "{:<16} {:>8} {:>8}  the other public crates",
+            "SpinInterfaces",
+            p.interfaces.export_count(),
             0
+        );
+        crate::println!(
+            "{:<16} {:>8} {:>8}  = combine(RustRuntime, SpinInterfaces), composed in {} us; extensions link here",
+            "SpinPublic",
+            p.spin_public.export_count(),
+            0,
+            loader.compose_ns / 1000
         );
         for l in &loader.loaded {
             let sources: Vec<&str> = l.domain.sources().collect();
             crate::println!(
-                "{:<18} {:>8} {:>8}  {}",
+                "{:<16} {:>8} {:>8}  resolved against {}",
                 l.name,
                 l.domain.export_count(),
                 l.domain.imports().len(),
@@ -703,7 +775,9 @@ pub fn show_domain(name: &str, filter: Option<&str>) -> Result<(), String> {
     const SHOWN: usize = 40;
     with(|loader| {
         let domain = match name {
-            "SpinPublic" => &loader.spin_public,
+            "SpinPublic" => &loader.public.spin_public,
+            "RustRuntime" => &loader.public.runtime,
+            "SpinInterfaces" => &loader.public.interfaces,
             "Kernel" => &loader.kernel,
             other => {
                 &loader
