@@ -90,8 +90,9 @@ macro_rules! ensure_eq {
     }};
 }
 
-// Linker-defined bounds of the `spindle_ktests` section; only their
-// addresses matter.
+// SAFETY: the linker defines both symbols (bounds of the `spindle_ktests`
+// section, which exists because `#[ktest]` emits at least one descriptor);
+// they are declared as bytes and only their addresses are used.
 unsafe extern "C" {
     static __start_spindle_ktests: u8;
     static __stop_spindle_ktests: u8;

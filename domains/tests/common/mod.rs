@@ -170,6 +170,8 @@ pub fn process_domain(name: &str, filter: &CrateFilter<'_>) -> Domain {
     Domain::create_from_module(name, self_exe(), load_bias(), filter).expect("own symtab")
 }
 
+// SAFETY: these are the C library's functions with their C signatures
+// (glibc on the test host); the test process links libc.
 unsafe extern "C" {
     fn memcpy(d: *mut c_void, s: *const c_void, n: usize) -> *mut c_void;
     fn memmove(d: *mut c_void, s: *const c_void, n: usize) -> *mut c_void;

@@ -26,6 +26,8 @@ pub struct ProbeFault {
 /// Fault recorded by the page-fault handler for the probe in progress.
 static LAST_FAULT: Mutex<Option<ProbeFault>> = Mutex::new(None);
 
+// SAFETY: both labels are defined by the naked function below; only their
+// addresses are used (compared with and written to the faulting RIP).
 unsafe extern "C" {
     static spindle_probe_load: u8;
     static spindle_probe_fixup: u8;

@@ -92,6 +92,8 @@ pub fn is_free(frame: PhysFrame<Size4KiB>) -> bool {
 pub struct KernelFrameSource;
 
 impl x86_64::structures::paging::FrameDeallocator<Size4KiB> for KernelFrameSource {
+    // SAFETY: the caller (the page-table clean-up) guarantees the frame is
+    // an unused page table; the bitmap refuses anything it did not hand out.
     unsafe fn deallocate_frame(&mut self, frame: PhysFrame<Size4KiB>) {
         if let Err(e) = deallocate(frame) {
             log::warn!(
