@@ -130,14 +130,7 @@ impl Domain {
             max: u64::from(u32::MAX),
         };
         let mut exports = SymbolTable::with_capacity(object.exports.len(), 0);
-        for &(f, s) in &object.exports {
-            let Some(sym) = object
-                .members
-                .get(f as usize)
-                .and_then(|m| m.symbols.get(s as usize))
-            else {
-                continue;
-            };
+        for sym in object.export_symbols() {
             let e = Export {
                 address: 0,
                 size: sym.size,

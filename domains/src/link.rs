@@ -506,14 +506,7 @@ impl Plan<'_, '_> {
 
         // Exports.
         let mut exports = SymbolTable::with_capacity(object.exports.len(), 0);
-        for &(f, s) in &object.exports {
-            let Some(sym) = object
-                .members
-                .get(f as usize)
-                .and_then(|m| m.symbols.get(s as usize))
-            else {
-                continue;
-            };
+        for sym in object.export_symbols() {
             let addr = def_address(self, &bases, &import_addrs, sym.def);
             // Names are unique: `unify` keeps one definition per name.
             let _ = exports.upsert(sym.name, addr, |_, _| {});

@@ -295,11 +295,15 @@ impl<'a> Object<'a> {
     /// with default or protected visibility. Hidden globals (shared between
     /// the codegen units of one crate) and locals are not exported.
     pub fn exports(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.export_symbols().map(|sym| sym.name)
+    }
+
+    /// The symbols behind [`Object::exports`].
+    pub(crate) fn export_symbols(&self) -> impl Iterator<Item = &Symbol<'a>> + '_ {
         self.exports.iter().filter_map(|&(f, s)| {
             self.members
                 .get(f as usize)
                 .and_then(|m| m.symbols.get(s as usize))
-                .map(|sym| sym.name)
         })
     }
 
