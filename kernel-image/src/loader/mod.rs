@@ -169,16 +169,24 @@ static LOADER: spin::Mutex<Option<Loader>> = spin::Mutex::new(None);
 /// Crates of the Rust runtime part of `SpinPublic`.
 const RUNTIME_CRATES: &[&str] = &["core", "alloc", "compiler_builtins"];
 
-/// The domains extensions may link against, composed as in SPIN:
-/// `SpinPublic = Combine(RustRuntime, SpinInterfaces)`.
+/// The domain extensions link against, composed as in SPIN:
+/// `SpinPublic = Combine(RustRuntime, SpinInterfaces)`. Only the
+/// combination is kept; the parts are views of it by owning crate
+/// ([`is_runtime_symbol`]), listed with the sizes they had.
 struct PublicDomains {
-    /// `core`, `alloc`, `compiler_builtins`.
-    runtime: Domain,
-    /// The dispatcher, the SDK, the core services' interfaces, and the crates
-    /// whose generic code they instantiate.
-    interfaces: Domain,
+    /// Exports of `RustRuntime`: `core`, `alloc`, `compiler_builtins`.
+    runtime_exports: usize,
+    /// Exports of `SpinInterfaces`: the dispatcher, the SDK, the core
+    /// services' interfaces, and the crates whose generic code they
+    /// instantiate.
+    interface_exports: usize,
     /// The combination: what extensions are resolved against.
     spin_public: Domain,
+}
+
+/// Whether a public symbol belongs to the `RustRuntime` part.
+fn is_runtime_symbol(name: &str) -> bool {
+    matches!(attribution::attribute(name).owner, attribution::Owner::Crate(owner) if RUNTIME_CRATES.contains(&owner))
 }
 
 impl PublicDomains {
@@ -196,11 +204,10 @@ impl PublicDomains {
             if export.ambiguous || !public.accepts(name) {
                 continue;
             }
-            match attribution::attribute(name).owner {
-                attribution::Owner::Crate(owner) if RUNTIME_CRATES.contains(&owner) => {
-                    runtime.push((name, export.address))
-                }
-                _ => interfaces.push((name, export.address)),
+            if is_runtime_symbol(name) {
+                runtime.push((name, export.address));
+            } else {
+                interfaces.push((name, export.address));
             }
         }
         let runtime = Domain::from_exports("RustRuntime", runtime);
@@ -208,8 +215,8 @@ impl PublicDomains {
         let spin_public = domains::combine("SpinPublic", &runtime, &interfaces)
             .expect("the two parts are disjoint: each symbol went to one");
         Self {
-            runtime,
-            interfaces,
+            runtime_exports: runtime.export_count(),
+            interface_exports: interfaces.export_count(),
             spin_public,
         }
     }
@@ -237,8 +244,8 @@ pub fn init() {
         "loader: kernel symbol index ({} symbols) built in {} us; SpinPublic = RustRuntime ({}) + SpinInterfaces ({}) = {} symbols, composed in {} us; {} objects in the ramdisk",
         kernel.export_count(),
         index_build_ns / 1000,
-        public.runtime.export_count(),
-        public.interfaces.export_count(),
+        public.runtime_exports,
+        public.interface_exports,
         public.spin_public.export_count(),
         compose_ns / 1000,
         ramdisk.entries().len()
@@ -740,14 +747,14 @@ pub fn list_domains() {
         crate::println!(
             "{:<16} {:>8} {:>8}  {}",
             "RustRuntime",
-            p.runtime.export_count(),
+            p.runtime_exports,
             0,
             RUNTIME_CRATES.join(", ")
         );
         crate::println!(
             "{:<16} {:>8} {:>8}  the other public crates",
             "SpinInterfaces",
-            p.interfaces.export_count(),
+            p.interface_exports,
             0
         );
         crate::println!(
@@ -774,10 +781,14 @@ pub fn list_domains() {
 pub fn show_domain(name: &str, filter: Option<&str>) -> Result<(), String> {
     const SHOWN: usize = 40;
     with(|loader| {
+        // The two parts of SpinPublic are views of it.
+        let part: Option<bool> = match name {
+            "RustRuntime" => Some(true),
+            "SpinInterfaces" => Some(false),
+            _ => None,
+        };
         let domain = match name {
-            "SpinPublic" => &loader.public.spin_public,
-            "RustRuntime" => &loader.public.runtime,
-            "SpinInterfaces" => &loader.public.interfaces,
+            "SpinPublic" | "RustRuntime" | "SpinInterfaces" => &loader.public.spin_public,
             "Kernel" => &loader.kernel,
             other => {
                 &loader
@@ -790,6 +801,7 @@ pub fn show_domain(name: &str, filter: Option<&str>) -> Result<(), String> {
         };
         let mut exports: Vec<(String, u64)> = domain
             .exports()
+            .filter(|(symbol, _)| part.is_none_or(|runtime| is_runtime_symbol(symbol) == runtime))
             .map(|(symbol, _)| {
                 (
                     alloc::format!("{:#}", rustc_demangle::demangle(symbol)),
