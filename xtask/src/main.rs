@@ -133,6 +133,7 @@ fn main() -> ExitCode {
         }
         Cmd::Image(p) => setup::ensure_toolchain()
             .and_then(|()| make_images(p.release))
+            .map(|(images, _kernel)| images)
             .map(|images| {
                 println!("{}\n{}", images.bios.display(), images.uefi.display());
             }),
@@ -245,7 +246,8 @@ fn host_triple() -> String {
 /// symbol table stays, extensions are linked against it): the BIOS loader
 /// reads the kernel through real-mode disk calls, which under TCG costs
 /// about 0.6 s per MiB. The full ELF stays in `target/` for gdb.
-fn make_images(release: bool) -> Result<Images, Failure> {
+/// Returns the images and the full (unstripped) kernel ELF, for gdb.
+fn make_images(release: bool) -> Result<(Images, PathBuf), Failure> {
     let outputs = extensions::build(release)?;
     let full_kernel = outputs.kernel;
     let builder = image_builder()?;
@@ -268,7 +270,7 @@ fn make_images(release: bool) -> Result<Images, Failure> {
         .arg("--uefi")
         .arg(&images.uefi);
     run_checked(&mut cmd)?;
-    Ok(images)
+    Ok((images, full_kernel))
 }
 
 /// Scratch space for QEMU runs (UEFI variable stores).
@@ -279,7 +281,7 @@ pub fn scratch_dir() -> PathBuf {
 fn run(args: &RunArgs) -> Result<(), Failure> {
     setup::ensure_toolchain()?;
     setup::ensure_qemu()?;
-    let images = make_images(args.profile.release)?;
+    let (images, kernel) = make_images(args.profile.release)?;
     let firmware = if args.uefi {
         Firmware::Uefi
     } else {
@@ -292,7 +294,7 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     if args.gdb {
         eprintln!(
             "xtask: QEMU is waiting for a debugger: gdb {} -ex 'target remote :1234'",
-            kernel_path(args.profile.release).display()
+            kernel.display()
         );
     }
     if io::stdin().is_terminal() {
@@ -300,13 +302,6 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     } else {
         run_piped(&options, Duration::from_secs(args.timeout.unwrap_or(300)))
     }
-}
-
-fn kernel_path(release: bool) -> PathBuf {
-    workspace::target_dir()
-        .join(KERNEL_TARGET)
-        .join(profile_dir(release))
-        .join("spindle-kernel")
 }
 
 fn exit_result(exit: KernelExit) -> Result<(), Failure> {

@@ -52,7 +52,7 @@ pub fn run(release: bool, uefi: bool) -> Result<(), Failure> {
     tiers.push(("host unit tests".into(), cargo_test(cmd)));
 
     banner("kernel images");
-    let images = make_images(release)?;
+    let (images, _kernel) = make_images(release)?;
     let mut firmwares = vec![Firmware::Bios];
     if uefi {
         firmwares.push(Firmware::Uefi);
