@@ -60,7 +60,8 @@ impl ExtensionPackage {
     }
 }
 
-fn cargo_metadata() -> Result<Value, Failure> {
+/// `cargo metadata` for the workspace's own packages.
+pub fn cargo_metadata() -> Result<Value, Failure> {
     let out = cargo()
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .stderr(Stdio::inherit())

@@ -373,8 +373,8 @@ fn check() -> Result<(), Failure> {
     // Kernel target: the kernel and the no_std crates it links.
     let mut cmd = cargo();
     cmd.args(["clippy", "--target", KERNEL_TARGET]);
-    for package in kernel_target_packages() {
-        cmd.args(["--package", package]);
+    for package in kernel_target_packages()? {
+        cmd.args(["--package", &package]);
     }
     cmd.args(["--", "-D", "warnings"]);
     run_checked(&mut cmd)?;
@@ -382,24 +382,38 @@ fn check() -> Result<(), Failure> {
     Ok(())
 }
 
-/// Packages compiled for the kernel target.
-fn kernel_target_packages() -> &'static [&'static str] {
-    &[
-        "kernel-image",
-        "phys-addr",
-        "dispatcher",
-        "domains",
-        "console",
-        "clock",
-        "spindle-sdk",
-        "spindle-package",
-        "hello",
-        "counter",
-        "counter-client",
-        "alloc-demo",
-        "no-descriptor",
-        "init-fails",
-        "internal-symbol",
-        "large-model",
-    ]
+/// Packages compiled for the kernel target: the kernel, every workspace
+/// crate it depends on (directly or not), and every extension crate.
+fn kernel_target_packages() -> Result<Vec<String>, Failure> {
+    let metadata = extensions::cargo_metadata()?;
+    let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
+    let local_deps = |name: &str| -> Vec<String> {
+        packages
+            .iter()
+            .find(|p| p["name"] == name)
+            .and_then(|p| p["dependencies"].as_array())
+            .into_iter()
+            .flatten()
+            .filter(|d| !d["path"].is_null() && d["kind"].is_null())
+            .filter_map(|d| d["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let mut found = vec!["kernel-image".to_owned()];
+    let mut next = 0;
+    while next < found.len() {
+        for dep in local_deps(&found[next].clone()) {
+            if !found.contains(&dep) {
+                found.push(dep);
+            }
+        }
+        next += 1;
+    }
+    // ktest-macros is a proc-macro: it runs on the host.
+    found.retain(|p| p != "ktest-macros");
+    for extension in extensions::discover()? {
+        if !found.contains(&extension.name) {
+            found.push(extension.name);
+        }
+    }
+    Ok(found)
 }

@@ -50,7 +50,7 @@ pub const DESCRIPTOR_SYMBOL: &str = "SPINDLE_EXTENSION_DESCRIPTOR";
 /// First bytes of every descriptor.
 pub const DESCRIPTOR_MAGIC: [u8; 8] = *b"SPNDLEXT";
 /// Version of the descriptor's layout.
-pub const DESCRIPTOR_LAYOUT: u32 = 1;
+pub const DESCRIPTOR_LAYOUT: u32 = 2;
 /// Longest extension name.
 pub const MAX_NAME: usize = 48;
 /// Longest version string.
@@ -58,7 +58,7 @@ pub const MAX_VERSION: usize = 24;
 /// Longest interface name.
 pub const MAX_INTERFACE_NAME: usize = 24;
 /// Most interfaces one extension can name.
-pub const MAX_INTERFACES: usize = 8;
+pub const MAX_INTERFACES: usize = 16;
 
 const fn fingerprint(decimal: &str) -> u64 {
     match u64::from_str_radix(decimal, 10) {

@@ -1,0 +1,18 @@
+//! The hostile corpus: extension crates under `extensions/hostile/` that are
+//! wrong on purpose. They are test fixtures (`kind = "fixture"` in their
+//! `[package.metadata.spindle]` table): built, signed and put in the
+//! ramdisk like any extension, never autoloaded, and loaded by the
+//! integration tests to show that the kernel refuses or contains each one
+//! and keeps serving.
+//!
+//! | crate | what it does wrong | the kernel's answer |
+//! |---|---|---|
+//! | `no-descriptor` | has no extension descriptor | refused: missing descriptor |
+//! | `init-fails` | installs a handler, then `init` returns an error | refused: init failed; the handler is revoked |
+//! | `internal-symbol` | links against a kernel-internal symbol | refused: the symbol is named as kernel-internal |
+//! | `large-model` | built with the large code model | refused: unsupported relocation |
+//!
+//! This crate holds no code: it exists so that the workspace can find the
+//! fixtures below it with one `extensions/hostile/*` glob.
+#![no_std]
+#![forbid(unsafe_code)]
