@@ -195,6 +195,7 @@ extern crate alloc;
 
 pub mod authorize;
 pub mod binding;
+pub mod capability;
 pub mod error;
 pub mod event;
 pub mod executor;
@@ -207,6 +208,7 @@ pub mod time_bounds;
 
 pub use authorize::{Authorizer, Decision, Imposition, InstallRequest};
 pub use binding::{Binding, BindingBuilder, BindingId, BindingOptions, Guard, Handler};
+pub use capability::KernelCapability;
 pub use error::{BindingError, DeclareError, InstallError, RaiseError};
 pub use event::{Declared, Event, EventAuthority, EventBuilder};
 pub use executor::{Executor, Job, set_global_executor};
