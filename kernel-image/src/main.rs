@@ -24,6 +24,7 @@
 extern crate alloc;
 
 mod arch;
+mod bench;
 mod boot_data;
 mod events;
 mod ktest;
