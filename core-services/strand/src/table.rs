@@ -54,6 +54,7 @@ pub enum Start {
 }
 
 /// What the table needs to create a strand.
+#[derive(Debug)]
 pub struct NewStrand<M> {
     /// Its name.
     pub name: String,
@@ -296,15 +297,19 @@ impl<M> StrandTable<M> {
 
     /// Creates a strand. A ready strand is queued at the back of its
     /// policy's class, and `Strand.Unblock` is to be raised with the
-    /// returned signal.
+    /// returned signal. A refused strand is handed back with the error, so
+    /// that the caller frees its machine state outside the table's lock.
+    #[allow(clippy::result_large_err)]
     pub fn insert(
         &mut self,
         new: NewStrand<M>,
         rq: &mut RunQueue,
-    ) -> Result<(StrandId, Option<StrandSignal>), StrandError> {
-        check_tickets(new.tickets)?;
+    ) -> Result<(StrandId, Option<StrandSignal>), (StrandError, NewStrand<M>)> {
+        if let Err(e) = check_tickets(new.tickets) {
+            return Err((e, new));
+        }
         if new.policy != PolicyId::ROUND_ROBIN && !self.policies.contains_key(&new.policy) {
-            return Err(StrandError::NoSuchPolicy(new.policy));
+            return Err((StrandError::NoSuchPolicy(new.policy), new));
         }
         let id = StrandId::from_u64(self.next_id);
         self.next_id += 1;

@@ -259,7 +259,7 @@ impl Sim {
                         self.model.insert(id, Expected::Ready);
                         self.policy_of.insert(id, policy);
                     }
-                    Err(e) => assert_eq!((e, *tickets), (StrandError::BadTickets(0), 0)),
+                    Err((e, _)) => assert_eq!((e, *tickets), (StrandError::BadTickets(0), 0)),
                 }
             }
             Op::Wake(n) => {

@@ -55,6 +55,7 @@ pub const SPIN_PUBLIC_CRATES: &[&str] = &[
     "spindle_sdk",
     "console",
     "clock",
+    "strand",
     "spin",
     "log",
     "lock_api",
@@ -544,7 +545,10 @@ fn wait_for_bindings(alive: &dyn Fn() -> usize) -> bool {
         if crate::time::uptime_ns() > deadline {
             return false;
         }
-        x86_64::instructions::hlt();
+        // Let the strands holding them run (and return).
+        if crate::strands::sleep_ticks(1).is_err() {
+            x86_64::instructions::hlt();
+        }
     }
     true
 }

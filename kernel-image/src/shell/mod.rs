@@ -99,9 +99,11 @@ impl LineReader {
         line.clear();
         loop {
             let Some(byte) = serial::try_read_byte() else {
-                // Nothing waiting: sleep until the next interrupt (the timer
-                // guarantees one within 1/TIMER_HZ s).
-                x86_64::instructions::hlt();
+                // Nothing waiting: sleep for a timer tick, leaving the CPU
+                // to the other strands (or to the idle strand's `hlt`).
+                if crate::strands::sleep_ticks(1).is_err() {
+                    x86_64::instructions::hlt();
+                }
                 continue;
             };
             match byte {
