@@ -11,6 +11,8 @@
 //! | `init-fails` | installs a handler, then `init` returns an error | refused: init failed; the handler is revoked |
 //! | `internal-symbol` | links against a kernel-internal symbol | refused: the symbol is named as kernel-internal |
 //! | `large-model` | built with the large code model | refused: unsupported relocation |
+//! | `bad-sched` | a scheduling policy whose every answer names a strand that does not exist or is not its own | each answer refused and counted; round-robin's choice runs; no strand lost |
+//! | `sched-init-fails` | registers a scheduling policy and its handler, then fails in `init` | refused: init failed; the handler revoked and the policy retired |
 //!
 //! This crate holds no code: it exists so that the workspace can find the
 //! fixtures below it with one `extensions/hostile/*` glob.

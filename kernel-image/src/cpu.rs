@@ -86,7 +86,8 @@ impl PerCpu {
     /// (with interrupts disabled, just before the switch).
     pub fn switch_in(&self, id: StrandId, bounds: StackBounds, now_tsc: u64) {
         self.current.store(id.as_u64(), Ordering::Relaxed);
-        self.guard_start.store(bounds.guard_start, Ordering::Relaxed);
+        self.guard_start
+            .store(bounds.guard_start, Ordering::Relaxed);
         self.stack_bottom.store(bounds.bottom, Ordering::Relaxed);
         self.stack_top.store(bounds.top, Ordering::Relaxed);
         self.quantum_ticks.store(0, Ordering::Relaxed);

@@ -84,7 +84,11 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let test_filter = ktest::mode_from_cmdline(cmdline.as_deref());
     // From here on the boot context is a strand: the shell's, or the test
     // runner's.
-    strands::init(if test_filter.is_some() { "ktest" } else { "shell" });
+    strands::init(if test_filter.is_some() {
+        "ktest"
+    } else {
+        "shell"
+    });
     x86_64::instructions::interrupts::enable();
     loader::init();
     log::info!("boot complete in {} ms", time::uptime_ns() / 1_000_000);

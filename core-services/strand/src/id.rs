@@ -197,6 +197,8 @@ pub struct PolicyInfo {
     pub name: String,
     /// Who registered it (`None` for the built-in round-robin).
     pub owner: Option<PrincipalId>,
+    /// That principal's name (`kernel` for round-robin).
+    pub owner_name: String,
     /// Strands that opted into it (live ones).
     pub strands: usize,
     /// Picks of its handlers that the service accepted.

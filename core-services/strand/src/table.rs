@@ -157,6 +157,7 @@ impl<M> Record<M> {
 struct PolicyEntry {
     name: String,
     owner: PrincipalId,
+    owner_name: String,
     picks: u64,
     rejected: u64,
 }
@@ -606,6 +607,7 @@ impl<M> StrandTable<M> {
             PolicyEntry {
                 name: String::from(name),
                 owner: owner.id(),
+                owner_name: String::from(owner.name()),
                 picks: 0,
                 rejected: 0,
             },
@@ -751,6 +753,7 @@ impl<M> StrandTable<M> {
             id: PolicyId::ROUND_ROBIN,
             name: String::from(ROUND_ROBIN_NAME),
             owner: None,
+            owner_name: String::from("kernel"),
             strands: members(PolicyId::ROUND_ROBIN),
             picks: 0,
             rejected: 0,
@@ -759,6 +762,7 @@ impl<M> StrandTable<M> {
             id: *id,
             name: entry.name.clone(),
             owner: Some(entry.owner),
+            owner_name: entry.owner_name.clone(),
             strands: members(*id),
             picks: entry.picks,
             rejected: entry.rejected,

@@ -21,8 +21,10 @@
 //! Any failure undoes every earlier step: the principal's bindings are
 //! revoked, frames and addresses given back, the domain dropped. Unloading
 //! is refused while another loaded extension depends on the extension;
-//! otherwise it calls `exit`, revokes the principal, waits for raises in
-//! progress to let go of its handlers, and frees everything.
+//! otherwise it calls `exit`, stops the strands the extension spawned and
+//! retires its scheduling policy (if it left them), revokes the principal,
+//! waits for raises in progress to let go of its handlers, and frees
+//! everything.
 
 mod error;
 pub mod memory;
@@ -415,6 +417,7 @@ impl Loader {
         report.cycles.init = rdtsc() - t;
         if let Err(e) = result {
             let principal = context.principal().clone();
+            stop_strands_and_policy(name, &principal);
             let revocation = events::authority().issuer.revoke(&principal);
             log::info!(
                 "{name}: init failed; revoked {} binding(s)",
@@ -464,6 +467,7 @@ impl Loader {
         let extension = self.loaded.remove(index);
         (extension.exit)(&extension.context);
         let principal = extension.context.principal().clone();
+        stop_strands_and_policy(name, &principal);
         let revocation = events::authority().issuer.revoke(&principal);
         if revocation.uninstalled > 0 {
             log::info!(
@@ -534,6 +538,26 @@ impl Loader {
                     .is_ok_and(|object| object.exports().any(|x| x == symbol))
             })
             .map(|e| e.name.to_string())
+    }
+}
+
+/// Undoes what an extension may have left in the strand service (after its
+/// `exit`, or when its `init` failed): its strands are killed and reaped
+/// (their code is about to be unmapped), and its scheduling policy is
+/// retired, which returns the policy's strands to round-robin.
+fn stop_strands_and_policy(name: &str, principal: &dispatcher::Principal) {
+    let capability = events::authority().issuer.kernel_capability();
+    let killed = strand::service::kill_owned_by(capability, principal.id());
+    for &id in &killed {
+        // Gone already is just as good.
+        let _ = strand::service::join_any(capability, id);
+    }
+    if !killed.is_empty() {
+        log::info!("{name}: killed {} strand(s) it left running", killed.len());
+    }
+    let moved = strand::service::retire_policy_of(capability, principal.id());
+    if moved > 0 {
+        log::info!("{name}: its policy's {moved} strand(s) went back to round-robin");
     }
 }
 

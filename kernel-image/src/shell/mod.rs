@@ -29,6 +29,7 @@ const MAX_LINE: usize = 1024;
 mod bench;
 mod dispatch;
 mod extensions;
+mod strands;
 mod system;
 
 /// One shell command.
@@ -48,6 +49,7 @@ const GROUPS: &[&[Command]] = &[
     system::COMMANDS,
     dispatch::COMMANDS,
     extensions::COMMANDS,
+    strands::COMMANDS,
     bench::COMMANDS,
 ];
 

@@ -49,7 +49,9 @@ fn spawner_loop() {
                 entry: Box::new(job),
             };
             if let Err((e, job)) = super::spawn_strand(request, false) {
-                log::warn!("no strand for an asynchronous handler ({e}); running it in the spawner");
+                log::warn!(
+                    "no strand for an asynchronous handler ({e}); running it in the spawner"
+                );
                 job();
             }
         }

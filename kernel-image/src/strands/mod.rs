@@ -170,10 +170,7 @@ fn new_machine(stack_size: usize, entry: Entry) -> Result<Machine, (StrandError,
 }
 
 /// Creates a strand; on failure hands the entry function back.
-fn spawn_strand(
-    request: SpawnRequest,
-    essential: bool,
-) -> Result<StrandId, (StrandError, Entry)> {
+fn spawn_strand(request: SpawnRequest, essential: bool) -> Result<StrandId, (StrandError, Entry)> {
     if !started() {
         return Err((StrandError::NoService, request.entry));
     }
@@ -264,7 +261,9 @@ fn schedule(cause: Cause) {
         let next = match committed {
             Some(commit) => {
                 if let Some(rejected) = commit.rejected
-                    && args.as_ref().is_some_and(|a| a.policy != PolicyId::ROUND_ROBIN)
+                    && args
+                        .as_ref()
+                        .is_some_and(|a| a.policy != PolicyId::ROUND_ROBIN)
                 {
                     log::debug!("policy answer refused ({rejected:?}); round-robin's choice runs");
                 }
@@ -515,11 +514,6 @@ pub fn spawn_kernel(
         .spawn(&kernel(), entry)
 }
 
-/// The live strands `principal` spawned.
-pub fn owned_by(principal: PrincipalId) -> Vec<StrandId> {
-    locked(|t, _| t.owned_by(principal))
-}
-
 /// The kernel's half of the strand service.
 struct KernelPlatform;
 
@@ -570,18 +564,16 @@ impl Platform for KernelPlatform {
         join(id)
     }
 
-    fn set_policy(
-        &self,
-        id: StrandId,
-        policy: PolicyId,
-        tickets: u32,
-    ) -> Result<(), StrandError> {
+    fn set_policy(&self, id: StrandId, policy: PolicyId, tickets: u32) -> Result<(), StrandError> {
         locked(|t, rq| t.set_policy(id, policy, tickets, rq))
     }
 
     fn register_policy(&self, owner: &Principal, name: &str) -> Result<PolicyId, PolicyError> {
         let id = locked(|t, _| t.register_policy(owner, name))?;
-        log::info!("scheduling policy {id} '{name}' registered by {}", owner.name());
+        log::info!(
+            "scheduling policy {id} '{name}' registered by {}",
+            owner.name()
+        );
         Ok(id)
     }
 

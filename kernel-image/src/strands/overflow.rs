@@ -84,12 +84,16 @@ pub fn contain(frame: &mut InterruptStackFrame, address: u64, depth: usize) -> b
 extern "C" fn die() -> ! {
     let cpu = cpu::current();
     let strand = cpu.current_strand();
-    let name = strand::info(strand).map(|s| s.name).unwrap_or_default();
-    let address = cpu.overflow[0].load(Ordering::Relaxed);
-    let rip = cpu.overflow[1].load(Ordering::Relaxed);
-    crate::println!();
-    log::error!(
-        "strand {strand} ({name}) overflowed its stack: guard page hit at {address:#x} (RIP {rip:#x}); the strand is stopped, the others keep running"
-    );
+    {
+        // In a scope of its own: `exit_current` never returns, so nothing
+        // alive at its call would ever be dropped.
+        let name = strand::info(strand).map(|s| s.name).unwrap_or_default();
+        let address = cpu.overflow[0].load(Ordering::Relaxed);
+        let rip = cpu.overflow[1].load(Ordering::Relaxed);
+        crate::println!();
+        log::error!(
+            "strand {strand} ({name}) overflowed its stack: guard page hit at {address:#x} (RIP {rip:#x}); the strand is stopped, the others keep running"
+        );
+    }
     super::exit_current(strand::ExitReason::StackOverflow)
 }

@@ -113,7 +113,8 @@ impl Stack {
         let mut stack = Stack { slot, pages: 0 };
         let flags = PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
         while stack.pages < pages {
-            let page = Page::containing_address(VirtAddr::new(stack.top() - (stack.pages + 1) * PAGE));
+            let page =
+                Page::containing_address(VirtAddr::new(stack.top() - (stack.pages + 1) * PAGE));
             let Some(frame) = stack_frame() else {
                 return Err(StrandError::OutOfMemory("stack frames"));
             };
@@ -145,11 +146,6 @@ impl Stack {
     /// The stack's lowest byte.
     pub fn bottom(&self) -> u64 {
         self.top() - self.pages * PAGE
-    }
-
-    /// Bytes of stack.
-    pub fn size(&self) -> u64 {
-        self.pages * PAGE
     }
 
     /// The stack and its guard region.

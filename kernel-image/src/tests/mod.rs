@@ -5,3 +5,4 @@ mod clock;
 mod events;
 mod loader;
 mod memory;
+mod strands;
