@@ -179,6 +179,9 @@ pub struct StrandInfo {
     pub cpu: CpuId,
     /// TSC cycles it has run for.
     pub cpu_cycles: u64,
+    /// Timer ticks that found it running (CPU time as the scheduler
+    /// samples it: one per quantum it used to the end).
+    pub ticks: u64,
     /// Times it was switched in.
     pub switches: u64,
     /// The kernel's own strands that cannot be killed (idle, reaper, the

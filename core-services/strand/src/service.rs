@@ -32,8 +32,30 @@ use dispatcher::{KernelCapability, Principal, PrincipalId};
 use crate::error::{PolicyError, StrandError};
 use crate::id::{BlockReason, PolicyId, PolicyInfo, StrandId, StrandInfo};
 
-/// A strand's entry function.
-pub type Entry = Box<dyn FnOnce() + Send + 'static>;
+/// A strand's entry function, boxed.
+///
+/// Not a `Box<dyn FnOnce()>`: calling one of those keeps the box allocated
+/// until the call returns, and a strand that is killed never returns, so
+/// every killed strand would leak its box. [`Run::run`] moves the closure
+/// out of its box and frees the box *before* calling it; a killed strand
+/// then abandons only what the closure itself owns.
+pub type Entry = Box<dyn Run>;
+
+/// What a strand runs: any `FnOnce() + Send + 'static`.
+pub trait Run: Send + 'static {
+    /// Frees the box, then runs the function.
+    fn run(self: Box<Self>);
+}
+
+impl<F: FnOnce() + Send + 'static> Run for F {
+    fn run(self: Box<Self>) {
+        let function = {
+            let boxed = self;
+            *boxed
+        };
+        function();
+    }
+}
 
 /// Stack size of a strand unless its builder says otherwise.
 pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;

@@ -86,6 +86,7 @@ pub struct Record<M> {
     essential: bool,
     idle: bool,
     cpu_cycles: u64,
+    ticks: u64,
     switches: u64,
     wakeup_pending: bool,
     queued: Option<QueueKey>,
@@ -147,6 +148,7 @@ impl<M> Record<M> {
             tickets: self.tickets,
             cpu: self.cpu,
             cpu_cycles: self.cpu_cycles,
+            ticks: self.ticks,
             switches: self.switches,
             essential: self.essential,
             idle: self.idle,
@@ -330,6 +332,7 @@ impl<M> StrandTable<M> {
             essential: new.essential || idle,
             idle,
             cpu_cycles: 0,
+            ticks: 0,
             switches: 0,
             wakeup_pending: false,
             queued,
@@ -711,6 +714,13 @@ impl<M> StrandTable<M> {
     pub fn charge(&mut self, id: StrandId, cycles: u64) {
         if let Some(record) = self.records.get_mut(&id) {
             record.cpu_cycles = record.cpu_cycles.wrapping_add(cycles);
+        }
+    }
+
+    /// Counts one timer tick that found `id` running.
+    pub fn charge_tick(&mut self, id: StrandId) {
+        if let Some(record) = self.records.get_mut(&id) {
+            record.ticks += 1;
         }
     }
 

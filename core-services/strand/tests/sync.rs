@@ -10,7 +10,7 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use dispatcher::{Principal, PrincipalId, PrincipalIssuer};
-use strand::service::{Platform, SpawnRequest};
+use strand::service::{Platform, Run, SpawnRequest};
 use strand::{
     BlockReason, Builder, Condvar, Mutex, PolicyError, PolicyId, PolicyInfo, Semaphore,
     StrandError, StrandId, StrandInfo,
@@ -80,7 +80,7 @@ impl Platform for ThreadPlatform {
         let join = thread::spawn(move || {
             let id = platform().adopt();
             sender.send(id).unwrap();
-            entry();
+            entry.run();
         });
         let id = receiver.recv().unwrap();
         self.threads.lock().unwrap().joins.insert(id, join);

@@ -54,8 +54,8 @@ fn policy_name(policies: &[PolicyInfo], id: PolicyId) -> String {
 fn list(_: &[&str]) -> Result<(), String> {
     let policies = strand::policies();
     println!(
-        "{:>4} {:<16} {:<16} {:<14} {:<14} {:>7} {:>10} {:>9}",
-        "ID", "NAME", "STATE", "OWNER", "POLICY", "TICKETS", "CPU(ms)", "SWITCHES"
+        "{:>4} {:<16} {:<16} {:<14} {:<14} {:>7} {:>10} {:>7} {:>9}",
+        "ID", "NAME", "STATE", "OWNER", "POLICY", "TICKETS", "CPU(ms)", "TICKS", "SWITCHES"
     );
     for s in strand::list() {
         let name = if s.essential {
@@ -64,7 +64,7 @@ fn list(_: &[&str]) -> Result<(), String> {
             s.name.clone()
         };
         println!(
-            "{:>4} {:<16} {:<16} {:<14} {:<14} {:>7} {:>10.1} {:>9}",
+            "{:>4} {:<16} {:<16} {:<14} {:<14} {:>7} {:>10.1} {:>7} {:>9}",
             s.id.as_u64(),
             name,
             s.state.to_string(),
@@ -72,6 +72,7 @@ fn list(_: &[&str]) -> Result<(), String> {
             policy_name(&policies, s.policy),
             s.tickets,
             cpu_ms(s.cpu_cycles),
+            s.ticks,
             s.switches
         );
     }
@@ -277,11 +278,11 @@ fn demo(a: &str, b: &str, policy: Option<&str>) -> Result<(), String> {
         policy.name
     );
     for ((runner, count), info) in runners.iter().zip(&counts).zip(&infos) {
-        let (cpu, switches) = info
+        let (cpu, ticks, switches) = info
             .as_ref()
-            .map_or((0.0, 0), |i| (cpu_ms(i.cpu_cycles), i.switches));
+            .map_or((0.0, 0, 0), |i| (cpu_ms(i.cpu_cycles), i.ticks, i.switches));
         println!(
-            "  strand {} {}: {} tickets, {} iterations, {:.0} ms CPU, {} switches",
+            "  strand {} {}: {} tickets, {} iterations, {ticks} ticks, {:.0} ms CPU, {} switches",
             runner.strand.id(),
             info.as_ref().map_or("?", |i| i.name.as_str()),
             runner.tickets,
@@ -290,14 +291,15 @@ fn demo(a: &str, b: &str, policy: Option<&str>) -> Result<(), String> {
             switches
         );
     }
-    let cycles: Vec<u64> = infos
-        .iter()
-        .map(|i| i.as_ref().map_or(0, |i| i.cpu_cycles))
-        .collect();
-    let ratio = cycles[0] as f64 / cycles[1].max(1) as f64;
+    let share = |f: fn(&StrandInfo) -> u64| {
+        let [a, b] = [0, 1].map(|i| infos[i].as_ref().map_or(0, f));
+        (a, b, a as f64 / b.max(1) as f64)
+    };
+    let (ticks_a, ticks_b, ratio) = share(|i| i.ticks);
+    let (_, _, cpu_ratio) = share(|i| i.cpu_cycles);
     let progress = counts[0] as f64 / counts[1].max(1) as f64;
     println!(
-        "ratio {ratio:.2} (CPU time a/b; tickets {a}:{b} = {:.2}); progress ratio {progress:.2} (iterations a/b)",
+        "ratio {ratio:.2} (timer ticks a/b: {ticks_a}/{ticks_b}; tickets {a}:{b} = {:.2}); TSC time ratio {cpu_ratio:.2}; progress ratio {progress:.2} (iterations)",
         f64::from(a) / f64::from(b)
     );
     Ok(())

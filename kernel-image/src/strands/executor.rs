@@ -52,7 +52,7 @@ fn spawner_loop() {
                 log::warn!(
                     "no strand for an asynchronous handler ({e}); running it in the spawner"
                 );
-                job();
+                job.run();
             }
         }
         let _ = super::park(BlockReason::Idle);

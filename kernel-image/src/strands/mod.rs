@@ -224,7 +224,7 @@ extern "C" fn strand_entry() -> ! {
     let entry = locked(|t, _| t.get_mut(me).and_then(|r| r.machine.entry.take()));
     interrupts::enable();
     if let Some(entry) = entry {
-        entry();
+        entry.run();
     }
     exit_current(ExitReason::Returned)
 }
@@ -344,6 +344,7 @@ fn on_tick(_tick: &u64) {
             None => break,
         }
     }
+    locked(|t, _| t.charge_tick(cpu.current_strand()));
     let used = cpu.tick_quantum();
     let others_ready = !cpu.run_queue.lock().is_empty();
     if others_ready && (used >= QUANTUM_TICKS || cpu.current_strand() == cpu.idle_strand()) {

@@ -1,8 +1,8 @@
 //! Test fixture: a scheduling policy (`bad`) whose every answer to
 //! `Sched.PickNext` is wrong — alternately a strand that does not exist
-//! and the strand being switched out (not one of the policy's ready
-//! strands). The kernel must refuse each answer, run round-robin's choice
-//! instead, count the rejections, and lose no strand.
+//! and strand 1 (the shell: round-robin's, never one of this policy's
+//! ready strands). The kernel must refuse each answer, run round-robin's
+//! choice instead, count the rejections, and lose no strand.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -19,7 +19,7 @@ fn pick(_args: &PickArgs) -> Pick {
     if ANSWERS.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
         Pick::Strand(StrandId::from_u64(u64::MAX))
     } else {
-        Pick::Strand(strand::current().unwrap_or(StrandId::from_u64(0)))
+        Pick::Strand(StrandId::from_u64(1))
     }
 }
 
