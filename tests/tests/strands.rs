@@ -126,8 +126,9 @@ fn a_stack_overflow_stops_only_that_strand() {
     let out = command(&mut session, "spawn overflow");
     let id = number_after(&out, "spawned strand").expect("strand id");
     assert!(
-        out.contains(&format!("strand {id} (overflow) overflowed its stack: guard page hit at 0xffffc"))
-            && out.contains("the others keep running")
+        out.contains(&format!(
+            "strand {id} (overflow) overflowed its stack: guard page hit at 0xffffc"
+        )) && out.contains("the others keep running")
             && out.contains(&format!("strand {id} is gone; the shell goes on")),
         "{out}"
     );

@@ -77,8 +77,8 @@ pub use events::{
 pub use id::{BlockReason, CpuId, ExitReason, PolicyId, PolicyInfo, State, StrandId, StrandInfo};
 pub use queue::{QueueKey, RunQueue};
 pub use service::{
-    Builder, DEFAULT_STACK_SIZE, JoinHandle, Platform, Policy, Run, SpawnRequest, Strand, Waker, block,
-    can_block, current, current_waker, info, list, now_ns, policies, policy_named,
+    Builder, DEFAULT_STACK_SIZE, JoinHandle, Platform, Policy, Run, SpawnRequest, Strand, Waker,
+    block, can_block, current, current_waker, info, list, now_ns, policies, policy_named,
     policy_of_principal, register_policy, sleep, sleep_until_ns, yield_now,
 };
 pub use sync::{Condvar, IrqLock, Mutex, MutexGuard, Semaphore};

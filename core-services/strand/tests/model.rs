@@ -209,7 +209,7 @@ impl Sim {
         };
         let Commit { strand, rejected } = self
             .table
-            .commit(&args, raised.clone(), &mut self.rq)
+            .commit(&args, raised, &mut self.rq)
             .expect("something was ready");
         if valid {
             assert_eq!(rejected, None, "a valid answer was refused");

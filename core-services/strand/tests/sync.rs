@@ -10,7 +10,7 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use dispatcher::{Principal, PrincipalId, PrincipalIssuer};
-use strand::service::{Platform, Run, SpawnRequest};
+use strand::service::{Platform, SpawnRequest};
 use strand::{
     BlockReason, Builder, Condvar, Mutex, PolicyError, PolicyId, PolicyInfo, Semaphore,
     StrandError, StrandId, StrandInfo,
