@@ -22,6 +22,7 @@
 #![no_std]
 #![no_main]
 #![feature(abi_x86_interrupt)]
+#![feature(panic_can_unwind)]
 #![warn(missing_docs)]
 
 extern crate alloc;
@@ -29,6 +30,7 @@ extern crate alloc;
 mod arch;
 mod bench;
 mod boot_data;
+mod containment;
 mod cpu;
 mod events;
 mod ktest;
@@ -40,6 +42,7 @@ mod shell;
 mod strands;
 mod tests;
 mod time;
+mod unwind_tables;
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::{BootInfo, entry_point};
@@ -70,6 +73,7 @@ entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let boot_info: &BootInfo = boot_info;
     arch::serial::init();
+    arch::fpu::enable();
     logger::init();
     log::info!("Spindle {} booting", env!("CARGO_PKG_VERSION"));
     arch::gdt::init();

@@ -109,6 +109,8 @@ pub enum ExitReason {
     Killed,
     /// It ran into the guard page below its stack and was stopped.
     StackOverflow,
+    /// It panicked; the panic unwound to its entry and was contained there.
+    Panicked,
 }
 
 impl ExitReason {
@@ -118,6 +120,7 @@ impl ExitReason {
             ExitReason::Returned => "returned",
             ExitReason::Killed => "killed",
             ExitReason::StackOverflow => "stack overflow",
+            ExitReason::Panicked => "panicked",
         }
     }
 }

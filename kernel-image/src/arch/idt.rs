@@ -38,6 +38,8 @@ pub fn spurious_count() -> u64 {
 }
 
 fn fatal(vector: u8, name: &str, frame: &InterruptStackFrame, error_code: Option<u64>) -> ! {
+    // The interrupted context's catch frames are beyond the exception frame.
+    let _context = crate::containment::InterruptContext::enter();
     match error_code {
         Some(code) => panic!(
             "CPU exception {vector} ({name}), error code {code:#x}, RIP {:#x}, RSP {:#x}",
@@ -112,6 +114,7 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageF
     // Runs on its own IST stack; first of all, give a nested fault the
     // level below this one.
     let nesting = super::fault_stack::Nesting::enter();
+    let _context = crate::containment::InterruptContext::enter();
     let address = Cr2::read_raw();
     if crate::strands::overflow::contain(&mut frame, address, nesting.depth()) {
         return;
@@ -127,6 +130,7 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageF
 }
 
 extern "x86-interrupt" fn timer(_frame: InterruptStackFrame) {
+    let _context = crate::containment::InterruptContext::enter();
     // Acknowledge first: the handler may switch to another strand, which
     // returns from a different interrupt (or none) much later. Interrupts
     // stay disabled until this strand's `iretq`.

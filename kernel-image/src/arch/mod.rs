@@ -4,6 +4,7 @@
 pub mod apic;
 pub mod context;
 pub mod fault_stack;
+pub mod fpu;
 pub mod gdt;
 pub mod idt;
 pub mod pic;

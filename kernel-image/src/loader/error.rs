@@ -81,6 +81,8 @@ pub enum LoadError {
     },
     /// `init` returned an error.
     InitFailed(String),
+    /// `init` panicked; the panic unwound back to the loader.
+    InitPanicked(alloc::boxed::Box<crate::containment::Panicked>),
 }
 
 impl fmt::Display for LoadError {
@@ -163,6 +165,7 @@ impl fmt::Display for LoadError {
                 )
             }
             Self::InitFailed(message) => write!(f, "init failed: {message}"),
+            Self::InitPanicked(panicked) => write!(f, "init {panicked}"),
         }
     }
 }

@@ -16,6 +16,7 @@ use x86_64::structures::paging::{Page, PageTableFlags, PhysFrame, Size4KiB};
 
 use crate::PHYSICAL_MEMORY_OFFSET;
 use crate::memory::{frames, paging};
+use crate::unwind_tables::UnwindTables;
 
 /// Page size.
 pub const PAGE: u64 = 4096;
@@ -70,17 +71,24 @@ impl RegionAllocator {
     }
 }
 
-/// An image's pages and the frames behind them.
+/// An image's pages and the frames behind them, and its unwind tables
+/// (registered while it is mapped).
 pub struct Mapping {
     /// The virtual range.
     pub range: Range<u64>,
     frames: Vec<PhysFrame<Size4KiB>>,
+    unwind: Option<UnwindTables>,
 }
 
 impl Mapping {
     /// Number of pages.
     pub fn pages(&self) -> usize {
         self.frames.len()
+    }
+
+    /// Number of unwind tables registered for the image.
+    pub fn unwind_tables(&self) -> usize {
+        self.unwind.as_ref().map_or(0, UnwindTables::count)
     }
 }
 
@@ -99,6 +107,7 @@ pub fn map_image(image: &LinkedImage, range: Range<u64>) -> Result<Mapping, &'st
     let mut mapping = Mapping {
         range: range.clone(),
         frames: Vec::with_capacity(pages as usize),
+        unwind: None,
     };
     for index in 0..pages {
         let Some(frame) = frames::allocate() else {
@@ -136,6 +145,9 @@ pub fn map_image(image: &LinkedImage, range: Range<u64>) -> Result<Mapping, &'st
         }
         mapping.frames.push(frame);
     }
+    // SAFETY: every page of the image was mapped above at the addresses it
+    // was linked for; `unmap_image` drops the registration before unmapping.
+    mapping.unwind = Some(unsafe { UnwindTables::register(image) });
     Ok(mapping)
 }
 
@@ -153,7 +165,9 @@ fn frame_slice(frame: PhysFrame<Size4KiB>) -> &'static mut [u8] {
 }
 
 /// Unmaps an image, frees its frames and the page tables left empty.
-pub fn unmap_image(mapping: Mapping) {
+pub fn unmap_image(mut mapping: Mapping) {
+    // The unwinder must forget the tables before their pages go.
+    drop(mapping.unwind.take());
     for (index, frame) in mapping.frames.iter().enumerate() {
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(
             mapping.range.start + index as u64 * PAGE,

@@ -53,6 +53,7 @@ pub const SPIN_PUBLIC_CRATES: &[&str] = &[
     "core",
     "alloc",
     "compiler_builtins",
+    "unwind",
     "dispatcher",
     "spindle_sdk",
     "console",
@@ -170,7 +171,7 @@ pub struct Loader {
 static LOADER: spin::Mutex<Option<Loader>> = spin::Mutex::new(None);
 
 /// Crates of the Rust runtime part of `SpinPublic`.
-const RUNTIME_CRATES: &[&str] = &["core", "alloc", "compiler_builtins"];
+const RUNTIME_CRATES: &[&str] = &["core", "alloc", "compiler_builtins", "unwind"];
 
 /// The domain extensions link against, composed as in SPIN:
 /// `SpinPublic = Combine(RustRuntime, SpinInterfaces)`. Only the
@@ -413,14 +414,20 @@ impl Loader {
         let principal = events::authority().issuer.issue(name);
         let context = ExtensionContext::new(principal);
         let t = rdtsc();
-        let result = init(&context);
+        // A panic in `init` unwinds back here and fails the load like an
+        // error would.
+        let result = match crate::containment::catch(|| init(&context)) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(LoadError::InitFailed(e.message().into())),
+            Err(panicked) => Err(LoadError::InitPanicked(panicked)),
+        };
         report.cycles.init = rdtsc() - t;
-        if let Err(e) = result {
+        if let Err(error) = result {
             let principal = context.principal().clone();
             stop_strands_and_policy(name, &principal);
             let revocation = events::authority().issuer.revoke(&principal);
             log::info!(
-                "{name}: init failed; revoked {} binding(s)",
+                "{name}: init did not complete; undoing the load (revoked {} binding(s))",
                 revocation.uninstalled
             );
             drop(context);
@@ -432,7 +439,7 @@ impl Loader {
                     "{name}: handlers still referenced after a failed init; its memory is kept"
                 );
             }
-            return Err(LoadError::InitFailed(e.message().into()));
+            return Err(error);
         }
         self.loaded.push(Loaded {
             name: name.into(),
@@ -465,7 +472,11 @@ impl Loader {
             });
         }
         let extension = self.loaded.remove(index);
-        (extension.exit)(&extension.context);
+        // A panic in `exit` unwinds back here; the unload goes on (revoke,
+        // wait, free), so a failing exit cannot keep an extension loaded.
+        if let Err(panicked) = crate::containment::catch(|| (extension.exit)(&extension.context)) {
+            crate::println!("{name}: exit {panicked}; unloading it anyway");
+        }
         let principal = extension.context.principal().clone();
         stop_strands_and_policy(name, &principal);
         let revocation = events::authority().issuer.revoke(&principal);
@@ -713,12 +724,13 @@ pub fn info(name: &str) -> Result<(), String> {
                     l.context.principal().alive_binding_objects()
                 );
                 crate::println!(
-                    "segments: text {} B (RX), rodata {} B (R), data+bss {} B (RW); {} GOT slots, {} far-call stubs",
+                    "segments: text {} B (RX), rodata {} B (R), data+bss {} B (RW); {} GOT slots, {} far-call stubs; {} unwind table(s) registered",
                     r.segment_sizes[0],
                     r.segment_sizes[1],
                     r.segment_sizes[2],
                     r.got_slots,
-                    r.stubs
+                    r.stubs,
+                    l.mapping.unwind_tables()
                 );
                 crate::println!(
                     "symbols: {} imports, {} exports, {} relocations applied",

@@ -57,6 +57,7 @@ use x86_64::instructions::interrupts;
 
 use crate::arch::context::{self, Context};
 use crate::arch::rdtsc;
+use crate::containment::{self, StrandDepth};
 use crate::cpu::{self, StackBounds};
 use stack::Stack;
 
@@ -218,15 +219,22 @@ fn spawn_essential(name: &str, entry: fn()) -> Result<StrandId, StrandError> {
 }
 
 /// Where every new strand starts (see [`Context::new_strand`]): with
-/// interrupts disabled, on its fresh stack.
+/// interrupts disabled, on its fresh stack. The entry function runs inside
+/// a containment boundary: a panic in it ends the strand, not the kernel.
 extern "C" fn strand_entry() -> ! {
+    StrandDepth::NONE.restore();
     let me = cpu::current().current_strand();
     let entry = locked(|t, _| t.get_mut(me).and_then(|r| r.machine.entry.take()));
     interrupts::enable();
-    if let Some(entry) = entry {
-        entry.run();
-    }
-    exit_current(ExitReason::Returned)
+    let reason = match entry.map(|entry| containment::catch(|| entry.run())) {
+        None | Some(Ok(())) => ExitReason::Returned,
+        Some(Err(panicked)) => {
+            log::error!("strand {me} panicked and was stopped: {panicked}");
+            drop(panicked);
+            ExitReason::Panicked
+        }
+    };
+    exit_current(reason)
 }
 
 fn idle_loop() {
@@ -300,6 +308,8 @@ fn schedule(cause: Cause) {
     signals::raise(Signal::Checkpoint, &outgoing);
     signals::raise(Signal::Resume, &resume);
     cpu.switch_in(next, bounds, rdtsc());
+    // Catch frames are the strand's: keep ours on our stack meanwhile.
+    let depth = StrandDepth::save();
     // SAFETY: interrupts are disabled. Both contexts are boxed in records
     // that stay in the table: `prev` is running (or a zombie the reaper
     // cannot free before this switch completes: the reaper is a strand and
@@ -307,6 +317,7 @@ fn schedule(cause: Cause) {
     // the table just marked running, switched out earlier by this function
     // or prepared by `Context::new_strand`, with its stack mapped.
     unsafe { context::switch(save, load) };
+    depth.restore();
 }
 
 /// The timer interrupt's last step: switches if [`on_tick`] (or a wakeup

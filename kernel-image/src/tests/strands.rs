@@ -676,3 +676,41 @@ fn capabilities_and_bad_input_give_typed_errors() -> KtestResult {
     strands::check().map_err(failure)?;
     Ok(())
 }
+
+#[ktest]
+fn a_panicking_strand_is_contained_and_catch_frames_are_per_strand() -> KtestResult {
+    let heap_before = heap::stats().used;
+    let kernel = authority().kernel.clone();
+    let entered = Arc::new(AtomicBool::new(false));
+    let e = entered.clone();
+    // A strand inside a catch frame of its own, sleeping in it.
+    let catcher = Builder::new("catcher")
+        .stack_size(32 * 1024)
+        .spawn_joinable(&kernel, move || {
+            crate::containment::catch(|| {
+                e.store(true, Ordering::SeqCst);
+                let _ = strand::sleep(Duration::from_millis(40));
+                panic!("caught on purpose");
+            })
+            .is_err()
+        })
+        .map_err(failure)?;
+    ensure!(wait_until(|| entered.load(Ordering::SeqCst)));
+    // Its catch frame is not this strand's.
+    ensure!(
+        !crate::containment::may_unwind(),
+        "another strand's catch frame leaked into this one"
+    );
+    ensure_eq!(catcher.join(), Ok(true));
+    // A strand that panics outside any catch frame of its own: stopped at
+    // its entry, the kernel goes on, and unwinding ran its destructors.
+    let panicker = Builder::new("panicker")
+        .stack_size(32 * 1024)
+        .spawn_joinable(&kernel, || -> u64 { panic!("a strand panics on purpose") })
+        .map_err(failure)?;
+    let id = panicker.strand().id();
+    ensure_eq!(panicker.join(), Err(StrandError::NoResult(id)));
+    drop(entered);
+    ensure_eq!(heap::stats().used, heap_before);
+    Ok(())
+}
