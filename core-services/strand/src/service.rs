@@ -157,7 +157,9 @@ impl Strand {
         platform()?.join(self.id)
     }
 
-    /// Kills the strand. If it is the caller, this does not return.
+    /// Kills the strand. If it is the caller, this does not return (and is
+    /// refused with [`StrandError::CannotBlock`] where the caller could not
+    /// block either).
     pub fn kill(&self) -> Result<(), StrandError> {
         platform()?.kill(self.id)
     }
@@ -347,7 +349,8 @@ pub fn can_block() -> bool {
     platform().is_ok_and(|p| p.can_block())
 }
 
-/// Lets other ready strands run.
+/// Lets other ready strands run (from thread context; where blocking is
+/// impossible, this does nothing).
 pub fn yield_now() {
     if let Ok(platform) = platform() {
         platform.yield_now();

@@ -426,6 +426,11 @@ fn kill(id: StrandId) -> Result<(), StrandError> {
             }
             Ok(())
         }
+        // Killing oneself from a handler that runs with interrupts off (an
+        // exception's own stack, perhaps) is refused like blocking there.
+        Stopped::Running if id == me && !interrupts::are_enabled() => {
+            Err(StrandError::CannotBlock)
+        }
         Stopped::Running if id == me => exit_current(ExitReason::Killed),
         Stopped::Running => Err(StrandError::NotReady(id)),
     }
@@ -481,8 +486,11 @@ pub fn sleep_ticks(ticks: u64) -> Result<(), StrandError> {
     sleep_until(crate::time::uptime_ns() + ticks.max(1) * tick_ns)
 }
 
+/// Lets other ready strands run. Only from thread context: in an interrupt
+/// or exception handler (interrupts disabled) it does nothing, so no switch
+/// ever happens on an exception's own stack.
 fn yield_now() {
-    if started() {
+    if started() && interrupts::are_enabled() {
         interrupts::without_interrupts(|| schedule(Cause::Yielded));
     }
 }
