@@ -503,6 +503,15 @@ fn reaper_loop() {
             t.reap(|id| id == me)
         }) {
             drop(reaped.machine);
+            // A strand killed in its sleep leaves its timer behind.
+            let cpu = cpu::current();
+            interrupts::without_interrupts(|| {
+                let mut sleepers = cpu.sleepers.lock();
+                sleepers.retain(|&(_, id)| id != reaped.id);
+                if sleepers.is_empty() {
+                    *sleepers = alloc::collections::BTreeSet::new();
+                }
+            });
             for joiner in reaped.joiners {
                 // A joiner killed meanwhile does not need waking.
                 let _ = wake(joiner);
