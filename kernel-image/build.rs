@@ -13,6 +13,12 @@ fn main() {
         // are linked against the running kernel's symbol table, so code that
         // the kernel itself never calls must still be there.
         println!("cargo:rustc-link-arg-bins=--no-gc-sections");
+        // The unwinder finds the kernel's own unwind tables through
+        // `__GNU_EH_FRAME_HDR` (rustc passes --eh-frame-hdr) and bounds the
+        // kernel's text with `__executable_start`..`__etext`; lld defines
+        // `_etext` but not those two names.
+        println!("cargo:rustc-link-arg-bins=--defsym=__etext=_etext");
+        println!("cargo:rustc-link-arg-bins=--defsym=__GNU_EH_FRAME_HDR=ADDR(.eh_frame_hdr)");
         keep_compiler_builtins();
     }
     println!("cargo:rerun-if-changed=build.rs");

@@ -41,7 +41,11 @@
 //!    `x86_64-unknown-none`, except its private `__compilerrt_abort_impl`
 //!    (a test checks it). Linker-script symbols such as `__bss_start` or
 //!    `__kernel_end` do not match (they end in a letter).
-//! 4. Anything else (other `#[no_mangle]` symbols, names that fail to
+//! 4. `rust_eh_personality` and `_Unwind_Resume`, which code built with
+//!    `-C panic=unwind` calls from its unwind tables and landing pads,
+//!    belong to the pseudo-crate **`unwind`** ([`UNWIND_CRATE`]), as in
+//!    std's `unwind` crate.
+//! 5. Anything else (other `#[no_mangle]` symbols, names that fail to
 //!    parse) has **no owner** and is in no crate-filtered domain.
 //!
 //! A [`CrateFilter`] can also require that *every* crate named in the
@@ -232,6 +236,17 @@ pub fn is_compiler_builtin(name: &str) -> bool {
     }
 }
 
+/// The pseudo-crate of the unwinding ABI (rule 4 of the module docs).
+pub const UNWIND_CRATE: &str = "unwind";
+
+/// Whether an unmangled name is part of the unwinding ABI that code built
+/// with `-C panic=unwind` calls: the personality routine its unwind tables
+/// name and `_Unwind_Resume`, which its landing pads call. (The frame
+/// registry and the other `_Unwind_*` entry points are the kernel's alone.)
+pub fn is_unwind_abi(name: &str) -> bool {
+    matches!(name, "rust_eh_personality" | "_Unwind_Resume")
+}
+
 /// Attributes `symbol` to a crate by the rule in the module documentation.
 pub fn attribute(symbol: &str) -> Attribution<'_> {
     if let Some(rest) = symbol.strip_prefix("_R") {
@@ -253,6 +268,8 @@ pub fn attribute(symbol: &str) -> Attribution<'_> {
         Owner::Crate("alloc")
     } else if is_compiler_builtin(symbol) {
         Owner::Crate("compiler_builtins")
+    } else if is_unwind_abi(symbol) {
+        Owner::Crate(UNWIND_CRATE)
     } else {
         Owner::Unknown
     };
@@ -1121,5 +1138,25 @@ mod tests {
                 .accepts("_RNvCsfdYgyGz23Lv_7___rustc12___rust_alloc")
         );
         assert!(CrateFilter::all().accepts("kernel_main"));
+    }
+}
+
+#[cfg(test)]
+mod unwind_abi_tests {
+    use super::*;
+
+    #[test]
+    fn only_the_personality_and_resume_belong_to_the_unwind_pseudo_crate() {
+        for name in ["rust_eh_personality", "_Unwind_Resume"] {
+            assert_eq!(attribute(name).owner, Owner::Crate(UNWIND_CRATE), "{name}");
+        }
+        for name in [
+            "__register_frame",
+            "__deregister_frame",
+            "_Unwind_RaiseException",
+            "_Unwind_Backtrace",
+        ] {
+            assert_eq!(attribute(name).owner, Owner::Unknown, "{name}");
+        }
     }
 }

@@ -133,6 +133,9 @@ pub struct LinkPlan<'o, 'a> {
     pub(crate) stub_index: HashMap<u32, u32>,
 }
 
+/// Zero bytes reserved after each unwind-table section (see [`Object::plan`]).
+pub const UNWIND_TERMINATOR: u64 = 4;
+
 fn align_up(value: u64, align: u64) -> Result<u64> {
     let mask = align - 1;
     value
@@ -198,6 +201,12 @@ impl<'a> Object<'a> {
                     let at = cursor.place(sec.size, sec.align)?;
                     if let Some(slot) = section_slots.get_mut(m).and_then(|p| p.get_mut(s)) {
                         *slot = Some((seg, at));
+                    }
+                    if want == SectionClass::Unwind {
+                        // A zero length word ends the table: unwinders
+                        // registering `.eh_frame` walk its records up to
+                        // one, and a relocatable object's section has none.
+                        cursor.place(UNWIND_TERMINATOR, 1)?;
                     }
                 }
             }
@@ -322,5 +331,48 @@ impl LinkPlan<'_, '_> {
                 reason: "region wraps around the address space",
             })?;
         align_up(end, page.max(1))
+    }
+}
+
+#[cfg(test)]
+mod unwind_table_tests {
+    use crate::testelf::*;
+    use crate::*;
+
+    /// Two objects' worth of `.eh_frame` (one per member would do too):
+    /// each table must be followed by a zero length word and listed by
+    /// `unwind_tables`, even when the next section starts right after it.
+    #[test]
+    fn each_unwind_table_is_followed_by_a_zero_terminator() {
+        let mut elf = ObjBuilder::new();
+        let text = elf.text(".text.f", &[0xc3]);
+        elf.global_fn("f", text, 0);
+        let first = [0xaau8; 12];
+        let second = [0xbbu8; 20];
+        let unwind = goblin::elf::section_header::SHT_X86_64_UNWIND;
+        elf.raw_section(".eh_frame", unwind, SHF_ALLOC, &first, 4);
+        elf.raw_section(".eh_frame", unwind, SHF_ALLOC, &second, 4);
+        elf.rodata(".rodata.after", &[0xcc; 8]);
+        let bytes = elf.build();
+        let object = Object::parse(&bytes, &Limits::default()).unwrap();
+        let plan = object.plan(&LinkOptions::default()).unwrap();
+        let bases = SegmentBases {
+            text: 0x10_0000,
+            rodata: 0x20_0000,
+            data: 0x30_0000,
+        };
+        let provider = Domain::from_exports("none", core::iter::empty::<(&str, u64)>());
+        let image = plan.link(bases, &Exports(&provider)).unwrap();
+        let tables: alloc::vec::Vec<u64> = image.unwind_tables().collect();
+        assert_eq!(tables.len(), 2, "{:?}", image.sections());
+        for (table, len) in tables.iter().zip([first.len(), second.len()]) {
+            let bytes = image.read(*table, len as u64 + 4).unwrap();
+            assert!(bytes[..len].iter().all(|&b| b == 0xaa || b == 0xbb));
+            assert_eq!(
+                &bytes[len..],
+                &[0, 0, 0, 0],
+                "no terminator after {table:#x}"
+            );
+        }
     }
 }

@@ -6,7 +6,7 @@ use core::ops::Range;
 
 use crate::error::{Error, Result, UnresolvedSymbol};
 use crate::layout::{GOT_SLOT, LinkPlan, SegmentBases, SegmentKind, seg_index};
-use crate::object::{Def, Object};
+use crate::object::{Def, Object, SectionClass};
 use crate::reloc::{self, Relaxation, RelocKind, STUB_SIZE};
 use crate::symtab::SymbolTable;
 
@@ -90,6 +90,9 @@ pub struct PlacedSection {
     pub address: u64,
     /// Its size.
     pub size: u64,
+    /// An unwind table (`.eh_frame`): followed in the image by a zero
+    /// length word, so it can be registered with an unwinder as it is.
+    pub unwind_table: bool,
 }
 
 /// Numbers for the loader's report.
@@ -183,6 +186,15 @@ impl LinkedImage {
     /// segment.
     pub fn sections(&self) -> &[PlacedSection] {
         &self.sections
+    }
+
+    /// Addresses of the unwind tables (`.eh_frame` sections), each ended
+    /// by a zero length word: what an unwinder's `__register_frame` takes.
+    pub fn unwind_tables(&self) -> impl Iterator<Item = u64> + '_ {
+        self.sections
+            .iter()
+            .filter(|s| s.unwind_table && s.size > 0)
+            .map(|s| s.address)
     }
 
     /// The first loaded section named `name` (e.g. a descriptor section).
@@ -371,6 +383,7 @@ impl LinkPlan<'_, '_> {
                     segment: seg,
                     address: bases.get(seg).wrapping_add(at),
                     size: sec.size,
+                    unwind_table: sec.class == SectionClass::Unwind,
                 });
             }
         }

@@ -11,6 +11,7 @@
 //! | `init-fails` | installs a handler, then `init` returns an error | refused: init failed; the handler is revoked |
 //! | `internal-symbol` | links against a kernel-internal symbol | refused: the symbol is named as kernel-internal |
 //! | `large-model` | built with the large code model | refused: unsupported relocation |
+//! | `panic-in-init` | panics in `init` after installing a handler | contained: the panic unwinds to the loader, which undoes the load |
 //!
 //! This crate holds no code: it exists so that the workspace can find the
 //! fixtures below it with one `extensions/hostile/*` glob.

@@ -19,12 +19,15 @@
 #![no_std]
 #![no_main]
 #![feature(abi_x86_interrupt)]
+#![feature(panic_can_unwind)]
 #![warn(missing_docs)]
 
 extern crate alloc;
 
 mod arch;
+mod bench;
 mod boot_data;
+mod containment;
 mod events;
 mod ktest;
 mod loader;
@@ -34,6 +37,7 @@ mod panic;
 mod shell;
 mod tests;
 mod time;
+mod unwind_tables;
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::{BootInfo, entry_point};
@@ -64,6 +68,7 @@ entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let boot_info: &BootInfo = boot_info;
     arch::serial::init();
+    arch::fpu::enable();
     logger::init();
     log::info!("Spindle {} booting", env!("CARGO_PKG_VERSION"));
     arch::gdt::init();

@@ -1,16 +1,25 @@
-//! The panic handler: prints the message and location and stops QEMU with
-//! the failure status (in test mode, after recording the failed test).
+//! The panic handler.
+//!
+//! A panic inside a containment boundary ([`crate::containment::catch`])
+//! unwinds back to it. Any other panic is fatal: the handler prints the
+//! message and location and stops QEMU with the failure status (in test
+//! mode, after recording the failed test).
 
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::qemu::{ExitCode, exit};
+use crate::containment;
 use crate::println;
 
 static PANICKING: AtomicBool = AtomicBool::new(false);
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
+    if info.can_unwind() && containment::may_unwind() && !PANICKING.load(Ordering::SeqCst) {
+        // Returns only if no frame caught the unwind.
+        containment::begin_unwind(info);
+    }
     x86_64::instructions::interrupts::disable();
     if PANICKING.swap(true, Ordering::SeqCst) {
         // A panic while panicking (e.g. the console itself is broken): stop.

@@ -303,3 +303,27 @@ fn unknown_extension_is_reported() {
         "{out}"
     );
 }
+
+#[test]
+fn a_panic_in_init_is_contained_and_undone_completely() {
+    let (mut session, _) = boot(Firmware::Bios);
+    let before = memory_figures(&command(&mut session, "mem"));
+    let out = command(&mut session, "ext load panic-in-init");
+    assert!(
+        out.contains("error: cannot load panic-in-init: init panicked at")
+            && out.contains("panic-in-init/src/lib.rs")
+            && out.contains("deliberate panic in init (scratch sum 130816)"),
+        "{out}"
+    );
+    let probe = command(&mut session, "panic-in-init-probe");
+    assert!(
+        probe.contains("unknown command 'panic-in-init-probe'"),
+        "{probe}"
+    );
+    assert_eq!(memory_figures(&command(&mut session, "mem")), before);
+    // The kernel goes on serving: another extension loads and answers.
+    assert!(command(&mut session, "ext load hello").contains("loaded hello"));
+    assert!(command(&mut session, "hello").contains("Hello from the hello extension!"));
+    assert!(command(&mut session, "ext unload hello").contains("unloaded hello"));
+    assert_eq!(memory_figures(&command(&mut session, "mem")), before);
+}

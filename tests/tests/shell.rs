@@ -79,7 +79,7 @@ fn panic_exits_non_zero_with_message_and_location() {
     let (exit, output) = session.wait_exit(COMMAND_TIMEOUT).expect("QEMU exits");
     assert_eq!(exit, KernelExit::Failure);
     assert!(
-        output.contains("KERNEL PANIC at kernel-image/src/shell.rs:"),
+        output.contains("KERNEL PANIC at kernel-image/src/shell/system.rs:"),
         "{output}"
     );
     assert!(

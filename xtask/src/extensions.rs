@@ -28,11 +28,14 @@ use spindle_package::{Kind, NewEntry, RamdiskWriter, sha256, sign};
 use spindle_sdk::{ExtensionDescriptor, InterfaceRef};
 use xtask::workspace;
 
-use crate::{Failure, KERNEL_TARGET, cargo, profile_dir};
+use crate::{Failure, KERNEL_BUILD_STD, KERNEL_TARGET, cargo, profile_dir};
 
 /// The extension the bad-input fixtures are derived from: the smallest one,
 /// since the BIOS loader reads the whole ramdisk at boot.
 const FIXTURE_BASE: &str = "counter";
+
+/// Crates `-Zbuild-std` links every kernel-target crate against.
+const SYSROOT_CRATES: [&str; 3] = ["core", "alloc", "compiler_builtins"];
 
 /// Environment variable naming the wrapper's plan file.
 pub const WRAPPER_PLAN_ENV: &str = "SPINDLE_WRAPPER_PLAN";
@@ -218,7 +221,8 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
         "--message-format=json-render-diagnostics",
         "--package",
         "kernel-image",
-    ]);
+    ])
+    .args(KERNEL_BUILD_STD);
     for package in &packages {
         cmd.args(["--package", &package.name]);
     }
@@ -465,12 +469,16 @@ pub fn rustc_wrapper(plan_path: &Path, args: Vec<String>) -> i32 {
             .get(1)
             .map(|a| a.split(',').collect())
             .unwrap_or_default();
-        let externs = rest
-            .windows(2)
-            .filter(|w| w[0] == "--extern")
-            .map(|w| w[1].split('=').next().unwrap_or("").to_owned());
+        // `--extern [OPTIONS:]NAME[=PATH]`; build-std adds the sysroot
+        // crates as `noprelude:core=...` and the like.
+        let externs = rest.windows(2).filter(|w| w[0] == "--extern").map(|w| {
+            let name = w[1].split('=').next().unwrap_or("");
+            name.rsplit(':').next().unwrap_or(name).to_owned()
+        });
         for dependency in externs {
-            if !allowed.contains(&dependency.as_str()) {
+            if !allowed.contains(&dependency.as_str())
+                && !SYSROOT_CRATES.contains(&dependency.as_str())
+            {
                 eprintln!(
                     "error: extension crate `{name}` may not link against `{dependency}`: extensions may use only {} (see [package.metadata.spindle])",
                     allowed.join(", ")

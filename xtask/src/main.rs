@@ -31,6 +31,15 @@ use xtask::workspace;
 /// The bare-metal target of the kernel and extensions.
 const KERNEL_TARGET: &str = "x86_64-unknown-none";
 
+/// Cargo flags for every build for [`KERNEL_TARGET`]: `core` and `alloc` are
+/// rebuilt with the workspace's flags (`-C panic=unwind` needs unwind tables
+/// the prebuilt ones lack); `compiler-builtins-mem` gives the kernel the
+/// `memcpy` family the prebuilt `compiler_builtins` had.
+const KERNEL_BUILD_STD: [&str; 2] = [
+    "-Zbuild-std=core,alloc",
+    "-Zbuild-std-features=compiler-builtins-mem",
+];
+
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, boot and test Spindle")]
 struct Cli {
@@ -372,7 +381,8 @@ fn check() -> Result<(), Failure> {
     ]))?;
     // Kernel target: the kernel and the no_std crates it links.
     let mut cmd = cargo();
-    cmd.args(["clippy", "--target", KERNEL_TARGET]);
+    cmd.args(["clippy", "--target", KERNEL_TARGET])
+        .args(KERNEL_BUILD_STD);
     for package in kernel_target_packages()? {
         cmd.args(["--package", &package]);
     }

@@ -14,6 +14,12 @@ use std::sync::{Mutex, OnceLock};
 
 /// The kernel's target.
 const TARGET: &str = "x86_64-unknown-none";
+/// What `cargo xtask build` passes for that target (`KERNEL_BUILD_STD` in
+/// xtask's main.rs): `core` and `alloc` rebuilt with the workspace's flags.
+const BUILD_STD: [&str; 2] = [
+    "-Zbuild-std=core,alloc",
+    "-Zbuild-std-features=compiler-builtins-mem",
+];
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -80,6 +86,7 @@ fn build(probe: &str) -> Build {
     let output = Command::new(env!("CARGO"))
         .current_dir(ws)
         .args(["build", "--quiet", "--target", TARGET, "--package", probe])
+        .args(BUILD_STD)
         .env("CARGO_TARGET_DIR", gate_dir().join("target"))
         .env("RUSTC_WORKSPACE_WRAPPER", env!("CARGO_BIN_EXE_xtask"))
         .env("SPINDLE_WRAPPER_PLAN", &plan)

@@ -8,7 +8,7 @@ use core::fmt;
 use spindle_package::VerifyError;
 use spindle_sdk::DescriptorError;
 
-use crate::platform::MapError;
+use crate::platform::{MapError, Panic};
 
 /// One import the loader could not resolve, with what it knows about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +96,8 @@ pub enum LoadError {
     },
     /// `init` returned an error.
     InitFailed(String),
+    /// `init` panicked; the panic unwound back to the platform's call.
+    InitPanicked(Panic),
 }
 
 impl fmt::Display for LoadError {
@@ -186,6 +188,7 @@ impl fmt::Display for LoadError {
                 )
             }
             Self::InitFailed(message) => write!(f, "init failed: {message}"),
+            Self::InitPanicked(panicked) => write!(f, "init {panicked}"),
         }
     }
 }

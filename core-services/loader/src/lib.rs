@@ -74,7 +74,7 @@ pub mod report;
 pub use catalogue::{Catalogue, CatalogueEntry, CatalogueError, ObjectBytes, Origin};
 pub use error::{LoadError, MissingReason, MissingSymbol, UnloadError};
 pub use loader::{Config, Loader};
-pub use platform::{EntryPoints, MapError, MapRequest, Platform};
+pub use platform::{EntryPoints, InitFailure, MapError, MapRequest, Panic, Platform};
 pub use policy::{SPIN_PUBLIC_CRATES, compose_spin_public};
 pub use region::RegionAllocator;
 pub use report::{

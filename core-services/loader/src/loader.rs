@@ -13,7 +13,7 @@ use spindle_sdk::ExtensionContext;
 use crate::catalogue::{Catalogue, CatalogueEntry, CatalogueError};
 use crate::error::{LoadError, MissingReason, MissingSymbol, UnloadError};
 use crate::pipeline;
-use crate::platform::{EntryPoints, MapRequest, Platform};
+use crate::platform::{EntryPoints, InitFailure, MapRequest, Platform};
 use crate::policy::{self, PublicPart, PublicSizes, SPIN_PUBLIC};
 use crate::region::RegionAllocator;
 use crate::report::{
@@ -248,7 +248,7 @@ impl<P: Platform> Loader<P> {
         report.got_slots = plan.got_slots();
         report.stubs = plan.stub_slots();
         report.segments = linked.image.segments().clone().map(|s| s.range());
-        report.eh_frame = linked.eh_frame.clone();
+        report.unwind_tables = linked.image.unwind_tables().count();
         report.cycles.link = platform.cycles().saturating_sub(t);
         // Its exports become visible to later loads only once registered;
         // the guard unregisters it if a later step fails.
@@ -264,7 +264,6 @@ impl<P: Platform> Loader<P> {
                 owner: &principal,
                 range: &report.range,
                 image: &linked.image,
-                eh_frame: linked.eh_frame.clone(),
             },
         )?;
         let entry_points = linked.entry;
@@ -276,7 +275,7 @@ impl<P: Platform> Loader<P> {
         let t = mapped.platform().cycles();
         let result = mapped.platform().call_init(&entry_points, &context);
         report.cycles.init = mapped.platform().cycles().saturating_sub(t);
-        if let Err(error) = result {
+        if let Err(failure) = result {
             let principal = context.principal().clone();
             principals.revoke(&principal);
             drop(context);
@@ -289,7 +288,10 @@ impl<P: Platform> Loader<P> {
                     range: range.commit(),
                 });
             }
-            return Err(LoadError::InitFailed(error.message().into()));
+            return Err(match failure {
+                InitFailure::Error(error) => LoadError::InitFailed(error.message().into()),
+                InitFailure::Panic(panic) => LoadError::InitPanicked(panic),
+            });
         }
         loaded.push(Loaded {
             name: name.to_string(),
@@ -340,9 +342,13 @@ impl<P: Platform> Loader<P> {
             report,
             ..
         } = self.loaded.remove(index);
-        if call_exit {
-            self.platform.call_exit(&entry, &context);
-        }
+        // A panic in `exit` does not stop the unload: a failing exit cannot
+        // keep an extension loaded.
+        let exit_panicked = if call_exit {
+            self.platform.call_exit(&entry, &context).err()
+        } else {
+            None
+        };
         let principal = context.principal().clone();
         let revocation = self.principals.revoke(&principal);
         drop(context);
@@ -362,6 +368,7 @@ impl<P: Platform> Loader<P> {
         self.region.release(&report.range);
         Ok(UnloadReport {
             exit_called: call_exit,
+            exit_panicked,
             revoked: revocation.uninstalled,
         })
     }

@@ -4,17 +4,12 @@
 //! one did not accept; [`crate::Loader::load`] strings them together with
 //! resolution, mapping and `init`.
 
-use core::ops::Range;
-
 use domains::{Domain, Limits, LinkOptions, LinkPlan, LinkedImage, Object, SegmentKind};
 use spindle_sdk::{ExtensionDescriptor, RawDescriptor};
 
 use crate::catalogue::CatalogueEntry;
 use crate::error::LoadError;
 use crate::platform::EntryPoints;
-
-/// Name of the section unwind tables are linked from.
-pub const EH_FRAME_SECTION: &str = ".eh_frame";
 
 /// An object whose signature verified: the only input [`inspect`] takes.
 #[derive(Clone, Copy, Debug)]
@@ -100,16 +95,13 @@ pub fn plan<'o, 'a>(object: &'o Object<'a>) -> Result<LinkPlan<'o, 'a>, LoadErro
         .map_err(LoadError::Link)
 }
 
-/// A linked image, its checked entry points, and where its unwind tables
-/// are.
+/// A linked image and its checked entry points.
 #[derive(Debug)]
 pub struct Linked {
     /// The relocated segments.
     pub image: LinkedImage,
     /// `init` and `exit`, checked to lie in the text segment.
     pub entry: EntryPoints,
-    /// The linked `.eh_frame` section, if any.
-    pub eh_frame: Option<Range<u64>>,
 }
 
 /// Stage 3: links the planned object for the contiguous range starting at
@@ -125,15 +117,7 @@ pub fn link(
     let image = plan.link(bases, domain).map_err(LoadError::Link)?;
     domain.place(&image).map_err(LoadError::Link)?;
     let entry = entry_points(&image)?;
-    let eh_frame = image
-        .section(EH_FRAME_SECTION)
-        .filter(|s| s.size > 0)
-        .map(|s| s.address..s.address + s.size);
-    Ok(Linked {
-        image,
-        entry,
-        eh_frame,
-    })
+    Ok(Linked { image, entry })
 }
 
 /// Reads the relocated `init`/`exit` addresses from the linked descriptor

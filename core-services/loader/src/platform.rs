@@ -17,9 +17,10 @@
 //!
 //! Later additions have their place here: the memory services map images
 //! through PhysAddr/VirtAddr/Translation on behalf of [`MapRequest::owner`];
-//! unwinding registers [`MapRequest::eh_frame`] in `map` and deregisters it
-//! in `unmap`, and catches panics in `call_init` / `call_exit`.
+//! unwinding registers the image's unwind tables in `map` and deregisters
+//! them in `unmap`, and catches panics in `call_init` / `call_exit`.
 
+use alloc::string::String;
 use core::fmt;
 use core::ops::Range;
 
@@ -41,15 +42,17 @@ pub trait Platform {
     /// extension can run any more (its bindings are gone).
     fn unmap(&mut self, owner: &Principal, mapping: Self::Mapping);
 
-    /// Calls the extension's `init` with `context`.
+    /// Calls the extension's `init` with `context`; a panic in it is
+    /// caught and returned as [`InitFailure::Panic`].
     fn call_init(
         &mut self,
         entry: &EntryPoints,
         context: &ExtensionContext,
-    ) -> Result<(), ExtensionError>;
+    ) -> Result<(), InitFailure>;
 
-    /// Calls the extension's `exit` with `context`.
-    fn call_exit(&mut self, entry: &EntryPoints, context: &ExtensionContext);
+    /// Calls the extension's `exit` with `context`; a panic in it is caught
+    /// and returned (the unload goes on).
+    fn call_exit(&mut self, entry: &EntryPoints, context: &ExtensionContext) -> Result<(), Panic>;
 
     /// Waits (boundedly) until `principal` has no live binding objects
     /// (raises in progress drop theirs when they return); returns whether
@@ -68,11 +71,43 @@ pub struct MapRequest<'a> {
     /// The page-aligned virtual range the image was linked for.
     pub range: &'a Range<u64>,
     /// The linked image: three segments, each with its kind (permissions)
-    /// and base inside `range`.
+    /// and base inside `range`, and its unwind tables
+    /// (`image.unwind_tables()`, each zero-terminated) to register with the
+    /// unwinder once mapped and deregister before unmapping.
     pub image: &'a LinkedImage,
-    /// The linked `.eh_frame` section, if the object has one: to register
-    /// with the unwinder once mapped (and deregister before unmapping).
-    pub eh_frame: Option<Range<u64>>,
+}
+
+/// A panic caught where the kernel called into an extension, copied out of
+/// the extension's memory.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Panic {
+    /// The panic message.
+    pub message: String,
+    /// Source file of the panic ("" if unknown).
+    pub file: String,
+    /// Its line (0 if unknown).
+    pub line: u32,
+    /// Its column (0 if unknown).
+    pub column: u32,
+}
+
+impl fmt::Display for Panic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "panicked at {}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
+    }
+}
+
+/// Why `init` did not complete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InitFailure {
+    /// It returned an error.
+    Error(ExtensionError),
+    /// It panicked.
+    Panic(Panic),
 }
 
 /// Why [`Platform::map`] failed.

@@ -3,7 +3,7 @@
 //!
 //! SPIN composes its public domain; so does Spindle:
 //! `SpinPublic = Combine(RustRuntime, SpinInterfaces)`. `RustRuntime` holds
-//! `core`, `alloc` and `compiler_builtins`; `SpinInterfaces` the dispatcher,
+//! `core`, `alloc`, `compiler_builtins` and the unwinding ABI; `SpinInterfaces` the dispatcher,
 //! the SDK, the core services' interfaces, and the crates whose generic code
 //! those interfaces instantiate inside extensions. Everything else in the
 //! kernel (the kernel crate, this loader, the linker, the package verifier,
@@ -30,6 +30,7 @@ pub const SPIN_PUBLIC_CRATES: &[&str] = &[
     "core",
     "alloc",
     "compiler_builtins",
+    "unwind",
     "dispatcher",
     "spindle_sdk",
     "console",
@@ -43,8 +44,10 @@ pub const SPIN_PUBLIC_CRATES: &[&str] = &[
     "equivalent",
 ];
 
-/// Crates of the Rust runtime part of `SpinPublic`.
-pub const RUNTIME_CRATES: &[&str] = &["core", "alloc", "compiler_builtins"];
+/// Crates of the Rust runtime part of `SpinPublic` (`unwind` is the
+/// pseudo-crate of `rust_eh_personality` and `_Unwind_Resume`, which code
+/// built with `-C panic=unwind` calls; see `domains::attribution`).
+pub const RUNTIME_CRATES: &[&str] = &["core", "alloc", "compiler_builtins", "unwind"];
 
 /// Name of the domain extensions resolve against.
 pub const SPIN_PUBLIC: &str = "SpinPublic";

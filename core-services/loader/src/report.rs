@@ -9,6 +9,7 @@ use core::ops::Range;
 use spindle_package::{Digest256, Kind};
 
 use crate::catalogue::Origin;
+use crate::platform::Panic;
 
 /// Cycle counts of one load, stage by stage (the platform's cycle unit).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -82,8 +83,8 @@ pub struct LoadReport {
     pub segments: [Range<u64>; 3],
     /// The whole image's range (page-aligned).
     pub range: Range<u64>,
-    /// The linked `.eh_frame`, if any.
-    pub eh_frame: Option<Range<u64>>,
+    /// Unwind tables (`.eh_frame` sections) the image carries.
+    pub unwind_tables: usize,
     /// The crates the extension carries.
     pub components: Vec<Component>,
 }
@@ -101,10 +102,12 @@ impl LoadReport {
 }
 
 /// What an unload did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UnloadReport {
     /// Whether the extension's `exit` ran (not for a failed extension).
     pub exit_called: bool,
+    /// `exit` panicked (the unload went on).
+    pub exit_panicked: Option<Panic>,
     /// Bindings still installed after `exit` that revocation removed.
     pub revoked: usize,
 }

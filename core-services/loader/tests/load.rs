@@ -467,18 +467,50 @@ fn the_number_of_loaded_extensions_is_bounded() {
 }
 
 #[test]
-fn unwind_tables_are_located_for_registration() {
+fn unwind_tables_are_handed_to_the_platform_for_registration() {
     let mut fixture = Fixture::new("unwinds");
     fixture.flags = &["-Cforce-unwind-tables=yes"];
     let mut loader = loader(vec![Item::signed("unwinds", compile(&fixture))]);
     let report = loader.load("unwinds").unwrap();
-    let eh_frame = report.eh_frame.clone().expect("an .eh_frame section");
-    assert!(report.segments[1].start <= eh_frame.start && eh_frame.end <= report.segments[1].end);
-    assert_eq!(loader.platform().maps[0].eh_frame, Some(eh_frame));
-    assert_eq!(
-        loader.load("unwinds"),
-        Err(LoadError::AlreadyLoaded("unwinds".into()))
+    assert_eq!(report.unwind_tables, 1);
+    let tables = &loader.platform().maps[0].unwind_tables;
+    assert_eq!(tables.len(), 1);
+    assert!(report.segments[1].contains(&tables[0]), "in read-only data");
+}
+
+#[test]
+fn a_panic_in_init_fails_the_load_and_one_in_exit_does_not_stop_the_unload() {
+    let mut loader = loader(vec![
+        Item::signed("panics", compile(&Fixture::new("panics"))),
+        Item::signed("exit-panics", compile(&Fixture::new("exit-panics"))),
+    ]);
+    loader.platform_mut().init.insert(
+        "panics".into(),
+        InitBehaviour::InstallThenPanic("deliberate"),
     );
+    test_event();
+    let before = dispatcher::registry::bindings_of("Test.Loader")
+        .unwrap()
+        .len();
+    let error = loader.load("panics").unwrap_err();
+    assert_eq!(error, LoadError::InitPanicked(panic("deliberate")));
+    assert_eq!(
+        error.to_string(),
+        "init panicked at extensions/x/src/lib.rs:7:5: deliberate"
+    );
+    assert_eq!(
+        dispatcher::registry::bindings_of("Test.Loader")
+            .unwrap()
+            .len(),
+        before
+    );
+    assert_clean(&loader);
+
+    loader.load("exit-panics").unwrap();
+    loader.platform_mut().exit_panics = Some("in exit");
+    let report = loader.unload("exit-panics").unwrap();
+    assert_eq!(report.exit_panicked, Some(panic("in exit")));
+    assert_clean(&loader);
 }
 
 #[test]

@@ -36,6 +36,8 @@ pub fn spurious_count() -> u64 {
 }
 
 fn fatal(vector: u8, name: &str, frame: &InterruptStackFrame, error_code: Option<u64>) -> ! {
+    // The interrupted context's catch frames are beyond the exception frame.
+    let _context = crate::containment::InterruptContext::enter();
     match error_code {
         Some(code) => panic!(
             "CPU exception {vector} ({name}), error code {code:#x}, RIP {:#x}, RSP {:#x}",
@@ -107,6 +109,7 @@ extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
 }
 
 extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageFaultErrorCode) {
+    let _context = crate::containment::InterruptContext::enter();
     let address = Cr2::read_raw();
     if super::probe::fixup_page_fault(&mut frame, address, code.bits()) {
         return;
@@ -119,6 +122,7 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageF
 }
 
 extern "x86-interrupt" fn timer(_frame: InterruptStackFrame) {
+    let _context = crate::containment::InterruptContext::enter();
     crate::time::on_timer_interrupt();
     super::apic::end_of_interrupt();
 }

@@ -2,6 +2,7 @@
 //! descriptor tables and control registers.
 
 pub mod apic;
+pub mod fpu;
 pub mod gdt;
 pub mod idt;
 pub mod pic;

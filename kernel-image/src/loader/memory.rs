@@ -17,6 +17,7 @@ use x86_64::structures::paging::{Page, PageTableFlags, PhysFrame, Size4KiB};
 
 use crate::PHYSICAL_MEMORY_OFFSET;
 use crate::memory::{frames, paging};
+use crate::unwind_tables::UnwindTables;
 
 /// Page size.
 pub const PAGE: u64 = 4096;
@@ -26,11 +27,13 @@ pub const PAGE: u64 = 4096;
 /// between extensions and the kernel are in range.
 pub const EXTENSION_REGION: Range<u64> = 0xffff_ffff_9000_0000..0xffff_ffff_f000_0000;
 
-/// An image's pages and the frames behind them.
+/// An image's pages and the frames behind them, and its unwind tables
+/// (registered while it is mapped).
 pub struct Mapping {
     /// The virtual range.
     pub range: Range<u64>,
     frames: Vec<PhysFrame<Size4KiB>>,
+    unwind: Option<UnwindTables>,
 }
 
 fn flags_for(kind: SegmentKind) -> PageTableFlags {
@@ -53,6 +56,7 @@ pub fn map_image(request: &MapRequest<'_>) -> Result<Mapping, MapError> {
     let mut mapping = Mapping {
         range: range.clone(),
         frames: Vec::with_capacity(pages as usize),
+        unwind: None,
     };
     for index in 0..pages {
         let Some(frame) = frames::allocate() else {
@@ -77,6 +81,9 @@ pub fn map_image(request: &MapRequest<'_>) -> Result<Mapping, MapError> {
         }
         mapping.frames.push(frame);
     }
+    // SAFETY: every page of the image was mapped above at the addresses it
+    // was linked for; `unmap_image` drops the registration before unmapping.
+    mapping.unwind = Some(unsafe { UnwindTables::register(request.image) });
     Ok(mapping)
 }
 
@@ -121,7 +128,9 @@ unsafe fn frame_slice<'a>(frame: PhysFrame<Size4KiB>) -> &'a mut [u8] {
 }
 
 /// Unmaps an image, frees its frames and the page tables left empty.
-pub fn unmap_image(mapping: Mapping) {
+pub fn unmap_image(mut mapping: Mapping) {
+    // The unwinder must forget the tables before their pages go.
+    drop(mapping.unwind.take());
     for (index, frame) in mapping.frames.iter().enumerate() {
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(
             mapping.range.start + index as u64 * PAGE,

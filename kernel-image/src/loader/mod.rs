@@ -16,9 +16,11 @@ use alloc::vec::Vec;
 
 use dispatcher::Principal;
 use domains::{CrateFilter, Domain};
-use loader::{Catalogue, Config, EntryPoints, Loader, MapError, MapRequest, Platform};
+use loader::{
+    Catalogue, Config, EntryPoints, InitFailure, Loader, MapError, MapRequest, Panic, Platform,
+};
 use spindle_package::Ramdisk;
-use spindle_sdk::{ExitFn, ExtensionContext, ExtensionError, InitFn};
+use spindle_sdk::{ExitFn, ExtensionContext, InitFn};
 
 pub use loader::{LoadError, LoadReport, UnloadError, UnloadReport};
 
@@ -70,12 +72,19 @@ impl Platform for KernelPlatform {
         &mut self,
         entry: &EntryPoints,
         context: &ExtensionContext,
-    ) -> Result<(), ExtensionError> {
-        Self::init_fn(entry)(context)
+    ) -> Result<(), InitFailure> {
+        // A panic in `init` unwinds back here and fails the load like an
+        // error would.
+        match crate::containment::catch(|| Self::init_fn(entry)(context)) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(InitFailure::Error(error)),
+            Err(panicked) => Err(InitFailure::Panic(panic_record(&panicked))),
+        }
     }
 
-    fn call_exit(&mut self, entry: &EntryPoints, context: &ExtensionContext) {
-        Self::exit_fn(entry)(context);
+    fn call_exit(&mut self, entry: &EntryPoints, context: &ExtensionContext) -> Result<(), Panic> {
+        crate::containment::catch(|| Self::exit_fn(entry)(context))
+            .map_err(|panicked| panic_record(&panicked))
     }
 
     fn wait_for_release(&mut self, principal: &Principal) -> bool {
@@ -91,6 +100,16 @@ impl Platform for KernelPlatform {
 
     fn cycles(&self) -> u64 {
         rdtsc()
+    }
+}
+
+/// The loader's copy of a caught panic.
+fn panic_record(panicked: &crate::containment::Panicked) -> Panic {
+    Panic {
+        message: alloc::format!("{}", panicked.message),
+        file: String::from(panicked.file.as_str()),
+        line: panicked.line,
+        column: panicked.column,
     }
 }
 

@@ -57,6 +57,9 @@ fn ext(args: &[&str]) -> Result<(), String> {
             let name = String::from(*name);
             defer(move || match crate::loader::unload(&name) {
                 Ok(report) => {
+                    if let Some(panic) = &report.exit_panicked {
+                        println!("{name}: exit {panic}; unloaded it anyway");
+                    }
                     if report.revoked > 0 {
                         println!(
                             "{name}: revoked {} binding(s) left installed by exit",
@@ -167,12 +170,13 @@ fn print_info(info: &ExtensionInfo) {
     );
     let size = |i: usize| r.segments[i].end - r.segments[i].start;
     println!(
-        "segments: text {} B (RX), rodata {} B (R), data+bss {} B (RW); {} GOT slots, {} far-call stubs",
+        "segments: text {} B (RX), rodata {} B (R), data+bss {} B (RW); {} GOT slots, {} far-call stubs; {} unwind table(s) registered",
         size(0),
         size(1),
         size(2),
         r.got_slots,
-        r.stubs
+        r.stubs,
+        r.unwind_tables
     );
     println!(
         "symbols: {} imports, {} exports, {} relocations applied",

@@ -26,6 +26,7 @@ pub const PROMPT: &str = "spindle> ";
 /// Longest accepted input line; further bytes are dropped.
 const MAX_LINE: usize = 1024;
 
+mod bench;
 mod dispatch;
 mod extensions;
 mod system;
@@ -43,7 +44,12 @@ pub struct Command {
 }
 
 /// The built-in commands, in `help` order, one group per file.
-const GROUPS: &[&[Command]] = &[system::COMMANDS, dispatch::COMMANDS, extensions::COMMANDS];
+const GROUPS: &[&[Command]] = &[
+    system::COMMANDS,
+    dispatch::COMMANDS,
+    extensions::COMMANDS,
+    bench::COMMANDS,
+];
 
 /// Every built-in command.
 fn groups() -> impl Iterator<Item = &'static Command> {

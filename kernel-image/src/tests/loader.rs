@@ -87,3 +87,37 @@ fn refused_loads_change_nothing() -> KtestResult {
     }
     Ok(())
 }
+
+#[ktest]
+fn a_panic_in_init_unwinds_through_the_extension_and_undoes_the_load() -> KtestResult {
+    // Once first, so that anything initialised lazily on the first failed
+    // load (the unwinder's caches) is not counted as a leak.
+    let _ = loader::load("panic-in-init");
+    let (frames_before, heap_before) = (frames::stats(), heap::stats().used);
+    for _ in 0..3 {
+        match loader::load("panic-in-init") {
+            Err(loader::LoadError::InitPanicked(panicked)) => {
+                ensure!(
+                    panicked
+                        .message
+                        .starts_with("deliberate panic in init (scratch sum 130816)"),
+                    "{}",
+                    panicked.message
+                );
+                ensure!(
+                    panicked.file.ends_with("panic-in-init/src/lib.rs"),
+                    "{}",
+                    panicked.file
+                );
+            }
+            other => {
+                return Err(failure(alloc::format!(
+                    "expected InitPanicked, got {other:?}"
+                )));
+            }
+        }
+        ensure_eq!(frames::stats(), frames_before);
+        ensure_eq!(heap::stats().used, heap_before);
+    }
+    Ok(())
+}

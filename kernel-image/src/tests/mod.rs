@@ -2,6 +2,7 @@
 
 mod arch;
 mod clock;
+mod containment;
 mod events;
 mod loader;
 mod memory;

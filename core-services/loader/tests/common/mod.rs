@@ -13,7 +13,9 @@ use std::sync::{Mutex, OnceLock};
 
 use dispatcher::{Decision, Event, EventAuthority, Principal, PrincipalIssuer};
 use domains::{Domain, SegmentKind};
-use loader::{Catalogue, Config, EntryPoints, Loader, MapError, MapRequest, Platform};
+use loader::{
+    Catalogue, Config, EntryPoints, InitFailure, Loader, MapError, MapRequest, Panic, Platform,
+};
 use spindle_package::{Kind, NewEntry, Ramdisk, RamdiskWriter};
 use spindle_sdk::{ExtensionContext, ExtensionError};
 
@@ -318,6 +320,9 @@ pub enum InitBehaviour {
     Succeed,
     /// Installs a handler on [`test_event`], then fails with this message.
     InstallThenFail(&'static str),
+    /// Installs a handler, then panics with this message (as the kernel's
+    /// platform reports a caught panic).
+    InstallThenPanic(&'static str),
 }
 
 /// One `map` request, as recorded.
@@ -326,7 +331,7 @@ pub struct Mapped {
     pub owner: String,
     pub range: Range<u64>,
     pub segments: Vec<(SegmentKind, Range<u64>)>,
-    pub eh_frame: Option<Range<u64>>,
+    pub unwind_tables: Vec<u64>,
 }
 
 /// A platform that records instead of mapping.
@@ -345,6 +350,8 @@ pub struct TestPlatform {
     pub calls: Vec<String>,
     /// `wait_for_release` reports a raise still holding a handler.
     pub stall_release: bool,
+    /// `exit` panics with this message.
+    pub exit_panics: Option<&'static str>,
     ticks: std::cell::Cell<u64>,
 }
 
@@ -389,7 +396,7 @@ impl Platform for TestPlatform {
                 .iter()
                 .map(|s| (s.kind, s.range()))
                 .collect(),
-            eh_frame: request.eh_frame.clone(),
+            unwind_tables: request.image.unwind_tables().collect(),
         });
         self.mapped.push(request.range.clone());
         Ok(TestMapping {
@@ -407,26 +414,38 @@ impl Platform for TestPlatform {
         &mut self,
         entry: &EntryPoints,
         context: &ExtensionContext,
-    ) -> Result<(), ExtensionError> {
+    ) -> Result<(), InitFailure> {
         self.check_mapped(entry);
         self.calls.push(format!("init {}", context.name()));
-        match self.init.get(context.name()).cloned() {
+        let behaviour = self.init.get(context.name()).cloned();
+        if let Some(InitBehaviour::InstallThenFail(_) | InitBehaviour::InstallThenPanic(_)) =
+            behaviour
+        {
+            let binding = test_event()
+                .binding(|_| ())
+                .install(context.principal())
+                .expect("the test authorizer allows");
+            // The handle is a weak reference: the binding stays installed.
+            drop(binding);
+        }
+        match behaviour {
             None | Some(InitBehaviour::Succeed) => Ok(()),
             Some(InitBehaviour::InstallThenFail(message)) => {
-                let binding = test_event()
-                    .binding(|_| ())
-                    .install(context.principal())
-                    .expect("the test authorizer allows");
-                // The handle is a weak reference: the binding stays installed.
-                drop(binding);
-                Err(ExtensionError::new(message))
+                Err(InitFailure::Error(ExtensionError::new(message)))
+            }
+            Some(InitBehaviour::InstallThenPanic(message)) => {
+                Err(InitFailure::Panic(panic(message)))
             }
         }
     }
 
-    fn call_exit(&mut self, entry: &EntryPoints, context: &ExtensionContext) {
+    fn call_exit(&mut self, entry: &EntryPoints, context: &ExtensionContext) -> Result<(), Panic> {
         self.check_mapped(entry);
         self.calls.push(format!("exit {}", context.name()));
+        match self.exit_panics {
+            Some(message) => Err(panic(message)),
+            None => Ok(()),
+        }
     }
 
     fn wait_for_release(&mut self, principal: &Principal) -> bool {
@@ -436,5 +455,15 @@ impl Platform for TestPlatform {
     fn cycles(&self) -> u64 {
         self.ticks.set(self.ticks.get() + 1);
         self.ticks.get()
+    }
+}
+
+/// A panic record as the kernel's platform makes one.
+pub fn panic(message: &str) -> Panic {
+    Panic {
+        message: message.into(),
+        file: "extensions/x/src/lib.rs".into(),
+        line: 7,
+        column: 5,
     }
 }

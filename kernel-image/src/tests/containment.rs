@@ -1,0 +1,120 @@
+//! The containment boundary: panics unwind back to `containment::catch`,
+//! destructors run on the way, and the heap comes back exactly.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use ktest_macros::ktest;
+
+use crate::containment::{self, Panicked};
+use crate::ktest::KtestResult;
+use crate::memory::heap;
+use crate::{ensure, ensure_eq};
+
+static DROPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts its drops.
+struct Guard(#[allow(dead_code)] Box<[u8; 64]>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        DROPPED.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[inline(never)]
+fn nested(depth: u32) -> u32 {
+    let _guard = Guard(Box::new([depth as u8; 64]));
+    if depth == 0 {
+        panic!("deliberate panic at the bottom");
+    }
+    core::hint::black_box(nested(depth - 1)) + 1
+}
+
+fn caught(f: impl FnOnce()) -> Result<Box<Panicked>, alloc::string::String> {
+    match containment::catch(f) {
+        Ok(()) => Err("the closure returned instead of panicking".into()),
+        Err(panicked) => Ok(panicked),
+    }
+}
+
+#[ktest]
+fn a_panic_unwinds_to_the_boundary_running_every_destructor() -> KtestResult {
+    let heap_before = heap::stats().used;
+    DROPPED.store(0, Ordering::SeqCst);
+    let panicked = caught(|| {
+        nested(5);
+    })
+    .map_err(crate::ktest::KtestFailure::new)?;
+    ensure_eq!(panicked.message.as_str(), "deliberate panic at the bottom");
+    ensure!(
+        panicked.file.as_str().ends_with("tests/containment.rs"),
+        "location {}",
+        panicked.file
+    );
+    ensure_eq!(DROPPED.load(Ordering::SeqCst), 6);
+    // The record is the unwind's payload, boxed: the heap is back once it goes.
+    drop(panicked);
+    ensure_eq!(heap::stats().used, heap_before);
+    ensure!(!containment::may_unwind(), "catch frame left open");
+    Ok(())
+}
+
+#[ktest]
+fn a_hundred_panics_in_a_row_leave_the_heap_as_it_was() -> KtestResult {
+    let heap_before = heap::stats().used;
+    for round in 0..100u32 {
+        let panicked = caught(|| {
+            let held: Vec<u32> = (0..round).collect();
+            panic!("round {} held {}", round, held.len());
+        })
+        .map_err(crate::ktest::KtestFailure::new)?;
+        ensure!(panicked.message.as_str().starts_with("round "));
+    }
+    ensure_eq!(heap::stats().used, heap_before);
+    Ok(())
+}
+
+#[ktest]
+fn panics_raised_by_core_are_caught() -> KtestResult {
+    let index = core::hint::black_box(7usize);
+    let short = [1u8, 2, 3];
+    let bounds = caught(|| {
+        core::hint::black_box(short[index]);
+    })
+    .map_err(crate::ktest::KtestFailure::new)?;
+    ensure!(
+        bounds.message.as_str().contains("index out of bounds"),
+        "{}",
+        bounds.message
+    );
+    let none: Option<u8> = core::hint::black_box(None);
+    let unwrap = caught(|| {
+        core::hint::black_box(none.unwrap());
+    })
+    .map_err(crate::ktest::KtestFailure::new)?;
+    ensure!(
+        unwrap.message.as_str().contains("on a `None` value"),
+        "{}",
+        unwrap.message
+    );
+    let max = core::hint::black_box(u32::MAX);
+    let overflow = caught(|| {
+        core::hint::black_box(max + 1);
+    })
+    .map_err(crate::ktest::KtestFailure::new)?;
+    ensure!(
+        overflow.message.as_str().contains("overflow"),
+        "{}",
+        overflow.message
+    );
+    Ok(())
+}
+
+#[ktest]
+fn catch_returns_the_value_when_nothing_panics() -> KtestResult {
+    let value = containment::catch(|| 41 + 1);
+    ensure!(matches!(value, Ok(42)), "{value:?}");
+    Ok(())
+}
