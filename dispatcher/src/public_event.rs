@@ -97,13 +97,16 @@ mod tests {
     #[test]
     fn the_public_view_installs_and_the_owner_raises() {
         let owner = principal("Public.Owner");
-        let (event, _authority) =
-            Event::<u32, u32>::declare("Public.View", &owner, |&x| x).unwrap();
+        let (event, _authority) = Event::<u32, u32>::builder("Public.View")
+            .original(|&x| x)
+            .result_handler(|a, b| a + b)
+            .declare(&owner)
+            .unwrap();
         let public = PublicEvent::new(event.clone());
-        let binding = public.binding(|&x| x + 1).first().install(&owner).unwrap();
+        let binding = public.binding(|&x| 10 * x).install(&owner).unwrap();
         assert_eq!(public.name(), "Public.View");
         assert_eq!(public.bindings().len(), 2);
-        assert_eq!(event.raise(&1), Ok(2));
+        assert_eq!(event.raise(&1), Ok(11));
         assert_eq!(public.raises(), 1);
         binding.uninstall().unwrap();
         assert_eq!(public.clone().bindings().len(), 1);
