@@ -12,28 +12,39 @@
 //!   (an extension cannot take over `shutdown`).
 //! * `Strand.Block`, `Strand.Unblock`, `Strand.Checkpoint`, `Strand.Resume`
 //!   and `Sched.PickNext`: the strand service's events (see the `strand`
-//!   crate's `events` module). The kernel declares them and installs the
-//!   service's authorizers: a principal that registered a scheduling policy
-//!   sees only the signals of its own strands and answers `Sched.PickNext`
-//!   for its own class; nobody may cancel.
+//!   crate's `events` module). The kernel declares them, installs the
+//!   service's authorizers — a principal that registered a scheduling
+//!   policy sees only the signals of its own strands and answers
+//!   `Sched.PickNext` for its own class; nobody may cancel — and hands them
+//!   to the service, which raises them and publishes them install-only.
 
 use console::{Line, Reply};
-use dispatcher::{Decision, Event, EventAuthority, Imposition, Principal, PrincipalIssuer};
-use strand::events::{pick_authorizer, round_robin, signal_authorizer, signal_original};
-use strand::{Pick, PickArgs, StrandEvents, StrandSignal};
+use dispatcher::{
+    Decision, Event, EventAuthority, Imposition, KernelCapability, Principal, PrincipalIssuer,
+};
+use strand::events::{
+    KernelEvents, pick_authorizer, round_robin, signal_authorizer, signal_original,
+};
+use strand::{Pick, PickArgs, StrandSignal};
 
 /// Time bound of an ephemeral `Clock.Tick` handler, in microseconds (the
 /// dispatcher's clock, see [`crate::time`]): a tenth of a tick.
 pub const TICK_HANDLER_QUANTUM_US: u64 = 1_000_000 / crate::arch::apic::TIMER_HZ / 10;
 
-/// The kernel's capabilities over the dispatcher.
+/// The kernel's capabilities over the dispatcher. Kernel-internal: nothing
+/// of it may be stored where a public crate (and so an extension) reaches.
 pub struct KernelAuthority {
     /// Mints principals (one per extension) and revokes them at unload.
     pub issuer: PrincipalIssuer,
     /// The kernel's own identity.
     pub kernel: Principal,
+    /// `Clock.Tick`, to raise (the public crates only hand out its install
+    /// right).
+    pub tick: Event<u64, ()>,
     /// Authority over `Clock.Tick`.
     pub clock_tick: EventAuthority<u64, ()>,
+    /// `Console.Line`, to raise.
+    pub line: Event<Line, Reply>,
     /// Authority over `Console.Line`.
     pub console_line: EventAuthority<Line, Reply>,
     /// Authority over the four `Strand.*` signals (block, unblock,
@@ -50,9 +61,10 @@ static AUTHORITY: spin::Once<KernelAuthority> = spin::Once::new();
 pub fn init() {
     let issuer = PrincipalIssuer::take().expect("the kernel takes the principal issuer first");
     let kernel = issuer.issue("kernel");
+    let capability = issuer.kernel_capability();
 
     let (tick, clock_tick) = Event::<u64, ()>::builder(clock::TICK_EVENT)
-        .original(clock::account_tick)
+        .original(move |tick| clock::account_tick(capability, tick))
         .quantum(TICK_HANDLER_QUANTUM_US)
         .declare(&kernel)
         .expect("Clock.Tick is declared once");
@@ -66,7 +78,7 @@ pub fn init() {
             overrun.observed_at - overrun.deadline
         );
     });
-    clock::publish_tick_event(tick);
+    clock::publish_tick_event(capability, tick.clone());
 
     let (line, console_line) = Event::<Line, Reply>::builder(console::LINE_EVENT)
         .original(crate::shell::builtin_commands)
@@ -78,7 +90,7 @@ pub fn init() {
             Imposition::new().guard(|line: &Line| !crate::shell::is_builtin(line.command())),
         )
     });
-    console::publish_line_event(line);
+    console::publish_line_event(capability, line.clone());
 
     let signal = |name: &str| {
         let (event, authority) = Event::<StrandSignal, ()>::builder(name)
@@ -99,8 +111,8 @@ pub fn init() {
         .expect("Sched.PickNext is declared once");
     pick_next.set_authorizer(pick_authorizer(strand::policy_of_principal));
     strand::events::publish_events(
-        issuer.kernel_capability(),
-        StrandEvents {
+        capability,
+        KernelEvents {
             block,
             unblock,
             checkpoint,
@@ -112,7 +124,9 @@ pub fn init() {
     AUTHORITY.call_once(|| KernelAuthority {
         issuer,
         kernel,
+        tick,
         clock_tick,
+        line,
         console_line,
         strand_signals: [
             block_authority,
@@ -127,4 +141,10 @@ pub fn init() {
 /// The kernel's dispatcher capabilities.
 pub fn authority() -> &'static KernelAuthority {
     AUTHORITY.get().expect("events::init ran at boot")
+}
+
+/// The kernel's capability for the kernel-only operations of the public
+/// crates.
+pub fn capability() -> KernelCapability {
+    authority().issuer.kernel_capability()
 }

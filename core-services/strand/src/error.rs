@@ -20,7 +20,7 @@ pub enum StrandError {
     /// is already blocked).
     NotReady(StrandId),
     /// Blocking is impossible here: in an interrupt handler, with
-    /// interrupts disabled (inside an [`IrqLock`](crate::sync::IrqLock)),
+    /// interrupts disabled,
     /// or outside any strand.
     CannotBlock,
     /// One of the kernel's essential strands (idle, reaper, the shell):

@@ -18,9 +18,11 @@
 //! answer to `Sched.PickNext`, and the service checks that answer (it must
 //! name a ready strand of the policy's class on that CPU) before it
 //! follows it; a wrong or missing answer is replaced by round-robin's.
-//! Anyone holding an event handle can raise these events (as with any
-//! event); a raise changes nothing in the service, so a forged signal can
-//! mislead only the handler that believes it.
+//! The service publishes the events install-only ([`events`] hands out
+//! [`PublicEvent`]s) and raises them itself ([`raise`], [`ask_policy`],
+//! which take the kernel's capability): extensions install handlers but
+//! cannot raise. (A raise would change nothing in the service anyway, the
+//! state having changed first; it could only mislead other handlers.)
 //!
 //! **Authority.** The kernel declares the events with its principal and
 //! installs the authorizers built here ([`signal_authorizer`],
@@ -31,15 +33,16 @@
 //! every strand's signals (a tracer, say). No binding may `Cancel`.
 //!
 //! Handlers run with interrupts disabled, often in the timer interrupt:
-//! they must be short, must not block, and must only take locks that are
-//! never held with interrupts enabled ([`IrqLock`](crate::sync::IrqLock)).
+//! they must be short, must not block, and must not wait for a lock that
+//! the strand they interrupted may hold (use `try_lock` and give up, see
+//! [`sync`](crate::sync)).
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use dispatcher::{
     Decision, Event, Imposition, InstallRequest, KernelCapability, Placement, Position,
-    PrincipalId, RaiseError,
+    PrincipalId, PublicEvent, RaiseError,
 };
 
 use crate::id::{BlockReason, CpuId, ExitReason, PolicyId, StrandId};
@@ -143,8 +146,9 @@ pub fn round_robin(args: &PickArgs) -> Pick {
 /// changed the state before raising).
 pub fn signal_original(_signal: &StrandSignal) {}
 
-/// The five events, as the kernel publishes them.
-pub struct StrandEvents {
+/// The five events as the kernel declared them (it hands them to the
+/// service with [`publish_events`]; they can be raised).
+pub struct KernelEvents {
     /// `Strand.Block`.
     pub block: Event<StrandSignal, ()>,
     /// `Strand.Unblock`.
@@ -155,6 +159,21 @@ pub struct StrandEvents {
     pub resume: Event<StrandSignal, ()>,
     /// `Sched.PickNext`.
     pub pick_next: Event<PickArgs, Pick>,
+}
+
+/// The five events as everyone sees them: handlers can be installed, the
+/// events cannot be raised.
+pub struct StrandEvents {
+    /// `Strand.Block`.
+    pub block: PublicEvent<StrandSignal, ()>,
+    /// `Strand.Unblock`.
+    pub unblock: PublicEvent<StrandSignal, ()>,
+    /// `Strand.Checkpoint`.
+    pub checkpoint: PublicEvent<StrandSignal, ()>,
+    /// `Strand.Resume`.
+    pub resume: PublicEvent<StrandSignal, ()>,
+    /// `Sched.PickNext`.
+    pub pick_next: PublicEvent<PickArgs, Pick>,
 }
 
 /// Which of the four signals.
@@ -170,9 +189,9 @@ pub enum Signal {
     Resume,
 }
 
-impl StrandEvents {
+impl KernelEvents {
     /// The event of one signal.
-    pub fn signal(&self, which: Signal) -> &Event<StrandSignal, ()> {
+    fn signal(&self, which: Signal) -> &Event<StrandSignal, ()> {
         match which {
             Signal::Block => &self.block,
             Signal::Unblock => &self.unblock,
@@ -180,40 +199,53 @@ impl StrandEvents {
             Signal::Resume => &self.resume,
         }
     }
+
+    fn public(&self) -> StrandEvents {
+        StrandEvents {
+            block: PublicEvent::new(self.block.clone()),
+            unblock: PublicEvent::new(self.unblock.clone()),
+            checkpoint: PublicEvent::new(self.checkpoint.clone()),
+            resume: PublicEvent::new(self.resume.clone()),
+            pick_next: PublicEvent::new(self.pick_next.clone()),
+        }
+    }
 }
 
-static EVENTS: spin::Once<StrandEvents> = spin::Once::new();
+/// The events to raise (the service's) and their public views.
+static EVENTS: spin::Once<(KernelEvents, StrandEvents)> = spin::Once::new();
 
 /// Publishes the events (the kernel, once at boot; later calls are ignored
 /// and return false).
-pub fn publish_events(_kernel: KernelCapability, events: StrandEvents) -> bool {
+pub fn publish_events(_kernel: KernelCapability, events: KernelEvents) -> bool {
     let mut published = false;
     EVENTS.call_once(|| {
         published = true;
-        events
+        let public = events.public();
+        (events, public)
     });
     published
 }
 
-/// The events, once published.
+/// The events, once published, to install handlers on.
 pub fn events() -> Option<&'static StrandEvents> {
-    EVENTS.get()
+    EVENTS.get().map(|(_, public)| public)
 }
 
-/// Raises a signal (nothing happens before the events are published). A
-/// raise cannot fail for lack of a handler (each has its original); other
-/// failures are ignored, because the state change already happened.
-pub fn raise(which: Signal, signal: &StrandSignal) {
-    if let Some(events) = events() {
+/// Raises a signal (kernel only; nothing happens before the events are
+/// published). A raise cannot fail for lack of a handler (each has its
+/// original); other failures are ignored, because the state change already
+/// happened.
+pub fn raise(_kernel: KernelCapability, which: Signal, signal: &StrandSignal) {
+    if let Some((events, _)) = EVENTS.get() {
         let _ = events.signal(which).raise(signal);
     }
 }
 
-/// Raises `Sched.PickNext`; before the events are published, round-robin's
-/// answer.
-pub fn ask_policy(args: &PickArgs) -> Result<Pick, RaiseError> {
-    match events() {
-        Some(events) => events.pick_next.raise(args),
+/// Raises `Sched.PickNext` (kernel only); before the events are published,
+/// round-robin's answer.
+pub fn ask_policy(_kernel: KernelCapability, args: &PickArgs) -> Result<Pick, RaiseError> {
+    match EVENTS.get() {
+        Some((events, _)) => events.pick_next.raise(args),
         None => Ok(round_robin(args)),
     }
 }

@@ -71,8 +71,8 @@ pub mod table;
 
 pub use error::{PolicyError, StrandError};
 pub use events::{
-    BLOCK_EVENT, CHECKPOINT_EVENT, Candidate, Cause, PICK_NEXT_EVENT, Pick, PickArgs, RESUME_EVENT,
-    Signal, StrandEvents, StrandSignal, UNBLOCK_EVENT,
+    BLOCK_EVENT, CHECKPOINT_EVENT, Candidate, Cause, KernelEvents, PICK_NEXT_EVENT, Pick, PickArgs,
+    RESUME_EVENT, Signal, StrandEvents, StrandSignal, UNBLOCK_EVENT,
 };
 pub use id::{BlockReason, CpuId, ExitReason, PolicyId, PolicyInfo, State, StrandId, StrandInfo};
 pub use queue::{QueueKey, RunQueue};
@@ -81,5 +81,5 @@ pub use service::{
     block, can_block, current, current_waker, info, list, now_ns, policies, policy_named,
     policy_of_principal, register_policy, sleep, sleep_until_ns, yield_now,
 };
-pub use sync::{Condvar, IrqLock, Mutex, MutexGuard, Semaphore};
+pub use sync::{Condvar, Mutex, MutexGuard, Semaphore};
 pub use table::{MAX_TICKETS, ROUND_ROBIN_NAME, StrandTable};

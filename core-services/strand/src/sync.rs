@@ -1,6 +1,5 @@
 //! Synchronisation built on the service's block and wake: a blocking
-//! [`Mutex`], a [`Condvar`], a counting [`Semaphore`], and [`IrqLock`], the
-//! spin lock to share data with interrupt-context handlers. All safe code.
+//! [`Mutex`], a [`Condvar`] and a counting [`Semaphore`]. All safe code.
 //!
 //! **The protocol.** A waiter puts its id on the primitive's wait list,
 //! re-checks the condition, and blocks ([`crate::block`]). Whoever changes
@@ -18,7 +17,15 @@
 //! their quanta.
 //!
 //! Blocking operations return [`StrandError::CannotBlock`] where blocking
-//! is impossible (interrupt handlers, code holding an [`IrqLock`]).
+//! is impossible (interrupt handlers, interrupts disabled).
+//!
+//! **Sharing data with handlers that run in interrupt context** (the
+//! `Strand.*` signals, `Sched.PickNext`, `Clock.Tick`): the handler uses
+//! `spin::Mutex::try_lock` and gives up (passes, skips) if the lock is
+//! taken, because the holder may be the very strand it interrupted.
+//! Extensions get no lock that disables interrupts: code that can turn
+//! interrupts off can no longer be preempted or stopped by the timer. The
+//! service's own short critical sections use one internally (`IrqLock`).
 
 use alloc::collections::VecDeque;
 use core::ops::{Deref, DerefMut};
@@ -28,31 +35,31 @@ use crate::id::{BlockReason, StrandId};
 use crate::service::{self, platform};
 
 /// A spin lock that disables interrupts while it is held, so that the
-/// same data can be used from strands and from interrupt-context handlers
-/// (`Sched.PickNext`, `Clock.Tick`, the `Strand.*` signals) without the
-/// interrupt spinning forever on a lock its own CPU holds. Hold it briefly
-/// and never block while holding it.
-pub struct IrqLock<T> {
+/// wait lists and permit counts can be used from strands and from
+/// interrupt handlers (a semaphore released by an interrupt) without the
+/// interrupt spinning forever on a lock its own CPU holds. Crate-internal:
+/// held only across a few instructions of this module.
+pub(crate) struct IrqLock<T> {
     inner: spin::Mutex<T>,
 }
 
 /// Access to the data of an [`IrqLock`]; interrupts are restored when it
 /// is dropped.
-pub struct IrqLockGuard<'a, T> {
+pub(crate) struct IrqLockGuard<'a, T> {
     guard: Option<spin::MutexGuard<'a, T>>,
     were_enabled: bool,
 }
 
 impl<T> IrqLock<T> {
     /// A lock around `value`.
-    pub const fn new(value: T) -> Self {
+    pub(crate) const fn new(value: T) -> Self {
         Self {
             inner: spin::Mutex::new(value),
         }
     }
 
     /// Disables interrupts and takes the lock.
-    pub fn lock(&self) -> IrqLockGuard<'_, T> {
+    pub(crate) fn lock(&self) -> IrqLockGuard<'_, T> {
         let were_enabled = platform().is_ok_and(|p| p.interrupts_disable());
         IrqLockGuard {
             guard: Some(self.inner.lock()),

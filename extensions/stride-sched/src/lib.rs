@@ -17,9 +17,11 @@
 //! burst); one that exits is forgotten. Unloading retires the policy: the
 //! kernel moves every strand it held back to round-robin.
 //!
-//! Handlers run with interrupts disabled (often in the timer interrupt), so
-//! the state is behind an `IrqLock`, and the shell command that reads it
-//! takes the same lock.
+//! Handlers run with interrupts disabled (often in the timer interrupt) and
+//! must never wait for the strand they interrupted: they only `try_lock`
+//! the state. If the shell command `stride` holds it at that instant, the
+//! decision passes (round-robin's answer runs once) — a lost decision, not
+//! a deadlock.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -29,7 +31,7 @@ use alloc::collections::BTreeMap;
 
 use spindle_sdk::prelude::*;
 use spindle_sdk::spin::Mutex;
-use spindle_sdk::strand::{self, Cause, IrqLock, Pick, PickArgs, Policy, StrandId, StrandSignal};
+use spindle_sdk::strand::{self, Cause, Pick, PickArgs, Policy, StrandId, StrandSignal};
 
 /// The stride of a strand with one ticket.
 const STRIDE1: u64 = 1 << 20;
@@ -59,7 +61,7 @@ struct Stride {
     decisions: u64,
 }
 
-static STATE: IrqLock<Option<Stride>> = IrqLock::new(None);
+static STATE: Mutex<Option<Stride>> = Mutex::new(None);
 
 /// What `exit` must undo.
 struct Installed {
@@ -74,7 +76,9 @@ static INSTALLED: Mutex<Option<Installed>> = Mutex::new(None);
 /// `Sched.PickNext` for the policy's class: the ready strand with the
 /// lowest pass.
 fn pick(args: &PickArgs) -> Pick {
-    let mut state = STATE.lock();
+    let Some(mut state) = STATE.try_lock() else {
+        return Pick::Pass;
+    };
     let Some(stride) = state.as_mut() else {
         return Pick::Pass;
     };
@@ -114,7 +118,9 @@ fn pick(args: &PickArgs) -> Pick {
 /// `Strand.Unblock` for the policy's strands: a woken strand resumes at
 /// the policy's virtual time at the earliest.
 fn on_unblock(signal: &StrandSignal) {
-    if let Some(stride) = STATE.lock().as_mut() {
+    if let Some(mut state) = STATE.try_lock()
+        && let Some(stride) = state.as_mut()
+    {
         let now = stride.virtual_time;
         if let Some(client) = stride.clients.get_mut(&signal.strand) {
             client.pass = client.pass.max(now);
@@ -126,7 +132,8 @@ fn on_unblock(signal: &StrandSignal) {
 /// those that exit.
 fn on_leave(signal: &StrandSignal) {
     if let Cause::Exited(_) = signal.cause
-        && let Some(stride) = STATE.lock().as_mut()
+        && let Some(mut state) = STATE.try_lock()
+        && let Some(stride) = state.as_mut()
     {
         stride.clients.remove(&signal.strand);
     }

@@ -64,7 +64,9 @@ pub fn init() {
     let spawner = super::spawn_essential("async-spawner", spawner_loop)
         .unwrap_or_else(|e| panic!("creating the asynchronous-handler spawner: {e}"));
     SPAWNER.store(spawner.as_u64(), Ordering::Relaxed);
-    if dispatcher::set_global_executor(Arc::new(StrandExecutor)).is_err() {
+    if dispatcher::set_global_executor(crate::events::capability(), Arc::new(StrandExecutor))
+        .is_err()
+    {
         log::error!("a global executor was installed before the kernel's");
     }
 }

@@ -82,6 +82,11 @@ static STARTED: AtomicBool = AtomicBool::new(false);
 static REAPER: AtomicU64 = AtomicU64::new(0);
 static TICK_BINDING: spin::Once<Binding<u64, ()>> = spin::Once::new();
 
+/// Raises one of the service's signals.
+fn raise(which: Signal, signal: &strand::StrandSignal) {
+    signals::raise(crate::events::capability(), which, signal);
+}
+
 /// Runs `f` on the strand table and this CPU's run queue, with interrupts
 /// disabled. `f` must not raise events or call back into this module.
 fn locked<R>(f: impl FnOnce(&mut Table, &mut RunQueue) -> R) -> R {
@@ -189,7 +194,7 @@ fn spawn_strand(request: SpawnRequest, essential: bool) -> Result<StrandId, (Str
     match locked(|t, rq| t.insert(new, rq)) {
         Ok((id, signal)) => {
             if let Some(signal) = signal {
-                signals::raise(Signal::Unblock, &signal);
+                raise(Signal::Unblock, &signal);
             }
             Ok(id)
         }
@@ -260,7 +265,9 @@ fn schedule(cause: Cause) {
         }
         t.choose(rq)
     });
-    let answer = args.as_ref().map(signals::ask_policy);
+    let answer = args
+        .as_ref()
+        .map(|args| signals::ask_policy(crate::events::capability(), args));
     let switch = locked(|t, rq| {
         let committed = match (&args, answer) {
             (Some(args), Some(answer)) => t.commit(args, answer, rq),
@@ -305,8 +312,8 @@ fn schedule(cause: Cause) {
     let Some((next, save, load, bounds, outgoing, resume)) = switch else {
         return;
     };
-    signals::raise(Signal::Checkpoint, &outgoing);
-    signals::raise(Signal::Resume, &resume);
+    raise(Signal::Checkpoint, &outgoing);
+    raise(Signal::Resume, &resume);
     cpu.switch_in(next, bounds, rdtsc());
     // Catch frames are the strand's: keep ours on our stack meanwhile.
     let depth = StrandDepth::save();
@@ -368,7 +375,7 @@ fn wake(id: StrandId) -> Result<(), StrandError> {
     let cpu = cpu::current();
     match locked(|t, rq| t.wake(id, rq))? {
         Woken::Readied(signal) => {
-            signals::raise(Signal::Unblock, &signal);
+            raise(Signal::Unblock, &signal);
             if cpu.current_strand() == cpu.idle_strand() {
                 cpu.request_resched();
             }
@@ -387,7 +394,7 @@ fn park(reason: BlockReason) -> Result<(), StrandError> {
     let me = cpu::current().current_strand();
     let blocked = locked(|t, _| t.block(me, reason));
     if let Ok(Blocked::Now(signal)) = blocked {
-        signals::raise(Signal::Block, &signal);
+        raise(Signal::Block, &signal);
         schedule(Cause::Blocked(reason));
     }
     interrupts::enable();
@@ -404,7 +411,7 @@ fn exit_current(reason: ExitReason) -> ! {
         (exited, t.wake(reaper, rq))
     });
     if let (_, Ok(Woken::Readied(signal))) = woken {
-        signals::raise(Signal::Unblock, &signal);
+        raise(Signal::Unblock, &signal);
     }
     schedule(Cause::Exited(reason));
     panic!("strand {me} ran again after it exited ({})", reason.name());
@@ -420,17 +427,15 @@ fn kill(id: StrandId) -> Result<(), StrandError> {
     });
     match stopped? {
         Stopped::Done(signal) => {
-            signals::raise(Signal::Block, &signal);
+            raise(Signal::Block, &signal);
             if let Some(Ok(Woken::Readied(signal))) = woken {
-                signals::raise(Signal::Unblock, &signal);
+                raise(Signal::Unblock, &signal);
             }
             Ok(())
         }
         // Killing oneself from a handler that runs with interrupts off (an
         // exception's own stack, perhaps) is refused like blocking there.
-        Stopped::Running if id == me && !interrupts::are_enabled() => {
-            Err(StrandError::CannotBlock)
-        }
+        Stopped::Running if id == me && !interrupts::are_enabled() => Err(StrandError::CannotBlock),
         Stopped::Running if id == me => exit_current(ExitReason::Killed),
         Stopped::Running => Err(StrandError::NotReady(id)),
     }
@@ -440,7 +445,7 @@ fn suspend(id: StrandId) -> Result<(), StrandError> {
     let me = cpu::current().current_strand();
     match locked(|t, rq| t.suspend(id, rq))? {
         Stopped::Done(signal) => {
-            signals::raise(Signal::Block, &signal);
+            raise(Signal::Block, &signal);
             Ok(())
         }
         Stopped::Running if id == me => park(BlockReason::Suspended),

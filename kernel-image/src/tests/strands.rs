@@ -530,7 +530,7 @@ fn a_hostile_policy_is_overruled_and_loses_no_strand() -> KtestResult {
         .install(&principal, |_| Pick::Strand(StrandId::from_u64(u64::MAX)))
         .map_err(failure)?;
     // A scheduler sees the signals of its own strands only.
-    let seen = Arc::new(strand::IrqLock::new(Vec::new()));
+    let seen = Arc::new(spin::Mutex::new(Vec::new()));
     let s = seen.clone();
     let observer = events
         .checkpoint
