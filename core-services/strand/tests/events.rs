@@ -87,8 +87,10 @@ fn a_scheduler_sees_only_its_strands_and_an_observer_sees_all() {
     );
 }
 
-fn pick_event(kernel: &Principal) -> Event<PickArgs, Pick> {
-    let (event, authority) = Event::<PickArgs, Pick>::builder("Test.PickNext")
+/// A `Sched.PickNext` look-alike; each test names its own (tests run in
+/// parallel, and names are unique while the event lives).
+fn pick_event(name: &str, kernel: &Principal) -> Event<PickArgs, Pick> {
+    let (event, authority) = Event::<PickArgs, Pick>::builder(name)
         .original(round_robin)
         .result_handler(Pick::combine)
         .declare(kernel)
@@ -102,7 +104,7 @@ fn pick_event(kernel: &Principal) -> Event<PickArgs, Pick> {
 #[test]
 fn only_schedulers_answer_pick_next_each_for_its_own_class() {
     let kernel = issuer().issue("kernel");
-    let pick = pick_event(&kernel);
+    let pick = pick_event("Test.PickNextAuthority", &kernel);
     let observer = issuer().issue("nosy");
     match pick.install(&observer, |_| Pick::Pass) {
         Err(InstallError::Denied { reason }) => assert!(reason.contains("registered")),
@@ -167,7 +169,7 @@ fn the_table_follows_a_good_answer_and_refuses_bad_ones() {
     let b = spawn(policy, 3, Start::Ready);
     let rr = spawn(PolicyId::ROUND_ROBIN, 1, Start::Ready);
 
-    let pick = pick_event(&kernel);
+    let pick = pick_event("Test.PickNextTable", &kernel);
     let answer = Arc::new(Mutex::new(Pick::Pass));
     let a2 = answer.clone();
     let _binding = pick
@@ -196,39 +198,46 @@ fn the_table_follows_a_good_answer_and_refuses_bad_ones() {
     let commit = table.commit(&args, pick.raise(&args), &mut rq).unwrap();
     assert_eq!((commit.strand, commit.rejected), (b, None));
 
+    // Turns the classes until it is the policy's turn; returns its args.
+    let mut current = commit.strand;
+    let policy_turn =
+        |table: &mut StrandTable<()>, rq: &mut RunQueue, current: &mut StrandId| loop {
+            table.requeue(*current, rq).unwrap();
+            let args = table.choose(rq).unwrap();
+            if args.policy == policy {
+                return args;
+            }
+            *current = table.commit(&args, pick.raise(&args), rq).unwrap().strand;
+        };
+
     // Bad answers: a strand that does not exist, one of round-robin's.
-    for (bad, why) in [
-        (StrandId::from_u64(999), Rejection::NoSuchStrand),
-        (running, Rejection::OtherClass),
-    ] {
+    for bad in [StrandId::from_u64(999), running] {
         *answer.lock().unwrap() = Pick::Strand(bad);
-        table.requeue(commit.strand, &mut rq).unwrap();
-        // Serve round-robin's turn first.
-        let args = table.choose(&rq).unwrap();
-        let first = table.commit(&args, pick.raise(&args), &mut rq).unwrap();
-        table.requeue(first.strand, &mut rq).unwrap();
-        let args = table.choose(&rq).unwrap();
-        assert_eq!(args.policy, policy);
+        let args = policy_turn(&mut table, &mut rq, &mut current);
+        let why = match table.get(bad).map(|r| r.state()) {
+            None => Rejection::NoSuchStrand,
+            Some(strand::State::Ready) => Rejection::OtherClass,
+            Some(_) => Rejection::NotReady,
+        };
         let refused = table.commit(&args, pick.raise(&args), &mut rq).unwrap();
         assert_eq!(refused.rejected, Some(why));
         assert_eq!(refused.strand, args.round_robin);
-        table.requeue(refused.strand, &mut rq).unwrap();
-        let args = table.choose(&rq).unwrap();
-        let back = table.commit(&args, pick.raise(&args), &mut rq).unwrap();
-        table.requeue(back.strand, &mut rq).unwrap();
-        let args = table.choose(&rq).unwrap();
-        let last = table.commit(&args, Ok(Pick::Pass), &mut rq).unwrap();
-        assert_eq!(last.rejected, Some(Rejection::NoAnswer));
+        current = refused.strand;
         table.check(&rq).unwrap();
-        let _ = last;
     }
+    // No answer at all (every handler passed): round-robin's choice.
+    let args = policy_turn(&mut table, &mut rq, &mut current);
+    let passed = table.commit(&args, Ok(Pick::Pass), &mut rq).unwrap();
+    assert_eq!(passed.rejected, Some(Rejection::NoAnswer));
+    assert_eq!(passed.strand, args.round_robin);
+    table.check(&rq).unwrap();
+
     let info = table
         .policy_infos()
         .into_iter()
         .find(|p| p.id == policy)
         .unwrap();
-    assert_eq!(info.picks, 1);
-    assert!(info.rejected >= 2, "{info:?}");
+    assert_eq!((info.picks, info.rejected), (1, 3), "{info:?}");
     assert_eq!(info.strands, 2);
 
     // Retiring the policy returns a and b to round-robin, in order.
