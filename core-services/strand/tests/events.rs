@@ -200,15 +200,14 @@ fn the_table_follows_a_good_answer_and_refuses_bad_ones() {
 
     // Turns the classes until it is the policy's turn; returns its args.
     let mut current = commit.strand;
-    let policy_turn =
-        |table: &mut StrandTable<()>, rq: &mut RunQueue, current: &mut StrandId| loop {
-            table.requeue(*current, rq).unwrap();
-            let args = table.choose(rq).unwrap();
-            if args.policy == policy {
-                return args;
-            }
-            *current = table.commit(&args, pick.raise(&args), rq).unwrap().strand;
-        };
+    let policy_turn = |table: &mut StrandTable<()>, rq: &mut RunQueue, current: &mut StrandId| loop {
+        table.requeue(*current, rq).unwrap();
+        let args = table.choose(rq).unwrap();
+        if args.policy == policy {
+            return args;
+        }
+        *current = table.commit(&args, pick.raise(&args), rq).unwrap().strand;
+    };
 
     // Bad answers: a strand that does not exist, one of round-robin's.
     for bad in [StrandId::from_u64(999), running] {

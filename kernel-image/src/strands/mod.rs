@@ -38,20 +38,23 @@
 
 mod executor;
 pub mod overflow;
+mod platform;
 pub mod stack;
+mod timer;
+
+use timer::on_tick;
+pub use timer::{sleep_ticks, sleep_until};
 
 use alloc::boxed::Box;
 use alloc::string::String;
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use dispatcher::{Binding, Principal, PrincipalId};
+use dispatcher::{Binding, Principal};
 use strand::events::{self as signals, Signal};
 use strand::service::{Entry, SpawnRequest};
 use strand::table::{Blocked, Join, NewStrand, Start, Stopped, Woken};
 use strand::{
-    BlockReason, Cause, ExitReason, Platform, PolicyError, PolicyId, PolicyInfo, RunQueue,
-    StrandError, StrandId, StrandInfo, StrandTable,
+    BlockReason, Cause, ExitReason, PolicyId, RunQueue, StrandError, StrandId, StrandTable,
 };
 use x86_64::instructions::interrupts;
 
@@ -111,7 +114,7 @@ fn started() -> bool {
 /// once, after the events are declared and the timer runs.
 pub fn init(name: &str) {
     let capability = crate::events::authority().issuer.kernel_capability();
-    strand::service::set_platform(capability, &PLATFORM);
+    strand::service::set_platform(capability, &platform::PLATFORM);
     let cpu = cpu::current();
     let adopt = |name: &str, start, machine| NewStrand {
         name: String::from(name),
@@ -335,41 +338,6 @@ pub fn preempt_point() {
     }
 }
 
-/// The scheduler's handler on `Clock.Tick` (in the timer interrupt): wakes
-/// the sleepers whose time has come, and asks for a switch when the current
-/// strand's quantum is used up (or the CPU idles) and another is ready.
-fn on_tick(_tick: &u64) {
-    if !started() {
-        return;
-    }
-    let cpu = cpu::current();
-    let now = crate::time::uptime_ns();
-    loop {
-        let due = {
-            let mut sleepers = cpu.sleepers.lock();
-            let first = sleepers.first().copied().filter(|&(at, _)| at <= now);
-            if let Some(entry) = first {
-                sleepers.remove(&entry);
-                if sleepers.is_empty() {
-                    *sleepers = alloc::collections::BTreeSet::new();
-                }
-            }
-            first
-        };
-        match due {
-            // A sleeper killed meanwhile is simply gone.
-            Some((_, id)) => drop(wake(id)),
-            None => break,
-        }
-    }
-    locked(|t, _| t.charge_tick(cpu.current_strand()));
-    let used = cpu.tick_quantum();
-    let others_ready = !cpu.run_queue.lock().is_empty();
-    if others_ready && (used >= QUANTUM_TICKS || cpu.current_strand() == cpu.idle_strand()) {
-        cpu.request_resched();
-    }
-}
-
 /// Makes `id` ready (or leaves it a pending wakeup).
 fn wake(id: StrandId) -> Result<(), StrandError> {
     let cpu = cpu::current();
@@ -463,34 +431,6 @@ fn join(target: StrandId) -> Result<(), StrandError> {
     }
 }
 
-/// Sleeps until the clock reads `deadline_ns`.
-pub fn sleep_until(deadline_ns: u64) -> Result<(), StrandError> {
-    if !started() || !interrupts::are_enabled() {
-        return Err(StrandError::CannotBlock);
-    }
-    let cpu = cpu::current();
-    let me = cpu.current_strand();
-    while crate::time::uptime_ns() < deadline_ns {
-        interrupts::without_interrupts(|| cpu.sleepers.lock().insert((deadline_ns, me)));
-        let parked = park(BlockReason::Sleep);
-        interrupts::without_interrupts(|| {
-            let mut sleepers = cpu.sleepers.lock();
-            sleepers.remove(&(deadline_ns, me));
-            if sleepers.is_empty() {
-                *sleepers = alloc::collections::BTreeSet::new();
-            }
-        });
-        parked?;
-    }
-    Ok(())
-}
-
-/// Sleeps for `ticks` timer ticks (at least until the next tick).
-pub fn sleep_ticks(ticks: u64) -> Result<(), StrandError> {
-    let tick_ns = 1_000_000_000 / crate::arch::apic::TIMER_HZ;
-    sleep_until(crate::time::uptime_ns() + ticks.max(1) * tick_ns)
-}
-
 /// Lets other ready strands run. Only from thread context: in an interrupt
 /// or exception handler (interrupts disabled) it does nothing, so no switch
 /// ever happens on an exception's own stack.
@@ -546,98 +486,4 @@ pub fn spawn_kernel(
     strand::Builder::new(name)
         .stack_size(stack_size)
         .spawn(&kernel(), entry)
-}
-
-/// The kernel's half of the strand service.
-struct KernelPlatform;
-
-static PLATFORM: KernelPlatform = KernelPlatform;
-
-impl Platform for KernelPlatform {
-    fn current(&self) -> Option<StrandId> {
-        started().then(|| cpu::current().current_strand())
-    }
-
-    fn can_block(&self) -> bool {
-        started() && interrupts::are_enabled()
-    }
-
-    fn park(&self, reason: BlockReason) -> Result<(), StrandError> {
-        park(reason)
-    }
-
-    fn wake(&self, id: StrandId) -> Result<(), StrandError> {
-        wake(id)
-    }
-
-    fn yield_now(&self) {
-        yield_now();
-    }
-
-    fn sleep_until(&self, deadline_ns: u64) -> Result<(), StrandError> {
-        sleep_until(deadline_ns)
-    }
-
-    fn now_ns(&self) -> u64 {
-        crate::time::uptime_ns()
-    }
-
-    fn spawn(&self, request: SpawnRequest) -> Result<StrandId, StrandError> {
-        spawn_strand(request, false).map_err(|(e, _)| e)
-    }
-
-    fn kill(&self, id: StrandId) -> Result<(), StrandError> {
-        kill(id)
-    }
-
-    fn suspend(&self, id: StrandId) -> Result<(), StrandError> {
-        suspend(id)
-    }
-
-    fn join(&self, id: StrandId) -> Result<(), StrandError> {
-        join(id)
-    }
-
-    fn set_policy(&self, id: StrandId, policy: PolicyId, tickets: u32) -> Result<(), StrandError> {
-        locked(|t, rq| t.set_policy(id, policy, tickets, rq))
-    }
-
-    fn register_policy(&self, owner: &Principal, name: &str) -> Result<PolicyId, PolicyError> {
-        let id = locked(|t, _| t.register_policy(owner, name))?;
-        log::info!(
-            "scheduling policy {id} '{name}' registered by {}",
-            owner.name()
-        );
-        Ok(id)
-    }
-
-    fn retire_policy(&self, id: PolicyId) -> Result<usize, PolicyError> {
-        let moved = locked(|t, rq| t.retire_policy(id, rq))?;
-        log::info!("scheduling policy {id} retired; {moved} strand(s) back to round-robin");
-        Ok(moved)
-    }
-
-    fn policy_of(&self, principal: PrincipalId) -> Option<PolicyId> {
-        locked(|t, _| t.policy_of(principal))
-    }
-
-    fn strands(&self) -> Vec<StrandInfo> {
-        locked(|t, _| t.infos())
-    }
-
-    fn policies(&self) -> Vec<PolicyInfo> {
-        locked(|t, _| t.policy_infos())
-    }
-
-    fn interrupts_disable(&self) -> bool {
-        let were_enabled = interrupts::are_enabled();
-        interrupts::disable();
-        were_enabled
-    }
-
-    fn interrupts_restore(&self, were_enabled: bool) {
-        if were_enabled {
-            interrupts::enable();
-        }
-    }
 }

@@ -27,14 +27,17 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use dispatcher::{Principal, PrincipalId, RaiseError};
+use dispatcher::{Principal, RaiseError};
 
-use crate::error::{PolicyError, StrandError};
+use crate::error::StrandError;
 use crate::events::{Candidate, Cause, Pick, PickArgs, StrandSignal};
-use crate::id::{
-    BlockReason, CpuId, ExitReason, PolicyId, PolicyInfo, State, StrandId, StrandInfo,
-};
+use crate::id::{BlockReason, CpuId, ExitReason, PolicyId, State, StrandId, StrandInfo};
 use crate::queue::{QueueKey, RunQueue};
+
+mod inspect;
+mod policies;
+
+use policies::PolicyEntry;
 
 /// Most tickets one strand may hold.
 pub const MAX_TICKETS: u32 = 1 << 20;
@@ -154,14 +157,6 @@ impl<M> Record<M> {
             idle: self.idle,
         }
     }
-}
-
-struct PolicyEntry {
-    name: String,
-    owner: PrincipalId,
-    owner_name: String,
-    picks: u64,
-    rejected: u64,
 }
 
 /// What [`StrandTable::wake`] did.
@@ -584,90 +579,6 @@ impl<M> StrandTable<M> {
         Ok(())
     }
 
-    /// Registers a policy named `name` for `owner` (one per principal).
-    pub fn register_policy(
-        &mut self,
-        owner: &Principal,
-        name: &str,
-    ) -> Result<PolicyId, PolicyError> {
-        if name.is_empty()
-            || name.len() > MAX_POLICY_NAME
-            || !name.bytes().all(|b| b.is_ascii_graphic())
-            || name == ROUND_ROBIN_NAME
-        {
-            return Err(PolicyError::BadName);
-        }
-        if let Some(id) = self.policy_of(owner.id()) {
-            return Err(PolicyError::AlreadyRegistered(id));
-        }
-        if self.policies.values().any(|p| p.name == name) {
-            return Err(PolicyError::NameTaken(String::from(name)));
-        }
-        let id = PolicyId::from_u32(self.next_policy);
-        self.next_policy += 1;
-        self.policies.insert(
-            id,
-            PolicyEntry {
-                name: String::from(name),
-                owner: owner.id(),
-                owner_name: String::from(owner.name()),
-                picks: 0,
-                rejected: 0,
-            },
-        );
-        Ok(id)
-    }
-
-    /// Retires a policy: every strand that opted into it goes back to
-    /// round-robin (ready ones keep their relative order, at the back of
-    /// the round-robin class). Returns how many strands moved.
-    pub fn retire_policy(&mut self, id: PolicyId, rq: &mut RunQueue) -> Result<usize, PolicyError> {
-        if self.policies.remove(&id).is_none() {
-            return Err(PolicyError::NotFound(id));
-        }
-        if self.policies.is_empty() {
-            self.policies = BTreeMap::new();
-        }
-        let queued: Vec<(QueueKey, StrandId)> = rq.members(id).collect();
-        for (key, strand) in queued {
-            rq.remove(key);
-            let new_key = rq.push_back(PolicyId::ROUND_ROBIN, strand);
-            if let Some(record) = self.records.get_mut(&strand) {
-                record.queued = Some(new_key);
-            }
-        }
-        let mut moved = 0;
-        for record in self.records.values_mut().filter(|r| r.policy == id) {
-            record.policy = PolicyId::ROUND_ROBIN;
-            moved += 1;
-        }
-        Ok(moved)
-    }
-
-    /// The policy `principal` registered, if any.
-    pub fn policy_of(&self, principal: PrincipalId) -> Option<PolicyId> {
-        self.policies
-            .iter()
-            .find(|(_, entry)| entry.owner == principal)
-            .map(|(id, _)| *id)
-    }
-
-    /// The policy registered under `name` (`round-robin` is the built-in).
-    pub fn policy_named(&self, name: &str) -> Option<PolicyId> {
-        if name == ROUND_ROBIN_NAME {
-            return Some(PolicyId::ROUND_ROBIN);
-        }
-        self.policies
-            .iter()
-            .find(|(_, entry)| entry.name == name)
-            .map(|(id, _)| *id)
-    }
-
-    /// The most recently registered policy, if any.
-    pub fn newest_policy(&self) -> Option<PolicyId> {
-        self.policies.keys().next_back().copied()
-    }
-
     /// Registers `joiner` to be woken when `target` is gone.
     pub fn add_joiner(&mut self, target: StrandId, joiner: StrandId) -> Result<Join, StrandError> {
         if target == joiner {
@@ -729,110 +640,6 @@ impl<M> StrandTable<M> {
         if let Some(record) = self.records.get_mut(&id) {
             record.switches += 1;
         }
-    }
-
-    /// The live strands `principal` spawned.
-    pub fn owned_by(&self, principal: PrincipalId) -> Vec<StrandId> {
-        self.records
-            .values()
-            .filter(|r| r.owner.id() == principal && !matches!(r.state, State::Exited(_)))
-            .map(|r| r.id)
-            .collect()
-    }
-
-    /// Every strand, by id.
-    pub fn infos(&self) -> Vec<StrandInfo> {
-        self.records.values().map(Record::info).collect()
-    }
-
-    /// One strand.
-    pub fn info(&self, id: StrandId) -> Option<StrandInfo> {
-        self.records.get(&id).map(Record::info)
-    }
-
-    /// Round-robin and every registered policy.
-    pub fn policy_infos(&self) -> Vec<PolicyInfo> {
-        let members = |policy: PolicyId| {
-            self.records
-                .values()
-                .filter(|r| r.policy == policy && !matches!(r.state, State::Exited(_)))
-                .count()
-        };
-        let mut infos = Vec::with_capacity(self.policies.len() + 1);
-        infos.push(PolicyInfo {
-            id: PolicyId::ROUND_ROBIN,
-            name: String::from(ROUND_ROBIN_NAME),
-            owner: None,
-            owner_name: String::from("kernel"),
-            strands: members(PolicyId::ROUND_ROBIN),
-            picks: 0,
-            rejected: 0,
-        });
-        infos.extend(self.policies.iter().map(|(id, entry)| PolicyInfo {
-            id: *id,
-            name: entry.name.clone(),
-            owner: Some(entry.owner),
-            owner_name: entry.owner_name.clone(),
-            strands: members(*id),
-            picks: entry.picks,
-            rejected: entry.rejected,
-        }));
-        infos
-    }
-
-    /// Checks the invariants of the [module docs](self) against `rq` (the
-    /// queue of every CPU the table's strands are on; one today).
-    pub fn check(&self, rq: &RunQueue) -> Result<(), String> {
-        let mut queued = 0;
-        for record in self.records.values() {
-            let id = record.id;
-            if record.policy != PolicyId::ROUND_ROBIN && !self.policies.contains_key(&record.policy)
-            {
-                return Err(alloc::format!(
-                    "strand {id} has unregistered policy {}",
-                    record.policy
-                ));
-            }
-            let should_queue = record.state == State::Ready && !record.idle;
-            match (should_queue, record.queued) {
-                (true, Some(key)) => {
-                    if rq.get(key) != Some(id) || key.class != record.policy {
-                        return Err(alloc::format!("strand {id}: queue entry {key:?} is wrong"));
-                    }
-                    queued += 1;
-                }
-                (false, None) => {}
-                (true, None) => return Err(alloc::format!("ready strand {id} is not queued")),
-                (false, Some(key)) => {
-                    return Err(alloc::format!(
-                        "strand {id} in state {} is queued at {key:?}",
-                        record.state
-                    ));
-                }
-            }
-            let zombie = matches!(record.state, State::Exited(_));
-            if zombie != self.zombies.contains(&id) {
-                return Err(alloc::format!("strand {id}: zombie list disagrees"));
-            }
-        }
-        if queued != rq.len() {
-            return Err(alloc::format!(
-                "run queue holds {} entries for {queued} ready strands",
-                rq.len()
-            ));
-        }
-        if self.zombies.len() > self.records.len() {
-            return Err(String::from("zombies without records"));
-        }
-        let running = self
-            .records
-            .values()
-            .filter(|r| r.state == State::Running)
-            .count();
-        if running > 1 {
-            return Err(alloc::format!("{running} strands running on one CPU"));
-        }
-        Ok(())
     }
 
     /// The signal about `id` with `cause`, for the kernel to raise.
