@@ -120,6 +120,58 @@ fn stride_sched_unloads_back_to_round_robin_leaving_memory_as_it_was() {
 }
 
 #[test]
+fn unloading_stride_sched_returns_the_strands_it_held_to_round_robin() {
+    let (mut session, _) = boot(Firmware::Bios);
+    let before = memory_figures(&command(&mut session, "mem"));
+    command(&mut session, "ext load stride-sched");
+    let ids: Vec<u64> = ["spawn spin 60 3", "spawn spin 60 1"]
+        .iter()
+        .map(|line| {
+            let out = command(&mut session, line);
+            assert!(out.contains("(spin, stride)"), "{out}");
+            number_after(&out, "spawned strand").expect("strand id")
+        })
+        .collect();
+    let sched = command(&mut session, "sched");
+    let stride_row = sched
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("stride"))
+        .unwrap_or_else(|| panic!("{sched}"));
+    for id in &ids {
+        assert!(stride_row.contains(&format!("{id}(spin)")), "{sched}");
+    }
+    let unload = command(&mut session, "ext unload stride-sched");
+    assert!(
+        unload.contains("stride-sched: 2 strand(s) returned to round-robin"),
+        "{unload}"
+    );
+    let strands = command(&mut session, "strands");
+    for id in &ids {
+        let row = strands
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(&id.to_string()))
+            .unwrap_or_else(|| panic!("strand {id} lost:\n{strands}"));
+        assert!(row.contains("round-robin"), "{row}");
+    }
+    let sched = command(&mut session, "sched");
+    let rr_row = sched
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("round-robin"))
+        .unwrap_or_else(|| panic!("{sched}"));
+    for id in &ids {
+        assert_eq!(
+            rr_row.matches(&format!(" {id}(spin)")).count(),
+            1,
+            "strand {id} not exactly once under round-robin:\n{sched}"
+        );
+    }
+    for id in &ids {
+        assert!(command(&mut session, &format!("kill {id}")).contains("killed strand"));
+    }
+    assert_eq!(memory_figures(&command(&mut session, "mem")), before);
+}
+
+#[test]
 fn a_stack_overflow_stops_only_that_strand() {
     let (mut session, _) = boot(Firmware::Bios);
     let before = memory_figures(&command(&mut session, "mem"));

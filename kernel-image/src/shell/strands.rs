@@ -21,8 +21,8 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "spawn",
-        usage: "spawn spin SECONDS | sleep SECONDS | overflow",
-        help: "start a demo strand (overflow: recurse into the guard page)",
+        usage: "spawn spin SECONDS [TICKETS] | sleep SECONDS | overflow",
+        help: "start a demo strand (TICKETS: under the policy in force; overflow: recurse into the guard page)",
         run: spawn,
     },
     Command {
@@ -105,13 +105,20 @@ fn recurse(depth: u64) -> u64 {
 fn spawn(args: &[&str]) -> Result<(), String> {
     const STACK: usize = 16 * 1024;
     let spawned = match args {
-        ["spin", secs] => {
+        ["spin", secs] | ["spin", secs, _] => {
             let deadline = time::uptime_ns() + seconds(secs)? * 1_000_000_000;
-            strands::spawn_kernel("spin", STACK, move || {
-                while time::uptime_ns() < deadline {
-                    core::hint::spin_loop();
-                }
-            })
+            let policy = match args.get(2) {
+                Some(count) => (policy_in_force(&strand::policies()).id, tickets(count)?),
+                None => (PolicyId::ROUND_ROBIN, 1),
+            };
+            strand::Builder::new("spin")
+                .stack_size(STACK)
+                .policy(policy.0, policy.1)
+                .spawn(&crate::events::authority().kernel, move || {
+                    while time::uptime_ns() < deadline {
+                        core::hint::spin_loop();
+                    }
+                })
         }
         ["sleep", secs] => {
             let secs = seconds(secs)?;
@@ -124,11 +131,14 @@ fn spawn(args: &[&str]) -> Result<(), String> {
         ["overflow"] => strands::spawn_kernel("overflow", STACK, || {
             core::hint::black_box(recurse(0));
         }),
-        _ => return Err("expected spin SECONDS, sleep SECONDS or overflow".into()),
+        _ => return Err("expected spin SECONDS [TICKETS], sleep SECONDS or overflow".into()),
     };
     let strand = spawned.map_err(|e| e.to_string())?;
-    let name = strand.info().map(|i| i.name).unwrap_or_default();
-    println!("spawned strand {} ({name})", strand.id());
+    let policies = strand::policies();
+    let (name, policy) = strand.info().map_or_else(Default::default, |i| {
+        (i.name, policy_name(&policies, i.policy))
+    });
+    println!("spawned strand {} ({name}, {policy})", strand.id());
     if args[0] == "overflow" {
         strand.join().map_err(|e| e.to_string())?;
         println!("strand {} is gone; the shell goes on", strand.id());
