@@ -90,7 +90,8 @@ pub use domain::{
 pub use error::{Error, Result, UnresolvedSymbol};
 pub use layout::{LinkOptions, Plan, SegmentBases, SegmentKind, SegmentSpec};
 pub use link::{
-    FnResolver, LinkStats, LinkedImage, PlacedSection, ResolvedImport, Resolver, Segment,
+    FnResolver, LinkStats, LinkedImage, PlacedFunction, PlacedSection, ResolvedImport, Resolver,
+    Segment,
 };
 pub use module::{Export, SymbolBinding, SymbolKind};
 pub use object::{Import, Limits, Object};
