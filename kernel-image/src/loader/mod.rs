@@ -150,6 +150,9 @@ struct Loaded {
     context: ExtensionContext,
     exit: ExitFn,
     mapping: Mapping,
+    /// In the debug registry (symbols for backtraces and debuggers) until
+    /// dropped, which must happen before the image is unmapped.
+    debug: crate::debug::extensions::Registration,
     depends_on: Vec<String>,
     report: LoadReport,
 }
@@ -405,6 +408,8 @@ impl Loader {
                 return Err(e);
             }
         };
+        // Symbols for backtraces and debuggers, before any of its code runs.
+        let debug = crate::debug::extensions::register(name, &plan, &image, range.clone());
         drop(image);
 
         // 6. Run init under a fresh principal.
@@ -428,6 +433,7 @@ impl Loader {
             );
             drop(context);
             if wait_for_bindings(&|| principal.alive_binding_objects()) {
+                drop(debug);
                 memory::unmap_image(mapping);
                 self.region.release(&range);
             } else {
@@ -443,6 +449,7 @@ impl Loader {
             context,
             exit,
             mapping,
+            debug,
             depends_on,
             report: report.clone(),
         });
@@ -494,6 +501,7 @@ impl Loader {
         }
         drop(principal);
         let range = extension.mapping.range.clone();
+        drop(extension.debug);
         memory::unmap_image(extension.mapping);
         self.region.release(&range);
         drop(extension.domain);
