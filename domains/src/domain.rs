@@ -24,7 +24,7 @@
 //! * [`Domain::destroy`] (and [`DomainRegistry::destroy`](crate::DomainRegistry::destroy),
 //!   which refuses while other domains import from it).
 //!
-//! Linking ([`Plan::link`](crate::Plan::link)) takes the target domain as
+//! Linking ([`LinkPlan::link`](crate::LinkPlan::link)) takes the target domain as
 //! its [`Resolver`]: an object links only against what its domain was
 //! resolved to, so a symbol outside the domains searched (a kernel-internal
 //! one) fails to link, and the error names it.
@@ -372,7 +372,7 @@ fn require_placed(d: &Domain) -> Result<()> {
 /// SPIN's `Resolve`: binds every unresolved import of `target` that
 /// `source` exports (ambiguous exports are skipped). Partial: names the
 /// source lacks stay unresolved, for another source or for the error of
-/// [`resolve_all`] / [`Plan::link`](crate::Plan::link). Fails only if
+/// [`resolve_all`] / [`LinkPlan::link`](crate::LinkPlan::link). Fails only if
 /// `source` is not placed.
 pub fn resolve(source: &Domain, target: &mut Domain) -> Result<ResolveStats> {
     require_placed(source)?;

@@ -5,8 +5,8 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 use crate::error::{Error, Result, UnresolvedSymbol};
-use crate::layout::{GOT_SLOT, Plan, SegmentBases, SegmentKind, seg_index};
-use crate::object::{Def, Object, Placement, Section};
+use crate::layout::{GOT_SLOT, LinkPlan, SegmentBases, SegmentKind, seg_index};
+use crate::object::{Def, Object, Section, SectionClass};
 use crate::reloc::{self, Relaxation, RelocKind, STUB_SIZE};
 use crate::symtab::SymbolTable;
 use goblin::elf::sym::STT_FUNC;
@@ -97,7 +97,7 @@ pub struct PlacedSection {
 }
 
 /// A function of a linked object and its address (see
-/// [`Plan::placed_functions`]).
+/// [`LinkPlan::placed_functions`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PlacedFunction<'a> {
     /// The symbol name, mangled, as the object spells it.
@@ -155,6 +155,10 @@ impl LinkStats {
 #[derive(Clone, Debug)]
 pub struct LinkedImage {
     segments: [Segment; 3],
+    /// The object's functions at their addresses, sorted: (address, size,
+    /// range of the name in `function_names`).
+    functions: Vec<(u64, u64, Range<u32>)>,
+    function_names: String,
     exports: SymbolTable<u64>,
     imports: Vec<ResolvedImport>,
     sections: Vec<PlacedSection>,
@@ -219,6 +223,22 @@ impl LinkedImage {
             .map(|s| s.address)
     }
 
+    /// Every function of the object (local ones included) at its address,
+    /// sorted by address: the image's symbol map, for backtraces (see
+    /// [`LinkPlan::placed_functions`]).
+    pub fn functions(&self) -> impl ExactSizeIterator<Item = PlacedFunction<'_>> + '_ {
+        self.functions
+            .iter()
+            .map(|(address, size, name)| PlacedFunction {
+                name: self
+                    .function_names
+                    .get(name.start as usize..name.end as usize)
+                    .unwrap_or(""),
+                address: *address,
+                size: *size,
+            })
+    }
+
     /// The first loaded section named `name` (e.g. a descriptor section).
     pub fn section(&self, name: &str) -> Option<&PlacedSection> {
         self.sections.iter().find(|s| s.name == name)
@@ -260,7 +280,7 @@ impl LinkedImage {
     }
 }
 
-fn check_bases(plan: &Plan<'_, '_>, bases: &SegmentBases) -> Result<[Range<u64>; 3]> {
+fn check_bases(plan: &LinkPlan<'_, '_>, bases: &SegmentBases) -> Result<[Range<u64>; 3]> {
     let mut ranges: [Range<u64>; 3] = [0..0, 0..0, 0..0];
     for kind in SegmentKind::ALL {
         let spec = plan.segment(kind);
@@ -291,7 +311,7 @@ fn check_bases(plan: &Plan<'_, '_>, bases: &SegmentBases) -> Result<[Range<u64>;
 }
 
 /// Address of a definition, given resolved import addresses.
-fn def_address(plan: &Plan<'_, '_>, bases: &SegmentBases, imports: &[u64], def: Def) -> u64 {
+fn def_address(plan: &LinkPlan<'_, '_>, bases: &SegmentBases, imports: &[u64], def: Def) -> u64 {
     match def {
         Def::Null => 0,
         Def::Absolute(v) => v,
@@ -301,7 +321,7 @@ fn def_address(plan: &Plan<'_, '_>, bases: &SegmentBases, imports: &[u64], def: 
             section,
             offset,
         } => plan
-            .placements
+            .section_slots
             .get(file as usize)
             .and_then(|p| p.get(section as usize))
             .copied()
@@ -344,13 +364,13 @@ fn placed_section(sec: &Section<'_>, segment: SegmentKind, address: u64) -> Plac
         segment,
         address,
         size: sec.size,
-        unwind_table: sec.placement == Placement::Unwind,
+        unwind_table: sec.class == SectionClass::Unwind,
     }
 }
 
-impl<'a> Plan<'_, 'a> {
+impl<'a> LinkPlan<'_, 'a> {
     /// Every loaded section with its segment and offset in that segment,
-    /// in the order [`Plan::link`] copies them.
+    /// in the order [`LinkPlan::link`] copies them.
     fn loaded_sections(&self) -> impl Iterator<Item = (&Section<'a>, SegmentKind, u64)> + '_ {
         self.object
             .members
@@ -362,14 +382,14 @@ impl<'a> Plan<'_, 'a> {
                     .iter()
                     .enumerate()
                     .filter_map(move |(s, sec)| {
-                        let (seg, at) = self.placements.get(m)?.get(s).copied().flatten()?;
+                        let (seg, at) = self.section_slots.get(m)?.get(s).copied().flatten()?;
                         Some((sec, seg, at))
                     })
             })
     }
 
     /// Where the loaded sections go for `bases`, exactly as
-    /// [`LinkedImage::sections`] of [`Plan::link`] with the same bases will
+    /// [`LinkedImage::sections`] of [`LinkPlan::link`] with the same bases will
     /// say, without linking anything: what a debugger or a symboliser on
     /// the host needs to map an address of the image back to a section.
     pub fn placed_sections(&self, bases: SegmentBases) -> Vec<PlacedSection> {
@@ -402,7 +422,7 @@ impl<'a> Plan<'_, 'a> {
                         return None;
                     }
                     let (seg, at) = self
-                        .placements
+                        .section_slots
                         .get(m)?
                         .get(section as usize)
                         .copied()
@@ -421,7 +441,7 @@ impl<'a> Plan<'_, 'a> {
     }
 }
 
-impl Plan<'_, '_> {
+impl LinkPlan<'_, '_> {
     /// Links the object for the given segment base addresses.
     ///
     /// Every import is looked up in `resolver` first; if any non-weak import
@@ -497,7 +517,7 @@ impl Plan<'_, '_> {
         for (m, member) in object.members.iter().enumerate() {
             for group in &member.groups {
                 let Some((seg, sec_at)) = self
-                    .placements
+                    .section_slots
                     .get(m)
                     .and_then(|p| p.get(group.section as usize))
                     .copied()
@@ -624,6 +644,16 @@ impl Plan<'_, '_> {
             })
             .collect();
 
+        let placed = self.placed_functions(bases);
+        let mut function_names = String::with_capacity(placed.iter().map(|f| f.name.len()).sum());
+        let mut functions = Vec::with_capacity(placed.len());
+        for f in &placed {
+            let start = u32::try_from(function_names.len()).unwrap_or(u32::MAX);
+            function_names.push_str(f.name);
+            let end = u32::try_from(function_names.len()).unwrap_or(u32::MAX);
+            functions.push((f.address, f.size, start..end));
+        }
+
         let [text, rodata, data] = bufs;
         Ok(LinkedImage {
             segments: [
@@ -643,6 +673,8 @@ impl Plan<'_, '_> {
                     bytes: data,
                 },
             ],
+            functions,
+            function_names,
             exports,
             imports,
             sections,

@@ -211,8 +211,7 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
     std::fs::write(&plan_path, plan)
         .map_err(|e| Failure::new(format!("{}: {e}", plan_path.display())))?;
 
-    let wrapper =
-        std::env::current_exe().map_err(|e| Failure::new(format!("locating xtask: {e}")))?;
+    let wrapper = wrapper_executable()?;
     let mut cmd = cargo();
     cmd.args([
         "build",
@@ -307,6 +306,32 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
     std::fs::write(&ramdisk, writer.finish())
         .map_err(|e| Failure::new(format!("{}: {e}", ramdisk.display())))?;
     Ok(Outputs { kernel, ramdisk })
+}
+
+/// This program, copied to a fixed path under `target/` for cargo to run as
+/// the rustc wrapper. Cargo may relink `target/debug/xtask` while it runs (a
+/// `cargo test` of xtask builds its binary with other features, as the
+/// host tier of `cargo xtask test` does); the copy, made from the running
+/// image, stays valid.
+fn wrapper_executable() -> Result<PathBuf, Failure> {
+    let io = |what: &Path, e: std::io::Error| Failure::new(format!("{}: {e}", what.display()));
+    let running = Path::new("/proc/self/exe");
+    let image = std::fs::read(running).map_err(|e| io(running, e))?;
+    let dir = workspace::target_dir().join("spindle").join("bin");
+    let path = dir.join("xtask-rustc-wrapper");
+    if std::fs::read(&path).ok().as_deref() != Some(&image[..]) {
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        let partial = dir.join(format!("xtask-rustc-wrapper.{}", std::process::id()));
+        std::fs::write(&partial, &image).map_err(|e| io(&partial, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| io(&partial, e))?;
+        }
+        std::fs::rename(&partial, &path).map_err(|e| io(&path, e))?;
+    }
+    Ok(path)
 }
 
 /// The object without DWARF sections (symbols and relocations stay). The

@@ -30,7 +30,7 @@ use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::ops::Range;
 
-use domains::{LinkedImage, Plan};
+use domains::LinkedImage;
 
 use super::symbols::{FunctionIndex, Resolved};
 
@@ -218,20 +218,12 @@ pub struct Registration {
 }
 
 /// Registers a freshly mapped extension: its functions, unwind tables and
-/// placed sections, taken from the `plan` its `image` was linked with, and
-/// the address range of its mapping. Calls the debugger hook. If the table
-/// is full the extension is left out (its frames print as plain addresses).
-pub fn register(
-    name: &str,
-    plan: &Plan<'_, '_>,
-    image: &LinkedImage,
-    range: Range<u64>,
-) -> Registration {
-    let functions = FunctionIndex::from_functions(
-        plan.placed_functions(image.bases())
-            .iter()
-            .map(|f| (f.name, f.address, f.size)),
-    );
+/// placed sections, from the `image` the linker produced, and the address
+/// range of its mapping. Calls the debugger hook. If the table is full the
+/// extension is left out (its frames print as plain addresses).
+pub fn register(name: &str, image: &LinkedImage, range: Range<u64>) -> Registration {
+    let functions =
+        FunctionIndex::from_functions(image.functions().map(|f| (f.name, f.address, f.size)));
     let placed = image.sections();
     let unwind_tables = placed
         .iter()

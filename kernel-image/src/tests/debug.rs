@@ -125,14 +125,22 @@ fn table_sections(
     Some((record.load_id, sections))
 }
 
+/// The image range and text segment of the loaded `hello`.
+fn hello_image() -> Result<(core::ops::Range<u64>, core::ops::Range<u64>), KtestFailure> {
+    let report = loader::with(|l| l.info("hello"))
+        .and_then(|info| info.loaded)
+        .ok_or_else(|| failure("hello not loaded"))?
+        .report;
+    Ok((report.range.clone(), report.segments[0].clone()))
+}
+
 #[ktest]
 fn loaded_extensions_are_in_the_debug_table_and_name_their_frames() -> KtestResult {
     let (generation_before, _) = extensions::table_copy();
     loader::load("hello").map_err(failure)?;
     let (generation_loaded, _) = extensions::table_copy();
     ensure_eq!(generation_loaded, generation_before + 1);
-    let [image, text, ..] =
-        loader::image_ranges("hello").ok_or_else(|| failure("hello not loaded"))?;
+    let (image, text) = hello_image()?;
     let (load_id, sections) =
         table_sections("hello").ok_or_else(|| failure("hello not in the table"))?;
     ensure!(load_id != 0);
@@ -176,7 +184,7 @@ fn loaded_extensions_are_in_the_debug_table_and_name_their_frames() -> KtestResu
 #[ktest]
 fn a_locked_registry_gives_plain_addresses_not_a_deadlock() -> KtestResult {
     loader::load("hello").map_err(failure)?;
-    let [image, ..] = loader::image_ranges("hello").ok_or_else(|| failure("hello not loaded"))?;
+    let (image, _) = hello_image()?;
     let kernel_frame = level_one as fn() -> Backtrace as usize as u64 + 1;
     let backtrace = Backtrace::from_return_addresses(&[image.start + 1, kernel_frame]);
     let text = {
