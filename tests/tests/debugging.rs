@@ -62,6 +62,14 @@ fn a_kernel_panic_prints_the_call_chain_from_kernel_main_to_the_panic() {
         frames.iter().all(|l| !l.contains("  ?")),
         "an unnamed frame:\n{trace}"
     );
+    // The host adds source lines from the unstripped kernel, as `cargo
+    // xtask run` does.
+    let lines = xtask::symbolize::kernel_source_lines(&output, &gdb_target(0).kernel)
+        .expect("the kernel ELF reads");
+    assert!(
+        lines.contains(": at kernel-image/src/shell/system.rs:"),
+        "{lines}"
+    );
 }
 
 #[test]

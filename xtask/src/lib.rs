@@ -3,4 +3,5 @@
 
 pub mod gdb;
 pub mod qemu;
+pub mod symbolize;
 pub mod workspace;

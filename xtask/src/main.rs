@@ -21,7 +21,7 @@ mod setup;
 mod test_runner;
 
 use std::io::{self, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -367,7 +367,7 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     options.gdb_port = args.gdb_port;
     if args.gdb {
         setup::ensure_gdb()?;
-        let target = gdb_target(kernel, args.profile.release, args.gdb_port);
+        let target = gdb_target(kernel.clone(), args.profile.release, args.gdb_port);
         let port = if args.gdb_port == xtask::gdb::DEFAULT_PORT {
             String::new()
         } else {
@@ -388,7 +388,11 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     if io::stdin().is_terminal() {
         run_interactive(&options, args.timeout)
     } else {
-        run_piped(&options, Duration::from_secs(args.timeout.unwrap_or(300)))
+        run_piped(
+            &options,
+            Duration::from_secs(args.timeout.unwrap_or(300)),
+            &kernel,
+        )
     }
 }
 
@@ -424,10 +428,23 @@ fn run_interactive(options: &QemuOptions, timeout: Option<u64>) -> Result<(), Fa
     }
 }
 
-/// Input from a pipe or a file: see [`xtask::qemu::run_piped`].
-fn run_piped(options: &QemuOptions, timeout: Duration) -> Result<(), Failure> {
-    let (outcome, _) = xtask::qemu::run_piped(options, io::stdin().lock(), timeout, true)
+/// Input from a pipe or a file: see [`xtask::qemu::run_piped`]. A panic's
+/// backtrace is followed by the source lines of its kernel frames, from
+/// the unstripped `kernel` ELF.
+fn run_piped(options: &QemuOptions, timeout: Duration, kernel: &Path) -> Result<(), Failure> {
+    let (outcome, output) = xtask::qemu::run_piped(options, io::stdin().lock(), timeout, true)
         .map_err(|e| Failure::with_status(format!("talking to QEMU: {e}"), 2))?;
+    match xtask::symbolize::kernel_source_lines(&output, kernel) {
+        Ok(lines) if !lines.is_empty() => {
+            println!(
+                "source lines of the kernel frames (from {}):",
+                kernel.display()
+            );
+            print!("{lines}");
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("xtask: no source lines for the backtrace: {e}"),
+    }
     match outcome {
         PipedOutcome::Exited(exit) => exit_result(exit),
         PipedOutcome::InputEnded => {
