@@ -241,14 +241,11 @@ impl KernelImage {
         };
         let named = |name: &[u8]| headers().find(|h| section_name(h) == name);
 
-        let mut text = u64::MAX..0;
-        for h in headers().filter(|h| h.flags & SHF_EXECINSTR != 0 && h.size > 0) {
-            let range = runtime(&h);
-            text = text.start.min(range.start)..text.end.max(range.end);
-        }
-        if text.is_empty() {
-            return Err("no code sections");
-        }
+        let text = headers()
+            .filter(|h| h.flags & SHF_EXECINSTR != 0 && h.size > 0)
+            .map(|h| runtime(&h))
+            .reduce(|a, b| a.start.min(b.start)..a.end.max(b.end))
+            .ok_or("no code sections")?;
         let eh_frame_hdr = named(b".eh_frame_hdr").map_or(0..0, |h| runtime(&h));
         let eh_frame = named(b".eh_frame").map_or(0..0, |h| runtime(&h));
 
@@ -271,7 +268,7 @@ impl KernelImage {
             return Err("unexpected .symtab entry size");
         }
         let mut entries = Vec::with_capacity(symbols.len() / 24);
-        for symbol in symbols.chunks_exact(24) {
+        for symbol in symbols.as_chunks::<24>().0 {
             // Elf64_Sym: name u32, info u8, other u8, shndx u16, value u64, size u64.
             let field =
                 |at: usize| u64::from_le_bytes(symbol[at..at + 8].try_into().unwrap_or([0; 8]));

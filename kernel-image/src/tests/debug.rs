@@ -206,9 +206,11 @@ fn a_locked_registry_gives_plain_addresses_not_a_deadlock() -> KtestResult {
         let mut frames = [0u64; 4];
         let held = extensions::try_snapshot().ok_or_else(|| failure("registry busy"))?;
         drop(held);
-        let mut registers = crate::debug::unwind::Registers::default();
-        registers.rip = image.start + 1;
-        registers.rsp = 0x1000;
+        let registers = crate::debug::unwind::Registers {
+            rip: image.start + 1,
+            rsp: 0x1000,
+            ..Default::default()
+        };
         let (count, stop) =
             crate::debug::unwind::walk(registers, true, symbols::kernel(), None, &mut frames);
         ensure_eq!(count, 1);
@@ -228,8 +230,10 @@ fn unknown_addresses_print_plainly_and_stop_the_walk() -> KtestResult {
             .contains("0x0000000000001235  ? (not in the kernel or a loaded extension)"),
         "{text}"
     );
-    let mut registers = crate::debug::unwind::Registers::default();
-    registers.rip = 0x1234;
+    let registers = crate::debug::unwind::Registers {
+        rip: 0x1234,
+        ..Default::default()
+    };
     let mut frames = [0u64; 4];
     let (count, stop) = crate::debug::unwind::walk(
         registers,
