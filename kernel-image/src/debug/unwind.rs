@@ -166,7 +166,7 @@ struct OnStack;
 
 impl gimli::UnwindContextStorage<usize> for OnStack {
     type Rules = [(Register, RegisterRule<usize>); 32];
-    type Stack = [UnwindTableRow<usize, Self>; 4];
+    type Stack = [UnwindTableRow<usize, Self>; 2];
 }
 
 /// Walks the stack from `start`, writing each frame's address into
