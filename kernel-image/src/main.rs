@@ -32,6 +32,7 @@ mod bench;
 mod boot_data;
 mod containment;
 mod cpu;
+mod debug;
 mod events;
 mod ktest;
 mod loader;
@@ -80,6 +81,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     arch::idt::init();
     memory::init(boot_info);
     boot_data::init(boot_info);
+    debug::init();
     events::init();
     console::set_sink(events::capability(), |text| {
         arch::serial::write_bytes(text.as_bytes())

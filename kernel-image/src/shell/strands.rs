@@ -134,11 +134,14 @@ fn spawn(args: &[&str]) -> Result<(), String> {
         _ => return Err("expected spin SECONDS [TICKETS], sleep SECONDS or overflow".into()),
     };
     let strand = spawned.map_err(|e| e.to_string())?;
-    let policies = strand::policies();
-    let (name, policy) = strand.info().map_or_else(Default::default, |i| {
-        (i.name, policy_name(&policies, i.policy))
-    });
-    println!("spawned strand {} ({name}, {policy})", strand.id());
+    // Named from the request: the strand may already have run (and, for
+    // `overflow`, be gone) by now.
+    let policy = if args.len() == 3 {
+        policy_in_force(&strand::policies()).name.clone()
+    } else {
+        String::from(strand::ROUND_ROBIN_NAME)
+    };
+    println!("spawned strand {} ({}, {policy})", strand.id(), args[0]);
     if args[0] == "overflow" {
         strand.join().map_err(|e| e.to_string())?;
         println!("strand {} is gone; the shell goes on", strand.id());
