@@ -123,6 +123,23 @@ impl Domain {
     /// undefined symbols. Export addresses are unknown until the object is
     /// linked and [`Domain::place`] is called.
     pub fn create(name: &str, object: &Object<'_>) -> Result<Domain> {
+        Self::create_exporting(name, object, &CrateFilter::all())
+    }
+
+    /// [`Domain::create`] exporting only the definitions `exported` accepts
+    /// (the rest stay private to the unit: they link the unit's own
+    /// references, and nothing outside can import them).
+    ///
+    /// An extension that carries its dependencies (its object and theirs,
+    /// linked as one unit) exports its own crate's symbols only:
+    /// `CrateFilter::crates(&["stats"])`. Two extensions carrying the same
+    /// crate then never offer the same names, and a third cannot reach
+    /// into their private copies.
+    pub fn create_exporting(
+        name: &str,
+        object: &Object<'_>,
+        exported: &CrateFilter<'_>,
+    ) -> Result<Domain> {
         let full = |_| Error::LimitExceeded {
             limit: "symbol table size",
             context: name.to_string(),
@@ -131,6 +148,9 @@ impl Domain {
         };
         let mut exports = SymbolTable::with_capacity(object.exports.len(), 0);
         for sym in object.export_symbols() {
+            if !exported.accepts(sym.name) {
+                continue;
+            }
             let e = Export {
                 address: 0,
                 size: sym.size,
