@@ -1,5 +1,7 @@
 //! Library half of xtask: what both the `cargo xtask` command and the
-//! integration tests in `tests/` need (driving QEMU, locating the images).
+//! integration tests in `tests/` need (driving QEMU, locating the images,
+//! the trust policy for extensions' dependencies).
 
 pub mod qemu;
+pub mod trust;
 pub mod workspace;
