@@ -169,14 +169,19 @@ pub fn rustc_wrapper(plan_path: &Path, args: Vec<String>) -> i32 {
     }
     rest.retain(|a| !a.starts_with("--cap-lints="));
     rest.extend(["-F", "unsafe-code", "-A", "warnings"].map(String::from));
-    let status = run(rustc, &rest);
+    let (status, errors) = run_showing_first_errors(rustc, &rest, SHOWN_ERRORS);
     if status != 0 {
+        let shown = if errors > SHOWN_ERRORS {
+            format!("the first {SHOWN_ERRORS} of its {errors} errors are above")
+        } else {
+            "see above".to_owned()
+        };
         eprintln!(
             "{}",
             unvetted_message(
                 check,
                 &plan,
-                "does not compile under -F unsafe-code (see above)"
+                &format!("does not compile under -F unsafe-code ({shown})")
             )
         );
         return status;
@@ -195,6 +200,52 @@ pub fn rustc_wrapper(plan_path: &Path, args: Vec<String>) -> i32 {
     }
     stamp(&plan, &rest, &crate_name, STAMP_SAFE);
     0
+}
+
+/// Errors of a failing dependency shown before the gate's message.
+const SHOWN_ERRORS: usize = 3;
+
+/// Runs rustc, passing its diagnostics (JSON, one per line, as cargo asks
+/// for them) through to cargo, except errors past the first `shown`.
+/// Returns the exit code and the number of errors (the closing "aborting
+/// due to N errors" not counted).
+fn run_showing_first_errors(rustc: &str, args: &[String], shown: usize) -> (i32, usize) {
+    use std::io::{BufRead, BufReader, Write};
+    let child = Command::new(rustc)
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("xtask wrapper: running {rustc}: {e}");
+            return (1, 0);
+        }
+    };
+    let mut errors = 0;
+    let mut stderr = std::io::stderr().lock();
+    if let Some(pipe) = child.stderr.take() {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let diagnostic: Option<serde_json::Value> = serde_json::from_str(&line).ok();
+            let error = diagnostic
+                .as_ref()
+                .filter(|d| d["$message_type"] == "diagnostic" && d["level"] == "error");
+            if let Some(d) = error {
+                let summary = d["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("aborting due to"));
+                if !summary {
+                    errors += 1;
+                    if errors > shown {
+                        continue;
+                    }
+                }
+            }
+            let _ = writeln!(stderr, "{line}");
+        }
+    }
+    let status = child.wait().map_or(1, |s| s.code().unwrap_or(1));
+    (status, errors)
 }
 
 fn run(rustc: &str, args: &[String]) -> i32 {
