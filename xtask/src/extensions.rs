@@ -240,23 +240,22 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
         if package.name == FIXTURE_BASE {
             fixture_base = Some(object.clone());
         }
-        let mut member = format!("{}-{}.o", extension.package.name, extension.package.version);
-        let object = if extension.carried.is_empty() {
-            object
-        } else {
-            let mut carried = Vec::new();
-            for c in &extension.carried {
-                carried.push(stripped_object(&artifacts, c, &out_dir)?);
-            }
-            member = format!(
-                "{}-{}+{}-crates.o",
-                extension.package.name,
-                extension.package.version,
-                carried.len()
-            );
-            link_carried(&object, &carried, &out_dir.join("objects").join(&member))?
-        };
-        let bundle = write_bundle(&extension.crates, &[(&member, &object)]);
+        // One member per crate, named after it (errors name the member).
+        let mut members = vec![(
+            format!("{}-{}.o", extension.package.name, extension.package.version),
+            object,
+        )];
+        for carried in &extension.carried {
+            members.push((
+                format!("{}-{}.o", carried.name, carried.version),
+                stripped_object(&artifacts, carried, &out_dir)?,
+            ));
+        }
+        let members: Vec<(&str, &[u8])> = members
+            .iter()
+            .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
+            .collect();
+        let bundle = write_bundle(&extension.crates, &members);
         writer.add(NewEntry {
             name: &package.name,
             version: &extension.package.version,
@@ -467,53 +466,6 @@ fn stripped_object(
         &object_from_rlib(rlib)?,
         &scratch.join(format!("{}-{}.o", package.name, package.version)),
     )
-}
-
-/// The extension's object and the objects of the crates it carries,
-/// linked into one relocatable object (`rust-lld -r`) keeping only what
-/// the extension reaches: its exported symbols and descriptor are the
-/// roots of `--gc-sections`. A crate is compiled whole into its object
-/// (`libm` is 370 KB of maths), and the BIOS loader reads the ramdisk
-/// slowly; `stats` carries about 40 KB of it. Two crates defining one
-/// symbol fail here, naming both.
-fn link_carried(extension: &[u8], carried: &[Vec<u8>], out: &Path) -> Result<Vec<u8>, Failure> {
-    let io = |path: &Path, e: std::io::Error| Failure::new(format!("{}: {e}", path.display()));
-    let ext_path = out.with_extension("ext.o");
-    std::fs::write(&ext_path, extension).map_err(|e| io(&ext_path, e))?;
-    let mut cmd = Command::new(crate::rust_lld()?);
-    cmd.args(["-flavor", "gnu", "-r", "--gc-sections"]);
-    for root in exported_definitions(extension)? {
-        cmd.arg("-u").arg(root);
-    }
-    cmd.arg(&ext_path);
-    for (i, object) in carried.iter().enumerate() {
-        let path = out.with_extension(format!("dep{i}.o"));
-        std::fs::write(&path, object).map_err(|e| io(&path, e))?;
-        cmd.arg(path);
-    }
-    cmd.arg("-o").arg(out);
-    crate::run_checked(&mut cmd)?;
-    std::fs::read(out).map_err(|e| io(out, e))
-}
-
-/// Names of an object's global definitions with default visibility.
-fn exported_definitions(object: &[u8]) -> Result<Vec<String>, Failure> {
-    use goblin::elf::section_header::SHN_UNDEF;
-    use goblin::elf::sym::{STB_GLOBAL, STB_WEAK, STV_DEFAULT};
-    let elf = goblin::elf::Elf::parse(object)
-        .map_err(|e| Failure::new(format!("extension object: {e}")))?;
-    Ok(elf
-        .syms
-        .iter()
-        .filter(|s| {
-            matches!(s.st_bind(), STB_GLOBAL | STB_WEAK)
-                && s.st_shndx != SHN_UNDEF as usize
-                && s.st_visibility() == STV_DEFAULT
-        })
-        .filter_map(|s| elf.strtab.get_at(s.st_name))
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned)
-        .collect())
 }
 
 /// The object without DWARF sections (symbols and relocations stay). The

@@ -236,25 +236,6 @@ pub fn llvm_objcopy() -> Result<PathBuf, Failure> {
     }
 }
 
-/// The toolchain's `rust-lld` (shipped with rustc).
-pub fn rust_lld() -> Result<PathBuf, Failure> {
-    let out = Command::new("rustc")
-        .args(["--print", "sysroot"])
-        .current_dir(workspace::root())
-        .output()
-        .map_err(|e| Failure::new(format!("running rustc: {e}")))?;
-    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    let path = sysroot
-        .join("lib/rustlib")
-        .join(host_triple())
-        .join("bin/rust-lld");
-    if path.exists() {
-        Ok(path)
-    } else {
-        Err(Failure::new(format!("{} is missing", path.display())))
-    }
-}
-
 fn host_triple() -> String {
     let out = Command::new("rustc")
         .arg("-vV")

@@ -24,6 +24,7 @@
 //! otherwise it calls `exit`, revokes the principal, waits for raises in
 //! progress to let go of its handlers, and frees everything.
 
+pub mod crates;
 mod error;
 pub mod memory;
 
@@ -146,6 +147,8 @@ pub struct LoadReport {
 
 struct Loaded {
     name: String,
+    /// Its crate list (empty for a plain object).
+    crates: Vec<spindle_package::bundle::CrateRecord>,
     domain: Domain,
     context: ExtensionContext,
     exit: ExitFn,
@@ -309,6 +312,9 @@ impl Loader {
         let t = rdtsc();
         entry.verify(PUBLIC_KEY).map_err(LoadError::Signature)?;
         report.cycles.verify = rdtsc() - t;
+        let records = spindle_package::bundle::crate_list(entry.object)
+            .map_err(LoadError::Bundle)?
+            .unwrap_or_default();
 
         // 2-3. Parse; read and check the descriptor before linking.
         let t = rdtsc();
@@ -334,7 +340,11 @@ impl Loader {
 
         // 4. Resolve against SpinPublic and the loaded extensions.
         let t = rdtsc();
-        let mut domain = Domain::create(name, &object).map_err(LoadError::Object)?;
+        // Its own crate's symbols only: the crates it carries stay private.
+        let own_crate = crates::own_crate(&records, name);
+        let own = [own_crate.as_str()];
+        let mut domain = Domain::create_exporting(name, &object, &CrateFilter::crates(&own))
+            .map_err(LoadError::Object)?;
         {
             let mut sources: Vec<&Domain> = Vec::with_capacity(1 + self.loaded.len());
             sources.push(&self.public.spin_public);
@@ -439,6 +449,7 @@ impl Loader {
         }
         self.loaded.push(Loaded {
             name: name.into(),
+            crates: records,
             domain,
             context,
             exit,
@@ -516,12 +527,13 @@ impl Loader {
                     attribution::Owner::Crate(name) => Some(name.to_string()),
                     attribution::Owner::Unknown => None,
                 };
-                let reason = if self.kernel.lookup(&symbol.name).is_some() {
+                let reason = if let Some(bound) = domains::bounds::section_bound(&symbol.name) {
+                    MissingReason::SectionBound(bound.section.into())
+                } else if self.kernel.lookup(&symbol.name).is_some() {
                     MissingReason::KernelInternal
-                } else if let Some(provider) = self.provider_of(&symbol.name) {
-                    MissingReason::ExtensionNotLoaded(provider)
                 } else {
-                    MissingReason::Unknown
+                    self.provider_of(&symbol.name)
+                        .unwrap_or(MissingReason::Unknown)
                 };
                 MissingSymbol {
                     name: symbol.name,
@@ -533,17 +545,30 @@ impl Loader {
         LoadError::Unresolved { searched, symbols }
     }
 
-    /// An available extension (not loaded) that exports `symbol`.
-    fn provider_of(&self, symbol: &str) -> Option<String> {
+    /// An extension of the ramdisk that defines `symbol`: one that exports
+    /// it but is not loaded, or one that carries its crate privately.
+    fn provider_of(&self, symbol: &str) -> Option<MissingReason> {
         self.ramdisk
             .entries()
             .iter()
-            .filter(|e| e.kind == Kind::Extension && !self.loaded.iter().any(|l| l.name == e.name))
-            .find(|e| {
-                Object::parse(e.object, &Limits::default())
-                    .is_ok_and(|object| object.exports().any(|x| x == symbol))
+            .filter(|e| e.kind == Kind::Extension)
+            .find_map(|e| {
+                let object = Object::parse(e.object, &Limits::default()).ok()?;
+                if !object.global_definitions().any(|x| x == symbol) {
+                    return None;
+                }
+                let list = spindle_package::bundle::crate_list(e.object)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                if !crates::exports(&crates::own_crate(&list, e.name), symbol) {
+                    Some(MissingReason::CarriedPrivately(e.name.to_string()))
+                } else if !self.loaded.iter().any(|l| l.name == e.name) {
+                    Some(MissingReason::ExtensionNotLoaded(e.name.to_string()))
+                } else {
+                    None
+                }
             })
-            .map(|e| e.name.to_string())
     }
 }
 
@@ -683,7 +708,20 @@ pub fn info(name: &str) -> Result<(), String> {
             entry.kind,
             entry.object.len()
         );
-        match loader.loaded.iter().find(|l| l.name == name) {
+        let loaded = loader.loaded.iter().find(|l| l.name == name);
+        match crate_list(entry, loaded) {
+            Ok(crates) if crates.is_empty() => {
+                crate::println!("crates: (a plain object, no crate list)")
+            }
+            Ok(crates) => {
+                crate::println!("crates (listed inside the signed object):");
+                for line in self::crates::describe(&crates) {
+                    crate::println!("  {line}");
+                }
+            }
+            Err(why) => crate::println!("crates: {why}"),
+        }
+        match loaded {
             None => crate::println!("state: available (not loaded)"),
             Some(l) => {
                 let r = &l.report;
@@ -742,6 +780,23 @@ pub fn info(name: &str) -> Result<(), String> {
         }
         Ok(())
     })
+}
+
+/// The crate list of `entry`: the one checked at load if it is loaded,
+/// else read after checking the signature.
+fn crate_list(
+    entry: &spindle_package::Entry<'_>,
+    loaded: Option<&Loaded>,
+) -> Result<Vec<spindle_package::bundle::CrateRecord>, String> {
+    if let Some(l) = loaded {
+        return Ok(l.crates.clone());
+    }
+    entry
+        .verify(PUBLIC_KEY)
+        .map_err(|e| alloc::format!("not shown: {e}"))?;
+    spindle_package::bundle::crate_list(entry.object)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| alloc::format!("{e}"))
 }
 
 /// Prints every domain (`domains`).
