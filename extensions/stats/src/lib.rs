@@ -68,6 +68,14 @@ pub fn summarize(samples: &mut [f64]) -> Option<Summary> {
     })
 }
 
+/// `e^rate`: the growth factor of one unit of time at a continuous rate.
+/// Inlined into its callers (the `private-import` fixture shows what that
+/// means for an extension that calls it without carrying `libm` itself).
+#[inline]
+pub fn growth(rate: f64) -> f64 {
+    libm::exp(rate)
+}
+
 /// The installed handler, kept so that `exit` can uninstall it.
 static COMMAND: Mutex<Option<Binding<Line, Reply>>> = Mutex::new(None);
 
