@@ -902,6 +902,204 @@ reason = "why"
         assert_eq!(lock.checksum("libm", "0.2.16"), Some("abc"));
     }
 
+    /// One unit: package id, crate, kind, platform, features, deps.
+    type UnitSpec<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        &'a [&'a str],
+        &'a [usize],
+    );
+
+    /// A unit graph from its units.
+    fn graph(units: &[UnitSpec<'_>]) -> UnitGraph {
+        UnitGraph {
+            units: units
+                .iter()
+                .map(|(id, krate, kind, platform, features, deps)| Unit {
+                    package: PackageId::parse(id).unwrap(),
+                    crate_name: (*krate).into(),
+                    kinds: vec![(*kind).into()],
+                    platform: platform.map(Into::into),
+                    mode: "build".into(),
+                    features: features.iter().map(|f| (*f).into()).collect(),
+                    deps: deps.iter().map(|&d| (d, units[d].1.to_owned())).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    const T: Option<&str> = Some("x86_64-unknown-none");
+    const REG: &str = "registry+https://github.com/rust-lang/crates.io-index#";
+
+    /// The kernel (0) links spindle-sdk (1), spin (2, public) and x86_64
+    /// (3, private). The extension `ext` (4) depends on the SDK, on spin
+    /// and x86_64 (the kernel's very units), on `lib` (5, which depends on
+    /// `dep`, 6) and on `mac` (7, a procedural macro); `bad` (8) depends
+    /// on the kernel-internal `domains` (9).
+    fn sample(spin_features: &[&'static str]) -> (UnitGraph, BTreeMap<String, Member>) {
+        let spin = format!("{REG}spin@0.12.3");
+        let x86 = format!("{REG}x86_64@0.15.5");
+        let lib = format!("{REG}lib@1.0.0");
+        let dep = format!("{REG}dep@2.0.0");
+        let mac = format!("{REG}mac@0.1.0");
+        let g = graph(&[
+            (
+                "path+file:///w/kernel-image#0.1.0",
+                "spindle-kernel",
+                "bin",
+                T,
+                &[],
+                &[1, 2, 3],
+            ),
+            (
+                "path+file:///w/extensions/sdk#spindle-sdk@0.1.0",
+                "spindle_sdk",
+                "lib",
+                T,
+                &[],
+                &[2],
+            ),
+            (&spin, "spin", "lib", T, spin_features, &[]),
+            (&x86, "x86_64", "lib", T, &[], &[]),
+            (
+                "path+file:///w/extensions/ext#0.1.0",
+                "ext",
+                "lib",
+                T,
+                &[],
+                &[1, 2, 3, 5, 7],
+            ),
+            (&lib, "lib", "lib", T, &[], &[6]),
+            (&dep, "dep", "lib", T, &[], &[]),
+            (&mac, "mac", "proc-macro", None, &[], &[]),
+            (
+                "path+file:///w/extensions/bad#0.1.0",
+                "bad",
+                "lib",
+                T,
+                &[],
+                &[1, 9],
+            ),
+            (
+                "path+file:///w/domains#0.1.0",
+                "domains",
+                "lib",
+                T,
+                &[],
+                &[],
+            ),
+        ]);
+        let member = |name: &str, extension: bool| Member {
+            name: name.into(),
+            extension,
+            allow: Vec::new(),
+        };
+        let members = BTreeMap::from([
+            (g.units[0].package.id.clone(), member("kernel-image", false)),
+            (g.units[1].package.id.clone(), member("spindle-sdk", false)),
+            (g.units[4].package.id.clone(), member("ext", true)),
+            (g.units[8].package.id.clone(), member("bad", true)),
+            (g.units[9].package.id.clone(), member("domains", false)),
+        ]);
+        (g, members)
+    }
+
+    fn run(
+        graph: &UnitGraph,
+        kernel: &UnitGraph,
+        members: &BTreeMap<String, Member>,
+        vetted: &str,
+    ) -> Result<TrustPlan, Vec<Refusal>> {
+        let lock = Lockfile::parse(
+            "[[package]]\nname = \"mac\"\nversion = \"0.1.0\"\nchecksum = \"m1\"\n\
+             [[package]]\nname = \"lib\"\nversion = \"1.0.0\"\nchecksum = \"l1\"\n",
+        )
+        .unwrap();
+        plan(&Inputs {
+            graph,
+            kernel_graph: kernel,
+            members,
+            lock: &lock,
+            vetted: &VettedList::parse(vetted).unwrap(),
+            target: "x86_64-unknown-none",
+        })
+    }
+
+    #[test]
+    fn the_policy_sorts_every_dependency_and_refuses_what_it_must() {
+        let (g, members) = sample(&[]);
+        let refusals = run(&g, &g, &members, "").unwrap_err();
+        assert_eq!(
+            refusals,
+            [
+                Refusal::UnvettedProcMacro {
+                    extension: "ext".into(),
+                    package: g.units[7].package.clone(),
+                },
+                Refusal::KernelInternal {
+                    extension: "bad".into(),
+                    krate: "domains".into(),
+                },
+            ]
+        );
+        // With the macro vetted and `bad` allowed its crate (a fixture the
+        // loader refuses), the plan: spin imported (the kernel's public
+        // unit), x86_64 carried and checked though the kernel links it,
+        // lib and its dep carried; lib vetted, the others checked.
+        let mut members = members;
+        members.get_mut(&g.units[8].package.id).unwrap().allow = vec!["domains".into()];
+        let vetted = "[[crate]]\nname = \"mac\"\nversion = \"0.1.0\"\nchecksum = \"m1\"\nvetted-by = \"a\"\nreason = \"b\"\n\
+                      [[crate]]\nname = \"lib\"\nversion = \"1.0.0\"\nchecksum = \"l1\"\nvetted-by = \"a\"\nreason = \"b\"\n";
+        let plan = run(&g, &g, &members, vetted).unwrap();
+        let ext = &plan.extensions[1];
+        assert_eq!(ext.name, "ext");
+        let lines: Vec<String> = ext.crates.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "extension\text\t0.1.0",
+                "carries\tdep\t2.0.0\tsafe",
+                "carries\tlib\t1.0.0\tvetted",
+                "carries\tx86_64\t0.15.5\tsafe",
+                "imports\tspin\t0.12.3\tkernel",
+                "imports\tspindle-sdk\t0.1.0\tkernel",
+            ]
+        );
+        assert_eq!(
+            ext.allowed_externs,
+            ["spindle_sdk", "spin", "x86_64", "lib", "mac"]
+        );
+        let checked: Vec<String> = plan.checked.iter().map(|c| c.package.to_string()).collect();
+        assert_eq!(checked, ["dep 2.0.0", "x86_64 0.15.5"]);
+        assert_eq!(
+            plan.extensions[0].allowed_externs,
+            ["spindle_sdk", "domains"]
+        );
+    }
+
+    #[test]
+    fn an_extension_changing_a_kernel_crates_features_is_refused() {
+        let (kernel, members) = sample(&["lock_api"]);
+        let (full, _) = sample(&["lock_api", "portable_atomic"]);
+        let vetted = "[[crate]]\nname = \"mac\"\nversion = \"0.1.0\"\nchecksum = \"m1\"\nvetted-by = \"a\"\nreason = \"b\"\n";
+        let mut members = members;
+        members.remove(&full.units[8].package.id);
+        let refusals = run(&full, &kernel, &members, vetted).unwrap_err();
+        assert_eq!(
+            refusals,
+            [Refusal::KernelCrateChanged {
+                package: full.units[2].package.clone(),
+                added: vec!["portable_atomic".into()],
+                extensions: vec!["ext".into()],
+            }]
+        );
+        assert!(refusals[0].to_string().contains(
+            "extensions [ext] change how the kernel's dependency `spin 0.12.3` is compiled (features +portable_atomic added)"
+        ));
+    }
+
     /// The loader's list, read from its source, is this module's.
     #[test]
     fn public_crates_match_the_loaders() {
