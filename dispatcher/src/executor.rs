@@ -16,6 +16,8 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::fmt;
 
+use crate::KernelCapability;
+
 /// A unit of deferred work: one asynchronous handler call, or one whole
 /// dispatch of an asynchronous event.
 pub type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -45,8 +47,11 @@ impl fmt::Display for ExecutorAlreadySet {
 }
 
 /// Installs the process-wide executor used by every event that has none of
-/// its own. It can be installed once.
-pub fn set_global_executor(executor: Arc<dyn Executor>) -> Result<(), ExecutorAlreadySet> {
+/// its own (kernel only). It can be installed once.
+pub fn set_global_executor(
+    _kernel: KernelCapability,
+    executor: Arc<dyn Executor>,
+) -> Result<(), ExecutorAlreadySet> {
     let mut installed = false;
     GLOBAL_EXECUTOR.call_once(|| {
         installed = true;
@@ -59,7 +64,9 @@ pub fn set_global_executor(executor: Arc<dyn Executor>) -> Result<(), ExecutorAl
     }
 }
 
-/// The process-wide executor, if installed.
-pub fn global_executor() -> Option<&'static Arc<dyn Executor>> {
+/// The process-wide executor, if installed. Crate-private: a job spawned
+/// on it directly would escape the binding accounting that unloading an
+/// extension waits on.
+pub(crate) fn global_executor() -> Option<&'static Arc<dyn Executor>> {
     GLOBAL_EXECUTOR.get()
 }

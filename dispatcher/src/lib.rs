@@ -163,6 +163,8 @@
 //! // Boot, before any extension runs:
 //! let issuer = PrincipalIssuer::take().expect("taken once, at boot");
 //! let kernel = issuer.issue("kernel");
+//! // Kernel-only operations take the kernel's capability.
+//! let capability = issuer.kernel_capability();
 //! let declared = Event::<u64, ()>::builder("Clock.Tick")
 //!     .original(|&_tick| { /* scheduler bookkeeping */ })
 //!     .default_result(())
@@ -170,14 +172,14 @@
 //!     .declare(&kernel)
 //!     .expect("declared once");
 //! TICK.set(declared).ok();
-//! time_bounds::set_clock(Arc::new(Ticks)).ok();
+//! time_bounds::set_clock(capability, Arc::new(Ticks)).ok();
 //!
 //! // Timer interrupt handler: no lock, no allocation on the fast path.
 //! let now = TICKS.fetch_add(1, Ordering::Relaxed) + 1;
 //! if let Some((tick, _)) = TICK.get() {
 //!     let _ = tick.raise(&now);
 //! }
-//! time_bounds::check_overruns(now, |o| eprintln!("{} overran in {}", o.binding, o.event));
+//! time_bounds::check_overruns(capability, now, |o| eprintln!("{} overran in {}", o.binding, o.event));
 //!
 //! // Shell: `events` and `handlers Clock.Tick`.
 //! for e in registry::events() {
@@ -202,6 +204,7 @@ pub mod executor;
 pub mod order;
 mod plan;
 pub mod principal;
+pub mod public_event;
 pub mod registry;
 mod snapshot;
 pub mod time_bounds;
@@ -215,6 +218,7 @@ pub use executor::{Executor, Job, set_global_executor};
 pub use order::{OrderError, Placement, Position};
 pub use plan::ResultHandler;
 pub use principal::{Principal, PrincipalId, PrincipalIssuer, Revocation};
+pub use public_event::PublicEvent;
 pub use registry::{BindingInfo, EventInfo};
 pub use time_bounds::{Clock, Detection, Overrun, TimeBounds};
 

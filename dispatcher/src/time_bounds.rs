@@ -40,6 +40,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use spin::Mutex;
 
+use crate::KernelCapability;
 use crate::binding::{BindingId, BindingStats};
 use crate::principal::PrincipalId;
 
@@ -306,19 +307,21 @@ impl fmt::Debug for TimeBounds {
 
 static GLOBAL: TimeBounds = TimeBounds::new();
 
-/// The process-wide table used by events that were not given their own.
-pub fn global() -> &'static TimeBounds {
+/// The process-wide table used by events that were not given their own
+/// (kernel only: its clock and timer hook are the kernel's).
+pub fn global(_kernel: KernelCapability) -> &'static TimeBounds {
     &GLOBAL
 }
 
-/// Installs the kernel's clock in the process-wide table (once).
-pub fn set_clock(clock: Arc<dyn Clock>) -> Result<(), ClockAlreadySet> {
+/// Installs the kernel's clock in the process-wide table (once; kernel
+/// only).
+pub fn set_clock(_kernel: KernelCapability, clock: Arc<dyn Clock>) -> Result<(), ClockAlreadySet> {
     GLOBAL.set_clock(clock)
 }
 
-/// The kernel's timer hook on the process-wide table; see
+/// The kernel's timer hook on the process-wide table (kernel only); see
 /// [`TimeBounds::check_overruns`].
-pub fn check_overruns(now: u64, report: impl FnMut(&Overrun)) -> usize {
+pub fn check_overruns(_kernel: KernelCapability, now: u64, report: impl FnMut(&Overrun)) -> usize {
     GLOBAL.check_overruns(now, report)
 }
 

@@ -7,7 +7,7 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 
-use common::{FakeClock, QueueExecutor, principal};
+use common::{FakeClock, QueueExecutor, issuer, principal};
 use dispatcher::time_bounds::{self, IN_FLIGHT_SLOTS};
 use dispatcher::{
     Decision, Detection, Event, InstallError, Overrun, RaiseError, TimeBounds, set_global_executor,
@@ -113,8 +113,9 @@ fn missing_executor_is_an_error_before_anything_runs_then_global_executor() {
 
     // The only test in this process that installs the global executor.
     let global = QueueExecutor::new();
-    set_global_executor(global.clone()).unwrap();
-    assert!(set_global_executor(QueueExecutor::new()).is_err());
+    let kernel = issuer().kernel_capability();
+    set_global_executor(kernel, global.clone()).unwrap();
+    assert!(set_global_executor(kernel, QueueExecutor::new()).is_err());
     assert_eq!(event.raise(&0), Ok(1));
     assert_eq!(global.run_all(), 1);
 }
@@ -180,7 +181,7 @@ fn queued_jobs_keep_binding_objects_alive() {
     );
     event.raise(&1).unwrap();
     event.raise(&2).unwrap();
-    let revocation = common::issuer().revoke(&extension);
+    let revocation = issuer().revoke(&extension);
     assert_eq!(revocation.uninstalled, 1);
     assert_eq!(revocation.still_alive, 1, "two queued jobs hold the object");
     assert_eq!(executor.discard_all(), 2);
@@ -428,8 +429,9 @@ fn global_clock_and_timer_hook() {
     let owner = principal("Tb.Global");
     let clock = FakeClock::new();
     // The only test in this process that installs the global clock.
-    time_bounds::set_clock(clock.clone()).unwrap();
-    assert!(time_bounds::set_clock(FakeClock::new()).is_err());
+    let kernel = issuer().kernel_capability();
+    time_bounds::set_clock(kernel, clock.clone()).unwrap();
+    assert!(time_bounds::set_clock(kernel, FakeClock::new()).is_err());
     let (event, _authority) = Event::<(), ()>::builder("Tb.Global")
         .quantum(2)
         .declare(&owner)
@@ -439,7 +441,7 @@ fn global_clock_and_timer_hook() {
         .binding(move |_| {
             let now = c.advance(5);
             let mut mine = 0;
-            time_bounds::check_overruns(now, |o| {
+            time_bounds::check_overruns(kernel, now, |o| {
                 if &*o.event == "Tb.Global" {
                     mine += 1;
                 }

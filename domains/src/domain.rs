@@ -24,7 +24,7 @@
 //! * [`Domain::destroy`] (and [`DomainRegistry::destroy`](crate::DomainRegistry::destroy),
 //!   which refuses while other domains import from it).
 //!
-//! Linking ([`Plan::link`](crate::Plan::link)) takes the target domain as
+//! Linking ([`LinkPlan::link`](crate::LinkPlan::link)) takes the target domain as
 //! its [`Resolver`]: an object links only against what its domain was
 //! resolved to, so a symbol outside the domains searched (a kernel-internal
 //! one) fails to link, and the error names it.
@@ -126,15 +126,17 @@ impl Domain {
         Self::create_exporting(name, object, &CrateFilter::all())
     }
 
-    /// [`Domain::create`] exporting only the definitions `exported` accepts
-    /// (the rest stay private to the unit: they link the unit's own
-    /// references, and nothing outside can import them).
+    /// [`Domain::create`] exporting only some definitions: Rust-mangled
+    /// names that `exported` accepts, and unmangled names defined by the
+    /// unit's first member. The rest stay private to the unit: they link
+    /// the unit's own references, and nothing outside can import them.
     ///
-    /// An extension that carries its dependencies (its object and theirs,
-    /// linked as one unit) exports its own crate's symbols only:
+    /// An extension that carries its dependencies (a bundle: its object
+    /// first, then theirs, linked as one unit) exports its own crate's
+    /// symbols and its own unmangled ones (its descriptor):
     /// `CrateFilter::crates(&["stats"])`. Two extensions carrying the same
-    /// crate then never offer the same names, and a third cannot reach
-    /// into their private copies.
+    /// crate then never offer its names, and a third cannot reach into
+    /// their private copies.
     pub fn create_exporting(
         name: &str,
         object: &Object<'_>,
@@ -147,8 +149,13 @@ impl Domain {
             max: u64::from(u32::MAX),
         };
         let mut exports = SymbolTable::with_capacity(object.exports.len(), 0);
-        for sym in object.export_symbols() {
-            if !exported.accepts(sym.name) {
+        for (member, sym) in object.export_symbols_by_member() {
+            let offered = if crate::attribution::is_rust_mangled(sym.name) {
+                exported.accepts(sym.name)
+            } else {
+                exported.is_all() || member == 0
+            };
+            if !offered {
                 continue;
             }
             let e = Export {
@@ -392,7 +399,7 @@ fn require_placed(d: &Domain) -> Result<()> {
 /// SPIN's `Resolve`: binds every unresolved import of `target` that
 /// `source` exports (ambiguous exports are skipped). Partial: names the
 /// source lacks stay unresolved, for another source or for the error of
-/// [`resolve_all`] / [`Plan::link`](crate::Plan::link). Fails only if
+/// [`resolve_all`] / [`LinkPlan::link`](crate::LinkPlan::link). Fails only if
 /// `source` is not placed.
 pub fn resolve(source: &Domain, target: &mut Domain) -> Result<ResolveStats> {
     require_placed(source)?;

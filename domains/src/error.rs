@@ -242,7 +242,7 @@ pub enum Error {
         /// Domain name.
         domain: String,
     },
-    /// A segment base address is not aligned as the [`Plan`](crate::Plan)
+    /// A segment base address is not aligned as the [`LinkPlan`](crate::LinkPlan)
     /// requires.
     MisalignedBase {
         /// Segment name.

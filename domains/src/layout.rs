@@ -30,7 +30,7 @@ use alloc::vec::Vec;
 use hashbrown::HashMap;
 
 use crate::error::{Error, Result};
-use crate::object::{Def, Object, Placement};
+use crate::object::{Def, Object, SectionClass};
 use crate::reloc::{RelocKind, STUB_SIZE};
 
 /// Size of one GOT slot.
@@ -113,13 +113,13 @@ impl Default for LinkOptions {
 
 /// The layout of an [`Object`]: every size and offset of the linked image,
 /// with no addresses yet. Obtained from [`Object::plan`]; turned into a
-/// [`LinkedImage`](crate::LinkedImage) by [`Plan::link`].
+/// [`LinkedImage`](crate::LinkedImage) by [`LinkPlan::link`].
 #[derive(Clone, Debug)]
-pub struct Plan<'o, 'a> {
+pub struct LinkPlan<'o, 'a> {
     pub(crate) object: &'o Object<'a>,
     pub(crate) options: LinkOptions,
     /// Per member, per section: segment and offset for loaded sections.
-    pub(crate) placements: Vec<Vec<Option<(SegmentKind, u64)>>>,
+    pub(crate) section_slots: Vec<Vec<Option<(SegmentKind, u64)>>>,
     pub(crate) specs: [SegmentSpec; 3],
     /// Offset of the GOT in the read-only segment.
     pub(crate) got_offset: u64,
@@ -177,9 +177,9 @@ impl<'a> Object<'a> {
     /// Lays the object out: segment sizes and alignments, GOT slots (one per
     /// distinct symbol referenced through the GOT) and far-call stubs (one
     /// per distinct import called with `R_X86_64_PLT32`).
-    pub fn plan(&self, options: &LinkOptions) -> Result<Plan<'_, 'a>> {
+    pub fn plan(&self, options: &LinkOptions) -> Result<LinkPlan<'_, 'a>> {
         let mut cursors = [Cursor { size: 0, align: 1 }; 3];
-        let mut placements: Vec<Vec<Option<(SegmentKind, u64)>>> = self
+        let mut section_slots: Vec<Vec<Option<(SegmentKind, u64)>>> = self
             .members
             .iter()
             .map(|m| alloc::vec![None; m.sections.len()])
@@ -187,35 +187,35 @@ impl<'a> Object<'a> {
         // Pass order gives the in-segment order: text; rodata, relro,
         // unwind; data, bss.
         let passes = [
-            (Placement::Text, SegmentKind::Text),
-            (Placement::ReadOnly, SegmentKind::ReadOnly),
-            (Placement::RelRo, SegmentKind::ReadOnly),
-            (Placement::Unwind, SegmentKind::ReadOnly),
-            (Placement::Data, SegmentKind::Data),
-            (Placement::Bss, SegmentKind::Data),
+            (SectionClass::Text, SegmentKind::Text),
+            (SectionClass::ReadOnly, SegmentKind::ReadOnly),
+            (SectionClass::RelRo, SegmentKind::ReadOnly),
+            (SectionClass::Unwind, SegmentKind::ReadOnly),
+            (SectionClass::Data, SegmentKind::Data),
+            (SectionClass::Bss, SegmentKind::Data),
         ];
         let mut bounds = alloc::vec![None; self.bound_sections.len()];
         for (want, seg) in passes {
             let cursor = &mut cursors[seg_index(seg)];
             for (m, member) in self.members.iter().enumerate() {
                 for (s, sec) in member.sections.iter().enumerate() {
-                    if sec.placement != want {
+                    if sec.class != want {
                         continue;
                     }
                     if let Some(group) = self.bound_sections.iter().position(|g| *g == sec.name) {
                         // The whole group goes here, at its first section.
                         if bounds[group].is_none() {
                             let range =
-                                self.place_group(sec.name, want, cursor, &mut placements)?;
+                                self.place_group(sec.name, want, cursor, &mut section_slots)?;
                             bounds[group] = Some((seg, range.0, range.1));
                         }
                         continue;
                     }
                     let at = cursor.place(sec.size, sec.align)?;
-                    if let Some(slot) = placements.get_mut(m).and_then(|p| p.get_mut(s)) {
+                    if let Some(slot) = section_slots.get_mut(m).and_then(|p| p.get_mut(s)) {
                         *slot = Some((seg, at));
                     }
-                    if want == Placement::Unwind {
+                    if want == SectionClass::Unwind {
                         // A zero length word ends the table: unwinders
                         // registering `.eh_frame` walk its records up to
                         // one, and a relocatable object's section has none.
@@ -263,10 +263,10 @@ impl<'a> Object<'a> {
         });
         // Every group was met in some pass: its sections are loaded.
         let bounds = bounds.into_iter().flatten().collect();
-        Ok(Plan {
+        Ok(LinkPlan {
             object: self,
             options: *options,
-            placements,
+            section_slots,
             specs,
             got_offset,
             got,
@@ -284,29 +284,29 @@ impl<'a> Object<'a> {
     fn place_group(
         &self,
         name: &str,
-        want: Placement,
+        want: SectionClass,
         cursor: &mut Cursor,
-        placements: &mut [Vec<Option<(SegmentKind, u64)>>],
+        section_slots: &mut [Vec<Option<(SegmentKind, u64)>>],
     ) -> Result<(u64, u64)> {
         let seg = match want {
-            Placement::Text => SegmentKind::Text,
-            Placement::Data | Placement::Bss => SegmentKind::Data,
+            SectionClass::Text => SegmentKind::Text,
+            SectionClass::Data | SectionClass::Bss => SegmentKind::Data,
             _ => SegmentKind::ReadOnly,
         };
         let mut range: Option<(u64, u64)> = None;
         for (m, member) in self.members.iter().enumerate() {
             for (s, sec) in member.sections.iter().enumerate() {
-                if sec.name != name || sec.placement == Placement::Skip {
+                if sec.name != name || sec.class == SectionClass::Skip {
                     continue;
                 }
-                if sec.placement != want {
+                if sec.class != want {
                     return Err(Error::UnsupportedSection {
                         section: name.into(),
                         reason: "sections of this name differ in flags, so no one range holds them all for __start_/__stop_",
                     });
                 }
                 let at = cursor.place(sec.size, sec.align)?;
-                if let Some(slot) = placements.get_mut(m).and_then(|p| p.get_mut(s)) {
+                if let Some(slot) = section_slots.get_mut(m).and_then(|p| p.get_mut(s)) {
                     *slot = Some((seg, at));
                 }
                 let end = at.saturating_add(sec.size);
@@ -325,7 +325,7 @@ pub(crate) fn seg_index(kind: SegmentKind) -> usize {
     }
 }
 
-impl Plan<'_, '_> {
+impl LinkPlan<'_, '_> {
     /// Size and alignment of one segment.
     pub fn segment(&self, kind: SegmentKind) -> SegmentSpec {
         self.specs[seg_index(kind)]
@@ -349,7 +349,7 @@ impl Plan<'_, '_> {
     /// Bases for placing all three segments in one region starting at
     /// `base`, each segment starting on a `page` boundary (and on its own
     /// alignment). `page` must be a power of two. Use with
-    /// [`Plan::contiguous_span`] to allocate the region.
+    /// [`LinkPlan::contiguous_span`] to allocate the region.
     pub fn contiguous_bases(&self, base: u64, page: u64) -> Result<SegmentBases> {
         let mut at = base;
         let mut out = [0u64; 3];
@@ -374,7 +374,7 @@ impl Plan<'_, '_> {
         })
     }
 
-    /// Bytes needed for [`Plan::contiguous_bases`] at a `page`-aligned base:
+    /// Bytes needed for [`LinkPlan::contiguous_bases`] at a `page`-aligned base:
     /// each segment rounded up to `page`.
     pub fn contiguous_span(&self, page: u64) -> Result<u64> {
         let bases = self.contiguous_bases(0, page)?;

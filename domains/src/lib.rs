@@ -52,11 +52,11 @@
 //! # Modules
 //!
 //! * [`object`]: parsing and validation ([`Object`], [`Limits`]).
-//! * [`layout`]: segments, GOT and stubs ([`Plan`]).
-//! * [`link`]: relocation ([`Plan::link`], [`LinkedImage`], [`Resolver`]).
+//! * [`layout`]: segments, GOT and stubs ([`LinkPlan`]).
+//! * [`link`]: relocation ([`LinkPlan::link`], [`LinkedImage`], [`Resolver`]).
 //! * [`reloc`]: relocation kinds and arithmetic.
 //! * [`domain`]: [`Domain`] and SPIN's operations.
-//! * [`registry`]: [`DomainRegistry`], which refuses to destroy a domain in
+//! * [`domain_registry`]: [`DomainRegistry`], which refuses to destroy a domain in
 //!   use.
 //! * [`attribution`]: which crate a (mangled) symbol belongs to.
 //! * [`bounds`]: linker-defined `__start_SECTION` / `__stop_SECTION`.
@@ -69,13 +69,13 @@ extern crate alloc;
 pub mod attribution;
 pub mod bounds;
 pub mod domain;
+pub mod domain_registry;
 mod elf;
 mod error;
 pub mod layout;
 pub mod link;
 mod module;
 pub mod object;
-pub mod registry;
 pub mod reloc;
 mod symtab;
 
@@ -89,12 +89,12 @@ pub use domain::{
     Domain, DomainId, Exports, ImportBinding, ImportInfo, ResolveStats, combine, resolve,
     resolve_all, unresolve,
 };
+pub use domain_registry::DomainRegistry;
 pub use error::{Error, Result, UnresolvedSymbol};
-pub use layout::{LinkOptions, Plan, SegmentBases, SegmentKind, SegmentSpec};
+pub use layout::{LinkOptions, LinkPlan, SegmentBases, SegmentKind, SegmentSpec};
 pub use link::{
     FnResolver, LinkStats, LinkedImage, PlacedSection, ResolvedImport, Resolver, Segment,
 };
 pub use module::{Export, SymbolBinding, SymbolKind};
 pub use object::{Import, Limits, Object};
-pub use registry::DomainRegistry;
 pub use reloc::RelocKind;

@@ -5,8 +5,8 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 use crate::error::{Error, Result, UnresolvedSymbol};
-use crate::layout::{GOT_SLOT, Plan, SegmentBases, SegmentKind, seg_index};
-use crate::object::{Def, Object, Placement};
+use crate::layout::{GOT_SLOT, LinkPlan, SegmentBases, SegmentKind, seg_index};
+use crate::object::{Def, Object, SectionClass};
 use crate::reloc::{self, Relaxation, RelocKind, STUB_SIZE};
 use crate::symtab::SymbolTable;
 
@@ -238,7 +238,7 @@ impl LinkedImage {
     }
 }
 
-fn check_bases(plan: &Plan<'_, '_>, bases: &SegmentBases) -> Result<[Range<u64>; 3]> {
+fn check_bases(plan: &LinkPlan<'_, '_>, bases: &SegmentBases) -> Result<[Range<u64>; 3]> {
     let mut ranges: [Range<u64>; 3] = [0..0, 0..0, 0..0];
     for kind in SegmentKind::ALL {
         let spec = plan.segment(kind);
@@ -269,7 +269,7 @@ fn check_bases(plan: &Plan<'_, '_>, bases: &SegmentBases) -> Result<[Range<u64>;
 }
 
 /// Address of a definition, given resolved import addresses.
-fn def_address(plan: &Plan<'_, '_>, bases: &SegmentBases, imports: &[u64], def: Def) -> u64 {
+fn def_address(plan: &LinkPlan<'_, '_>, bases: &SegmentBases, imports: &[u64], def: Def) -> u64 {
     match def {
         Def::Null => 0,
         Def::Absolute(v) => v,
@@ -285,7 +285,7 @@ fn def_address(plan: &Plan<'_, '_>, bases: &SegmentBases, imports: &[u64], def: 
             section,
             offset,
         } => plan
-            .placements
+            .section_slots
             .get(file as usize)
             .and_then(|p| p.get(section as usize))
             .copied()
@@ -322,7 +322,7 @@ fn buffer(size: u64, fill: u8) -> Result<Vec<u8>> {
     Ok(alloc::vec![fill; n])
 }
 
-impl Plan<'_, '_> {
+impl LinkPlan<'_, '_> {
     /// Links the object for the given segment base addresses.
     ///
     /// Every import is looked up in `resolver` first; if any non-weak import
@@ -370,7 +370,7 @@ impl Plan<'_, '_> {
         for (m, member) in object.members.iter().enumerate() {
             for (s, sec) in member.sections.iter().enumerate() {
                 let Some((seg, at)) = self
-                    .placements
+                    .section_slots
                     .get(m)
                     .and_then(|p| p.get(s))
                     .copied()
@@ -389,7 +389,7 @@ impl Plan<'_, '_> {
                     segment: seg,
                     address: bases.get(seg).wrapping_add(at),
                     size: sec.size,
-                    unwind_table: sec.placement == Placement::Unwind,
+                    unwind_table: sec.class == SectionClass::Unwind,
                 });
             }
         }
@@ -415,7 +415,7 @@ impl Plan<'_, '_> {
         for (m, member) in object.members.iter().enumerate() {
             for group in &member.groups {
                 let Some((seg, sec_at)) = self
-                    .placements
+                    .section_slots
                     .get(m)
                     .and_then(|p| p.get(group.section as usize))
                     .copied()

@@ -75,7 +75,7 @@ impl Default for Limits {
 
 /// Where a section goes in the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Placement {
+pub(crate) enum SectionClass {
     /// Not loaded (no `SHF_ALLOC`: symbol tables, debug info, comments...).
     Skip,
     /// Executable code: text segment.
@@ -99,7 +99,7 @@ pub(crate) struct Section<'a> {
     /// Name from `.shstrtab` (may be empty).
     pub name: &'a str,
     /// Where it goes.
-    pub placement: Placement,
+    pub class: SectionClass,
     /// Its file bytes (empty for `SHT_NOBITS`).
     pub data: &'a [u8],
     /// `sh_size`.
@@ -277,7 +277,7 @@ impl<'a> Object<'a> {
         let mut total: u64 = 0;
         for m in &members {
             for s in &m.sections {
-                if s.placement != Placement::Skip {
+                if s.class != SectionClass::Skip {
                     total = total.saturating_add(s.size);
                 }
             }
@@ -313,6 +313,17 @@ impl<'a> Object<'a> {
     /// the codegen units of one crate) and locals are not exported.
     pub fn exports(&self) -> impl Iterator<Item = &'a str> + '_ {
         self.export_symbols().map(|sym| sym.name)
+    }
+
+    /// The symbols behind [`Object::exports`], with the index of the
+    /// member defining each.
+    pub(crate) fn export_symbols_by_member(&self) -> impl Iterator<Item = (u32, &Symbol<'a>)> + '_ {
+        self.exports.iter().filter_map(|&(f, s)| {
+            self.members
+                .get(f as usize)
+                .and_then(|m| m.symbols.get(s as usize))
+                .map(|sym| (f, sym))
+        })
     }
 
     /// The symbols behind [`Object::exports`].
@@ -366,10 +377,10 @@ impl<'a> Object<'a> {
 }
 
 /// Classifies a section by its flags and type.
-fn placement(sh: &SectionHeader, name: &str) -> Result<Placement> {
+fn section_class(sh: &SectionHeader, name: &str) -> Result<SectionClass> {
     let flags = sh.sh_flags;
     if flags & u64::from(SHF_ALLOC) == 0 {
-        return Ok(Placement::Skip);
+        return Ok(SectionClass::Skip);
     }
     if flags & u64::from(SHF_TLS) != 0 {
         return Err(Error::Tls {
@@ -394,17 +405,17 @@ fn placement(sh: &SectionHeader, name: &str) -> Result<Placement> {
                 reason: "writable and executable (W^X)",
             });
         }
-        (false, true) => Placement::Text,
-        (true, false) if sh.sh_type == SHT_NOBITS => Placement::Bss,
+        (false, true) => SectionClass::Text,
+        (true, false) if sh.sh_type == SHT_NOBITS => SectionClass::Bss,
         (true, false) if name == ".data.rel.ro" || name.starts_with(".data.rel.ro.") => {
-            Placement::RelRo
+            SectionClass::RelRo
         }
-        (true, false) => Placement::Data,
+        (true, false) => SectionClass::Data,
         (false, false) if sh.sh_type == goblin::elf::section_header::SHT_X86_64_UNWIND => {
-            Placement::Unwind
+            SectionClass::Unwind
         }
-        (false, false) if sh.sh_type == SHT_NOBITS => Placement::Bss,
-        (false, false) => Placement::ReadOnly,
+        (false, false) if sh.sh_type == SHT_NOBITS => SectionClass::Bss,
+        (false, false) => SectionClass::ReadOnly,
     })
 }
 
@@ -440,7 +451,7 @@ fn parse_member<'a>(name: &str, bytes: &'a [u8], file: u32, limits: &Limits) -> 
         if i == 0 {
             sections.push(Section {
                 name: "",
-                placement: Placement::Skip,
+                class: SectionClass::Skip,
                 data: &[],
                 size: 0,
                 align: 1,
@@ -477,7 +488,7 @@ fn parse_member<'a>(name: &str, bytes: &'a [u8], file: u32, limits: &Limits) -> 
         if !data.is_empty() {
             ranges.push((sh.sh_offset, sh.sh_size, label.clone()));
         }
-        let placement = placement(sh, &label)?;
+        let class = section_class(sh, &label)?;
         if sh.sh_type == SHT_SYMTAB {
             if symtab_index.is_some() {
                 return Err(Error::BadSection {
@@ -489,7 +500,7 @@ fn parse_member<'a>(name: &str, bytes: &'a [u8], file: u32, limits: &Limits) -> 
         }
         sections.push(Section {
             name: sec_name,
-            placement,
+            class,
             data,
             size: sh.sh_size,
             align,
@@ -518,7 +529,7 @@ fn parse_member<'a>(name: &str, bytes: &'a [u8], file: u32, limits: &Limits) -> 
                 reason: "sh_info does not name a section to relocate",
             });
         };
-        if target_sec.placement == Placement::Skip {
+        if target_sec.class == SectionClass::Skip {
             // Relocations of debug info and other unloaded sections.
             continue;
         }
@@ -587,12 +598,12 @@ fn parse_member<'a>(name: &str, bytes: &'a [u8], file: u32, limits: &Limits) -> 
                 .r_offset
                 .checked_add(width)
                 .is_some_and(|end| end <= target_sec.size);
-            if !fits || target_sec.placement == Placement::Bss {
+            if !fits || target_sec.class == SectionClass::Bss {
                 return Err(Error::RelocationOutOfSection {
                     section: target_label.clone(),
                     offset: r.r_offset,
                     width,
-                    size: if target_sec.placement == Placement::Bss {
+                    size: if target_sec.class == SectionClass::Bss {
                         0
                     } else {
                         target_sec.size
@@ -629,7 +640,7 @@ fn parse_member<'a>(name: &str, bytes: &'a [u8], file: u32, limits: &Limits) -> 
             if let Some(sym) = symbols.get(r.sym as usize)
                 && let Def::Section { section, .. } = sym.def
                 && let Some(s) = sections.get(section as usize)
-                && s.placement == Placement::Skip
+                && s.class == SectionClass::Skip
             {
                 return Err(Error::ReferenceToUnloadedSection {
                     symbol: sym.name.to_string(),
@@ -903,7 +914,7 @@ fn bound_def<'a>(members: &[Member<'a>], groups: &mut Vec<&'a str>, name: &str) 
     let section = members
         .iter()
         .flat_map(|m| m.sections.iter())
-        .find(|s| s.name == bound.section && s.placement != Placement::Skip)?
+        .find(|s| s.name == bound.section && s.class != SectionClass::Skip)?
         .name;
     let group = match groups.iter().position(|g| *g == section) {
         Some(i) => i,

@@ -70,7 +70,7 @@ fn host_object(flags: &'static [&'static str], rlib: bool, cgu: u32) -> Object<'
 /// link statistics and whether it was far from the executable.
 fn run_basic(
     object: &Object<'_>,
-    placement: Placement,
+    placement: ImagePlacement,
     options: LinkOptions,
 ) -> (LinkedImage, bool) {
     assert!(keep_runtime_linked() > 0);
@@ -156,7 +156,7 @@ fn kinds(image: &LinkedImage) -> BTreeSet<&'static str> {
 #[test]
 fn default_pic_object_runs_far_from_the_executable() {
     let object = host_object(&[], false, 1);
-    let (image, far) = run_basic(&object, Placement::Far, LinkOptions::default());
+    let (image, far) = run_basic(&object, ImagePlacement::Far, LinkOptions::default());
     assert!(
         far,
         "mmap placed the image within 2 GiB; the test expects it far"
@@ -176,7 +176,7 @@ fn default_pic_object_runs_far_from_the_executable() {
 #[test]
 fn plt_object_calls_imports_through_stubs_when_far() {
     let object = host_object(&["-Zplt=yes", "-Zrelax-elf-relocations=yes"], false, 1);
-    let (image, far) = run_basic(&object, Placement::Far, LinkOptions::default());
+    let (image, far) = run_basic(&object, ImagePlacement::Far, LinkOptions::default());
     assert!(far);
     let s = image.stats();
     assert!(s.count(RelocKind::Plt32) > 0);
@@ -193,7 +193,7 @@ fn plt_object_calls_imports_through_stubs_when_far() {
 #[test]
 fn plt_object_calls_imports_directly_when_near() {
     let object = host_object(&["-Zplt=yes", "-Zrelax-elf-relocations=yes"], false, 1);
-    let (image, far) = run_basic(&object, Placement::Near, LinkOptions::default());
+    let (image, far) = run_basic(&object, ImagePlacement::Near, LinkOptions::default());
     assert!(!far);
     let s = image.stats();
     // Only imports that really are far (libc's memcpy/memmove, in a shared
@@ -211,11 +211,15 @@ fn plt_object_calls_imports_directly_when_near() {
 #[test]
 fn relaxable_gotpcrelx_object_runs_near_without_relaxation_too() {
     let object = host_object(&["-Zrelax-elf-relocations=yes"], false, 1);
-    let (image, _) = run_basic(&object, Placement::Near, LinkOptions { relax_got: false });
+    let (image, _) = run_basic(
+        &object,
+        ImagePlacement::Near,
+        LinkOptions { relax_got: false },
+    );
     let s = image.stats();
     assert!(s.count(RelocKind::GotPcRelX) > 0);
     assert_eq!(s.relaxed, 0);
-    let (image, _) = run_basic(&object, Placement::Near, LinkOptions::default());
+    let (image, _) = run_basic(&object, ImagePlacement::Near, LinkOptions::default());
     assert!(image.stats().relaxed > 0);
     println!("relaxed, near: {:?} {:?}", kinds(&image), image.stats());
 }
@@ -224,7 +228,7 @@ fn relaxable_gotpcrelx_object_runs_near_without_relaxation_too() {
 fn rlib_with_one_codegen_unit_runs() {
     let object = host_object(&[], true, 1);
     assert_eq!(object.members().count(), 1, "rmeta skipped, one object");
-    run_basic(&object, Placement::Far, LinkOptions::default());
+    run_basic(&object, ImagePlacement::Far, LinkOptions::default());
 }
 
 #[test]
@@ -237,7 +241,7 @@ fn rlib_with_several_codegen_units_is_linked_as_one_unit_and_runs() {
         imports.iter().all(|n| !n.contains("9ext_basic")),
         "intra-crate symbols leaked into imports: {imports:?}"
     );
-    run_basic(&object, Placement::Far, LinkOptions::default());
+    run_basic(&object, ImagePlacement::Far, LinkOptions::default());
 }
 
 #[test]
@@ -247,7 +251,7 @@ fn legacy_mangled_object_runs() {
         false,
         1,
     );
-    let (image, _) = run_basic(&object, Placement::Far, LinkOptions::default());
+    let (image, _) = run_basic(&object, ImagePlacement::Far, LinkOptions::default());
     // The fixture's own functions (one section each) carry legacy names.
     assert!(
         image

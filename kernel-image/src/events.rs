@@ -12,20 +12,28 @@
 //!   (an extension cannot take over `shutdown`).
 
 use console::{Line, Reply};
-use dispatcher::{Decision, Event, EventAuthority, Imposition, Principal, PrincipalIssuer};
+use dispatcher::{
+    Decision, Event, EventAuthority, Imposition, KernelCapability, Principal, PrincipalIssuer,
+};
 
 /// Time bound of an ephemeral `Clock.Tick` handler, in microseconds (the
 /// dispatcher's clock, see [`crate::time`]): a tenth of a tick.
 pub const TICK_HANDLER_QUANTUM_US: u64 = 1_000_000 / crate::arch::apic::TIMER_HZ / 10;
 
-/// The kernel's capabilities over the dispatcher.
+/// The kernel's capabilities over the dispatcher. Kernel-internal: nothing
+/// of it may be stored where a public crate (and so an extension) reaches.
 pub struct KernelAuthority {
     /// Mints principals (one per extension) and revokes them at unload.
     pub issuer: PrincipalIssuer,
     /// The kernel's own identity.
     pub kernel: Principal,
+    /// `Clock.Tick`, to raise (the public crates only hand out its install
+    /// right).
+    pub tick: Event<u64, ()>,
     /// Authority over `Clock.Tick`.
     pub clock_tick: EventAuthority<u64, ()>,
+    /// `Console.Line`, to raise.
+    pub line: Event<Line, Reply>,
     /// Authority over `Console.Line`.
     pub console_line: EventAuthority<Line, Reply>,
 }
@@ -37,9 +45,10 @@ static AUTHORITY: spin::Once<KernelAuthority> = spin::Once::new();
 pub fn init() {
     let issuer = PrincipalIssuer::take().expect("the kernel takes the principal issuer first");
     let kernel = issuer.issue("kernel");
+    let capability = issuer.kernel_capability();
 
     let (tick, clock_tick) = Event::<u64, ()>::builder(clock::TICK_EVENT)
-        .original(clock::account_tick)
+        .original(move |tick| clock::account_tick(capability, tick))
         .quantum(TICK_HANDLER_QUANTUM_US)
         .declare(&kernel)
         .expect("Clock.Tick is declared once");
@@ -53,7 +62,7 @@ pub fn init() {
             overrun.observed_at - overrun.deadline
         );
     });
-    clock::publish_tick_event(tick);
+    clock::publish_tick_event(capability, tick.clone());
 
     let (line, console_line) = Event::<Line, Reply>::builder(console::LINE_EVENT)
         .original(crate::shell::builtin_commands)
@@ -65,12 +74,14 @@ pub fn init() {
             Imposition::new().guard(|line: &Line| !crate::shell::is_builtin(line.command())),
         )
     });
-    console::publish_line_event(line);
+    console::publish_line_event(capability, line.clone());
 
     AUTHORITY.call_once(|| KernelAuthority {
         issuer,
         kernel,
+        tick,
         clock_tick,
+        line,
         console_line,
     });
 }
@@ -78,4 +89,10 @@ pub fn init() {
 /// The kernel's dispatcher capabilities.
 pub fn authority() -> &'static KernelAuthority {
     AUTHORITY.get().expect("events::init ran at boot")
+}
+
+/// The kernel's capability for the kernel-only operations of the public
+/// crates.
+pub fn capability() -> KernelCapability {
+    authority().issuer.kernel_capability()
 }

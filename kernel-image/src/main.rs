@@ -75,8 +75,10 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     arch::idt::init();
     memory::init(boot_info);
     boot_data::init(boot_info);
-    console::set_sink(|text| arch::serial::write_bytes(text.as_bytes()));
     events::init();
+    console::set_sink(events::capability(), |text| {
+        arch::serial::write_bytes(text.as_bytes())
+    });
     arch::pic::remap_and_mask();
     time::init();
     x86_64::instructions::interrupts::enable();

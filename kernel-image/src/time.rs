@@ -25,9 +25,10 @@ pub fn init() {
     let calibration = apic::init();
     TSC_HZ.store(calibration.tsc_hz.max(1), Ordering::Relaxed);
     APIC_TIMER_HZ.store(calibration.apic_timer_hz, Ordering::Relaxed);
-    clock::set_hz(apic::TIMER_HZ);
+    let capability = crate::events::capability();
+    clock::set_hz(capability, apic::TIMER_HZ);
     // Only fails if set twice, which init does not do.
-    let _ = dispatcher::time_bounds::set_clock(Arc::new(MicrosecondClock));
+    let _ = dispatcher::time_bounds::set_clock(capability, Arc::new(MicrosecondClock));
 }
 
 /// Records the TSC at the earliest point of boot.
@@ -42,13 +43,12 @@ static TICK_NUMBER: AtomicU64 = AtomicU64::new(0);
 /// handlers that are past their quantum.
 pub fn on_timer_interrupt() {
     let tick = TICK_NUMBER.fetch_add(1, Ordering::Relaxed) + 1;
-    match clock::tick_event() {
-        // The event has an original handler, so a raise cannot fail for
-        // lack of one; a retired event would simply stop counting.
-        Some(event) => drop(event.raise(&tick)),
-        None => clock::account_tick(&tick),
-    }
-    dispatcher::time_bounds::check_overruns(uptime_ns() / 1000, |_| {});
+    let authority = crate::events::authority();
+    // The event has an original handler, so a raise cannot fail for lack
+    // of one; a retired event would simply stop counting.
+    let _ = authority.tick.raise(&tick);
+    let capability = authority.issuer.kernel_capability();
+    dispatcher::time_bounds::check_overruns(capability, uptime_ns() / 1000, |_| {});
 }
 
 /// Timer ticks counted by `Clock.Tick`'s original handler.

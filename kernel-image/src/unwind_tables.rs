@@ -39,11 +39,6 @@ impl UnwindTables {
         }
         Self { tables }
     }
-
-    /// How many tables are registered.
-    pub fn count(&self) -> usize {
-        self.tables.len()
-    }
 }
 
 impl Drop for UnwindTables {

@@ -298,7 +298,10 @@ fn failing_init_is_undone_completely() {
 fn unknown_extension_is_reported() {
     let (mut session, _) = boot(Firmware::Bios);
     let out = command(&mut session, "ext load nope");
-    assert!(out.contains("no extension 'nope' in the ramdisk"), "{out}");
+    assert!(
+        out.contains("no extension 'nope' in the catalogue"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -376,8 +376,7 @@ fn cargo_build(
     plan_path: &Path,
     public_key_file: &Path,
 ) -> Result<Artifacts, Failure> {
-    let wrapper =
-        std::env::current_exe().map_err(|e| Failure::new(format!("locating xtask: {e}")))?;
+    let wrapper = wrapper_executable()?;
     let mut cmd = kernel_build_command(packages, release);
     cmd.arg("--message-format=json-render-diagnostics")
         .env("RUSTC_WRAPPER", &wrapper)
@@ -466,6 +465,32 @@ fn stripped_object(
         &object_from_rlib(rlib)?,
         &scratch.join(format!("{}-{}.o", package.name, package.version)),
     )
+}
+
+/// This program, copied to a fixed path under `target/` for cargo to run as
+/// the rustc wrapper. Cargo may relink `target/debug/xtask` while it runs (a
+/// `cargo test` of xtask builds its binary with other features, as the
+/// host tier of `cargo xtask test` does); the copy, made from the running
+/// image, stays valid.
+fn wrapper_executable() -> Result<PathBuf, Failure> {
+    let io = |what: &Path, e: std::io::Error| Failure::new(format!("{}: {e}", what.display()));
+    let running = Path::new("/proc/self/exe");
+    let image = std::fs::read(running).map_err(|e| io(running, e))?;
+    let dir = workspace::target_dir().join("spindle").join("bin");
+    let path = dir.join("xtask-rustc-wrapper");
+    if std::fs::read(&path).ok().as_deref() != Some(&image[..]) {
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        let partial = dir.join(format!("xtask-rustc-wrapper.{}", std::process::id()));
+        std::fs::write(&partial, &image).map_err(|e| io(&partial, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| io(&partial, e))?;
+        }
+        std::fs::rename(&partial, &path).map_err(|e| io(&path, e))?;
+    }
+    Ok(path)
 }
 
 /// The object without DWARF sections (symbols and relocations stay). The

@@ -40,26 +40,9 @@ use serde_json::Value;
 use spindle_package::bundle::{CrateRecord, Provider, Role, Trust};
 
 /// The crates whose symbols make up the kernel's public domain
-/// (`SpinPublic`): the same list as the loader's `SPIN_PUBLIC_CRATES`
-/// (a test keeps the two equal).
-pub const PUBLIC_CRATES: &[&str] = &[
-    "core",
-    "alloc",
-    "compiler_builtins",
-    "unwind",
-    "dispatcher",
-    "spindle_sdk",
-    "console",
-    "clock",
-    "spin",
-    "log",
-    "lock_api",
-    "scopeguard",
-    "hashbrown",
-    "foldhash",
-    "allocator_api2",
-    "equivalent",
-];
+/// (`SpinPublic`): a dependency that is the kernel's own compilation of one
+/// of them is imported, not carried.
+pub use loader::SPIN_PUBLIC_CRATES as PUBLIC_CRATES;
 
 /// Where the vetted list lives, relative to the workspace root.
 pub const VETTED_FILE: &str = "extensions/vetted.toml";
@@ -1098,29 +1081,5 @@ reason = "why"
         assert!(refusals[0].to_string().contains(
             "extensions [ext] change how the kernel's dependency `spin 0.12.3` is compiled (features +portable_atomic added)"
         ));
-    }
-
-    /// The loader's list, read from its source, is this module's.
-    #[test]
-    fn public_crates_match_the_loaders() {
-        let root = crate::workspace::root();
-        let source = [
-            "core-services/loader/src/policy.rs",
-            "kernel-image/src/loader/mod.rs",
-        ]
-        .iter()
-        .find_map(|p| std::fs::read_to_string(root.join(p)).ok())
-        .expect("the loader's source");
-        let list = source
-            .split("pub const SPIN_PUBLIC_CRATES: &[&str] = &[")
-            .nth(1)
-            .and_then(|s| s.split("];").next())
-            .expect("SPIN_PUBLIC_CRATES");
-        let names: Vec<&str> = list
-            .split(',')
-            .map(|s| s.trim().trim_matches('"'))
-            .filter(|s| !s.is_empty())
-            .collect();
-        assert_eq!(names, PUBLIC_CRATES);
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! The kernel's timer interrupt raises `Clock.Tick` with the new tick count
 //! [`hz`] times a second. The event's original handler — the service's
-//! primary implementation — advances the counter behind [`ticks`];
+//! primary implementation, [`account_tick`], which like every kernel-only
+//! operation takes a [`KernelCapability`] — advances the counter behind
+//! [`ticks`];
 //! extensions may add handlers (the kernel's authorizer allows it, and sets
 //! a time bound: a tick handler that runs longer than one tick is reported).
 //! Handlers run in interrupt context: they must be short and must not block.
@@ -12,17 +14,18 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use dispatcher::Event;
+use dispatcher::{Event, KernelCapability, PublicEvent};
 
 /// Dotted name of the tick event.
 pub const TICK_EVENT: &str = "Clock.Tick";
 
 static TICKS: AtomicU64 = AtomicU64::new(0);
 static HZ: AtomicU64 = AtomicU64::new(0);
-static TICK: spin::Once<Event<u64, ()>> = spin::Once::new();
+static TICK: spin::Once<PublicEvent<u64, ()>> = spin::Once::new();
 
-/// The original handler of `Clock.Tick`: accounts one tick.
-pub fn account_tick(_tick: &u64) {
+/// The original handler of `Clock.Tick`: accounts one tick. The kernel
+/// declares the event with `move |tick| account_tick(capability, tick)`.
+pub fn account_tick(_kernel: KernelCapability, _tick: &u64) {
     TICKS.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -36,24 +39,25 @@ pub fn hz() -> u64 {
     HZ.load(Ordering::Relaxed)
 }
 
-/// Records the tick rate (kernel, at boot).
-pub fn set_hz(hz: u64) {
+/// Records the tick rate (kernel only, at boot).
+pub fn set_hz(_kernel: KernelCapability, hz: u64) {
     HZ.store(hz, Ordering::Relaxed);
 }
 
-/// Publishes the `Clock.Tick` event (kernel, once at boot; later calls are
-/// ignored and return false).
-pub fn publish_tick_event(event: Event<u64, ()>) -> bool {
+/// Publishes the `Clock.Tick` event (kernel only, once at boot; later calls
+/// are ignored and return false).
+pub fn publish_tick_event(_kernel: KernelCapability, event: Event<u64, ()>) -> bool {
     let mut published = false;
     TICK.call_once(|| {
         published = true;
-        event
+        PublicEvent::new(event)
     });
     published
 }
 
-/// The `Clock.Tick` event, once published.
-pub fn tick_event() -> Option<&'static Event<u64, ()>> {
+/// The `Clock.Tick` event, once published, to install handlers on (only the
+/// kernel raises it).
+pub fn tick_event() -> Option<&'static PublicEvent<u64, ()>> {
     TICK.get()
 }
 
@@ -65,13 +69,18 @@ mod tests {
     fn ticks_are_counted_by_the_original_handler_through_the_event() {
         let issuer = dispatcher::PrincipalIssuer::take().expect("first take in this test binary");
         let kernel = issuer.issue("kernel");
-        let (event, _authority) =
-            Event::<u64, ()>::declare(TICK_EVENT, &kernel, account_tick).unwrap();
-        assert!(publish_tick_event(event.clone()));
-        assert!(!publish_tick_event(event));
+        let capability = issuer.kernel_capability();
+        let (event, _authority) = Event::<u64, ()>::declare(TICK_EVENT, &kernel, move |tick| {
+            account_tick(capability, tick)
+        })
+        .unwrap();
+        assert!(publish_tick_event(capability, event.clone()));
+        assert!(!publish_tick_event(capability, event.clone()));
+        set_hz(capability, 100);
+        assert_eq!(hz(), 100);
         let before = ticks();
         for n in 1..=3 {
-            tick_event().unwrap().raise(&n).unwrap();
+            event.raise(&n).unwrap();
         }
         assert_eq!(ticks(), before + 3);
         assert_eq!(tick_event().unwrap().raises(), 3);

@@ -2,7 +2,8 @@
 //! the `Console.Line` event.
 //!
 //! The kernel owns the device (COM1) and registers its writer here at boot
-//! ([`set_sink`]); extensions print through [`print!`](crate::print) /
+//! ([`set_sink`], which like every kernel-only operation takes a
+//! [`KernelCapability`]); extensions print through [`print!`](crate::print) /
 //! [`println!`](crate::println) without touching hardware.
 //!
 //! `Console.Line` is raised by the shell for every input line. Its original
@@ -29,7 +30,7 @@ extern crate alloc;
 use alloc::string::String;
 use core::fmt;
 
-use dispatcher::Event;
+use dispatcher::{Event, KernelCapability, PublicEvent};
 
 /// Dotted name of the line event.
 pub const LINE_EVENT: &str = "Console.Line";
@@ -82,31 +83,34 @@ impl Reply {
     }
 }
 
-static LINE: spin::Once<Event<Line, Reply>> = spin::Once::new();
+static LINE: spin::Once<PublicEvent<Line, Reply>> = spin::Once::new();
 static SINK: spin::Once<fn(&str)> = spin::Once::new();
 
 /// Publishes the `Console.Line` event (the kernel does this once at boot;
-/// later calls are ignored and return false).
-pub fn publish_line_event(event: Event<Line, Reply>) -> bool {
+/// later calls are ignored and return false). Only its install right is
+/// published: the kernel keeps the event to raise it.
+pub fn publish_line_event(_kernel: KernelCapability, event: Event<Line, Reply>) -> bool {
     let mut published = false;
     LINE.call_once(|| {
         published = true;
-        event
+        PublicEvent::new(event)
     });
     published
 }
 
-/// The `Console.Line` event.
+/// The `Console.Line` event, to install handlers on (only the kernel
+/// raises it).
 ///
 /// # Panics
 /// If called before the kernel published it (never the case for an
 /// extension: the kernel publishes it before loading any).
-pub fn line_event() -> &'static Event<Line, Reply> {
+pub fn line_event() -> &'static PublicEvent<Line, Reply> {
     LINE.get().expect("Console.Line is published at boot")
 }
 
-/// Registers the function that writes to the console device (once, at boot).
-pub fn set_sink(sink: fn(&str)) {
+/// Registers the function that writes to the console device (kernel only;
+/// once, at boot: later calls are ignored).
+pub fn set_sink(_kernel: KernelCapability, sink: fn(&str)) {
     SINK.call_once(|| sink);
 }
 
@@ -172,7 +176,10 @@ mod tests {
         use std::sync::Mutex;
         static CAPTURED: Mutex<String> = Mutex::new(String::new());
         write_str("before any sink is set\n");
-        set_sink(|s| CAPTURED.lock().unwrap().push_str(s));
+        let issuer = dispatcher::PrincipalIssuer::take().expect("the one take in this test binary");
+        set_sink(issuer.kernel_capability(), |s| {
+            CAPTURED.lock().unwrap().push_str(s)
+        });
         println!("x = {}", 42);
         print!("{}", "tail");
         assert_eq!(*CAPTURED.lock().unwrap(), "x = 42\ntail");

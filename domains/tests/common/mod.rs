@@ -301,7 +301,7 @@ impl Drop for Mapping {
 
 /// Where to put an image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Placement {
+pub enum ImagePlacement {
     /// Wherever mmap likes: far (> 2 GiB) from the executable.
     Far,
     /// Within ±2 GiB of the executable, so calls and GOT loads can be
@@ -313,14 +313,14 @@ pub enum Placement {
 pub fn map_and_link(
     object: &Object<'_>,
     resolver: &dyn Resolver,
-    placement: Placement,
+    placement: ImagePlacement,
     options: LinkOptions,
 ) -> (Mapping, LinkedImage) {
     let plan = object.plan(&options).expect("plan");
     let span = plan.contiguous_span(PAGE).unwrap();
     let mapping = match placement {
-        Placement::Far => Mapping::new(span, None).expect("mmap"),
-        Placement::Near => {
+        ImagePlacement::Far => Mapping::new(span, None).expect("mmap"),
+        ImagePlacement::Near => {
             let bias = load_bias();
             (1..64u64)
                 .find_map(|i| Mapping::new(span, Some(bias - i * (16 << 20))))

@@ -34,7 +34,117 @@ use alloc::string::String;
 use core::fmt;
 use core::mem::offset_of;
 
-pub use {clock, console, dispatcher, log, spin};
+pub use {clock, console, dispatcher, spin};
+
+/// Logging for extensions, through the kernel's `log` facade.
+///
+/// The `log` crate itself is not public to extensions: its `set_max_level`
+/// is a safe setter of kernel state, so an extension naming it fails to
+/// load. These macros go through one SDK function instead:
+/// `spindle_sdk::log::info!("{} frames", n)` logs at info level with the
+/// extension's module path as target.
+pub mod log {
+    use core::fmt;
+
+    /// How important a message is.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+    pub enum Level {
+        /// Something failed.
+        Error,
+        /// Something looks wrong.
+        Warn,
+        /// Normal operation.
+        Info,
+        /// For developers.
+        Debug,
+        /// Very detailed.
+        Trace,
+    }
+
+    /// Logs one message (what the macros expand to).
+    #[doc(hidden)]
+    #[inline(never)]
+    pub fn __log(level: Level, target: &str, args: fmt::Arguments<'_>) {
+        let level = match level {
+            Level::Error => ::log::Level::Error,
+            Level::Warn => ::log::Level::Warn,
+            Level::Info => ::log::Level::Info,
+            Level::Debug => ::log::Level::Debug,
+            Level::Trace => ::log::Level::Trace,
+        };
+        ::log::log!(target: target, level, "{args}");
+    }
+
+    pub use crate::{
+        __sdk_log_debug as debug, __sdk_log_error as error, __sdk_log_info as info,
+        __sdk_log_trace as trace, __sdk_log_warn as warn,
+    };
+}
+
+/// `spindle_sdk::log::error!`: logs at error level.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __sdk_log_error {
+    ($($arg:tt)+) => {
+        $crate::log::__log(
+            $crate::log::Level::Error,
+            ::core::module_path!(),
+            ::core::format_args!($($arg)+),
+        )
+    };
+}
+
+/// `spindle_sdk::log::warn!`: logs at warn level.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __sdk_log_warn {
+    ($($arg:tt)+) => {
+        $crate::log::__log(
+            $crate::log::Level::Warn,
+            ::core::module_path!(),
+            ::core::format_args!($($arg)+),
+        )
+    };
+}
+
+/// `spindle_sdk::log::info!`: logs at info level.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __sdk_log_info {
+    ($($arg:tt)+) => {
+        $crate::log::__log(
+            $crate::log::Level::Info,
+            ::core::module_path!(),
+            ::core::format_args!($($arg)+),
+        )
+    };
+}
+
+/// `spindle_sdk::log::debug!`: logs at debug level.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __sdk_log_debug {
+    ($($arg:tt)+) => {
+        $crate::log::__log(
+            $crate::log::Level::Debug,
+            ::core::module_path!(),
+            ::core::format_args!($($arg)+),
+        )
+    };
+}
+
+/// `spindle_sdk::log::trace!`: logs at trace level.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __sdk_log_trace {
+    ($($arg:tt)+) => {
+        $crate::log::__log(
+            $crate::log::Level::Trace,
+            ::core::module_path!(),
+            ::core::format_args!($($arg)+),
+        )
+    };
+}
 
 /// What extensions usually import.
 pub mod prelude {
@@ -435,6 +545,38 @@ mod tests {
         assert_eq!(
             RawDescriptor::parse(&bad),
             Err(DescriptorError::BadString("name"))
+        );
+    }
+
+    #[test]
+    fn the_log_macros_reach_the_kernel_logger() {
+        use std::sync::Mutex;
+        static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        struct Capture;
+        impl ::log::Log for Capture {
+            fn enabled(&self, _: &::log::Metadata<'_>) -> bool {
+                true
+            }
+            fn log(&self, record: &::log::Record<'_>) {
+                SEEN.lock().unwrap().push(alloc::format!(
+                    "{} {} {}",
+                    record.level(),
+                    record.target(),
+                    record.args()
+                ));
+            }
+            fn flush(&self) {}
+        }
+        ::log::set_logger(&Capture).unwrap();
+        ::log::set_max_level(::log::LevelFilter::Trace);
+        crate::log::info!("{} frames", 3);
+        crate::log::error!("bad");
+        assert_eq!(
+            *SEEN.lock().unwrap(),
+            [
+                "INFO spindle_sdk::tests 3 frames",
+                "ERROR spindle_sdk::tests bad"
+            ]
         );
     }
 

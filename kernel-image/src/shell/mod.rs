@@ -153,7 +153,7 @@ pub fn execute(text: &str) {
     if line.command().is_empty() {
         return;
     }
-    match console::line_event().raise(&line) {
+    match crate::events::authority().line.raise(&line) {
         Ok(Reply::Handled) => {}
         Ok(Reply::Unknown) => println!(
             "error: unknown command '{}' (type 'help' for the list)",

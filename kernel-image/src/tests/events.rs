@@ -81,19 +81,25 @@ fn console_line_authorizer_keeps_builtin_commands_for_the_kernel() -> KtestResul
     ensure_eq!(imposed, Some(1));
     // A built-in: the imposed guard keeps the extension out.
     ensure_eq!(
-        console::line_event().raise(&Line::new("log info")),
+        crate::events::authority()
+            .line
+            .raise(&Line::new("log info")),
         Ok(Reply::Handled)
     );
     ensure_eq!(calls.load(Ordering::Relaxed), 0);
     // Anything else is the extension's.
     ensure_eq!(
-        console::line_event().raise(&Line::new("frobnicate")),
+        crate::events::authority()
+            .line
+            .raise(&Line::new("frobnicate")),
         Ok(Reply::Handled)
     );
     ensure_eq!(calls.load(Ordering::Relaxed), 1);
     binding.uninstall().map_err(failure)?;
     ensure_eq!(
-        console::line_event().raise(&Line::new("frobnicate")),
+        crate::events::authority()
+            .line
+            .raise(&Line::new("frobnicate")),
         Ok(Reply::Unknown)
     );
     Ok(())

@@ -8,8 +8,10 @@ use core::fmt;
 use spindle_package::VerifyError;
 use spindle_sdk::DescriptorError;
 
+use crate::platform::{MapError, Panic};
+
 /// One import the loader could not resolve, with what it knows about it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MissingSymbol {
     /// Mangled name.
     pub name: String,
@@ -38,12 +40,17 @@ pub enum MissingReason {
 }
 
 /// Why `ext load` failed. Nothing of the extension stays behind.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LoadError {
-    /// No extension of that name in the ramdisk.
+    /// No extension of that name in the catalogue.
     NotFound(String),
     /// It is loaded already.
     AlreadyLoaded(String),
+    /// As many extensions as the loader has room for are loaded.
+    TooMany {
+        /// The limit.
+        max: usize,
+    },
     /// The signature check failed (unsigned, modified, wrong key).
     Signature(VerifyError),
     /// The object is not a valid ELF relocatable object, or breaks a limit.
@@ -79,8 +86,16 @@ pub enum LoadError {
     },
     /// Linking failed (unsupported or overflowing relocation, ...).
     Link(domains::Error),
-    /// The extension region or physical memory is exhausted.
-    OutOfMemory(&'static str),
+    /// No free range of the extension address region is large enough.
+    AddressSpaceFull {
+        /// Bytes the image needs.
+        bytes: u64,
+    },
+    /// The kernel could not map the image.
+    Map(MapError),
+    /// The extension's domain could not be registered (its name is taken
+    /// by another domain, such as `SpinPublic`).
+    Domain(domains::Error),
     /// The descriptor's entry point does not lie in the extension's code.
     BadEntryPoint {
         /// Which function.
@@ -90,17 +105,20 @@ pub enum LoadError {
     },
     /// `init` returned an error.
     InitFailed(String),
-    /// `init` panicked; the panic unwound back to the loader.
-    InitPanicked(alloc::boxed::Box<crate::containment::Panicked>),
+    /// `init` panicked; the panic unwound back to the platform's call.
+    InitPanicked(Panic),
 }
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotFound(name) => {
-                write!(f, "no extension '{name}' in the ramdisk (see 'ext list')")
+                write!(f, "no extension '{name}' in the catalogue (see 'ext list')")
             }
             Self::AlreadyLoaded(name) => write!(f, "'{name}' is already loaded"),
+            Self::TooMany { max } => {
+                write!(f, "{max} extensions are loaded, the most the loader holds")
+            }
             Self::Signature(e) => write!(f, "signature check failed: {e}"),
             Self::Object(e) => write!(f, "bad object: {e}"),
             Self::MissingDescriptor => write!(
@@ -175,7 +193,12 @@ impl fmt::Display for LoadError {
             }
             Self::Bundle(e) => write!(f, "bundle: {e}"),
             Self::Link(e) => write!(f, "link failed: {e}"),
-            Self::OutOfMemory(what) => write!(f, "out of memory: {what}"),
+            Self::AddressSpaceFull { bytes } => write!(
+                f,
+                "out of memory: no free {bytes}-byte range in the extension address region"
+            ),
+            Self::Map(e) => write!(f, "out of memory: {e}"),
+            Self::Domain(e) => write!(f, "domain refused: {e}"),
             Self::BadEntryPoint { which, address } => {
                 write!(
                     f,
@@ -189,7 +212,7 @@ impl fmt::Display for LoadError {
 }
 
 /// Why `ext unload` failed.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UnloadError {
     /// Not loaded.
     NotLoaded(String),
