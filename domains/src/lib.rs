@@ -93,7 +93,8 @@ pub use domain_registry::DomainRegistry;
 pub use error::{Error, Result, UnresolvedSymbol};
 pub use layout::{LinkOptions, LinkPlan, SegmentBases, SegmentKind, SegmentSpec};
 pub use link::{
-    FnResolver, LinkStats, LinkedImage, PlacedSection, ResolvedImport, Resolver, Segment,
+    FnResolver, LinkStats, LinkedImage, PlacedFunction, PlacedSection, ResolvedImport, Resolver,
+    Segment,
 };
 pub use module::{Export, SymbolBinding, SymbolKind};
 pub use object::{Import, Limits, Object};

@@ -6,9 +6,10 @@ use core::ops::Range;
 
 use crate::error::{Error, Result, UnresolvedSymbol};
 use crate::layout::{GOT_SLOT, LinkPlan, SegmentBases, SegmentKind, seg_index};
-use crate::object::{Def, Object, SectionClass};
+use crate::object::{Def, Object, Section, SectionClass};
 use crate::reloc::{self, Relaxation, RelocKind, STUB_SIZE};
 use crate::symtab::SymbolTable;
+use goblin::elf::sym::STT_FUNC;
 
 /// Supplies addresses for a unit's imports.
 ///
@@ -95,6 +96,18 @@ pub struct PlacedSection {
     pub unwind_table: bool,
 }
 
+/// A function of a linked object and its address (see
+/// [`LinkPlan::placed_functions`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlacedFunction<'a> {
+    /// The symbol name, mangled, as the object spells it.
+    pub name: &'a str,
+    /// Its address in the image.
+    pub address: u64,
+    /// `st_size` (0 if the object does not say).
+    pub size: u64,
+}
+
 /// Numbers for the loader's report.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LinkStats {
@@ -142,6 +155,10 @@ impl LinkStats {
 #[derive(Clone, Debug)]
 pub struct LinkedImage {
     segments: [Segment; 3],
+    /// The object's functions at their addresses, sorted: (address, size,
+    /// range of the name in `function_names`).
+    functions: Vec<(u64, u64, Range<u32>)>,
+    function_names: String,
     exports: SymbolTable<u64>,
     imports: Vec<ResolvedImport>,
     sections: Vec<PlacedSection>,
@@ -157,6 +174,15 @@ impl LinkedImage {
     /// All three segments: text, rodata, data.
     pub fn segments(&self) -> &[Segment; 3] {
         &self.segments
+    }
+
+    /// The base addresses the image was linked for.
+    pub fn bases(&self) -> SegmentBases {
+        SegmentBases {
+            text: self.segments[0].base,
+            rodata: self.segments[1].base,
+            data: self.segments[2].base,
+        }
     }
 
     /// Address of an exported symbol (global or weak, default or protected
@@ -195,6 +221,22 @@ impl LinkedImage {
             .iter()
             .filter(|s| s.unwind_table && s.size > 0)
             .map(|s| s.address)
+    }
+
+    /// Every function of the object (local ones included) at its address,
+    /// sorted by address: the image's symbol map, for backtraces (see
+    /// [`LinkPlan::placed_functions`]).
+    pub fn functions(&self) -> impl ExactSizeIterator<Item = PlacedFunction<'_>> + '_ {
+        self.functions
+            .iter()
+            .map(|(address, size, name)| PlacedFunction {
+                name: self
+                    .function_names
+                    .get(name.start as usize..name.end as usize)
+                    .unwrap_or(""),
+                address: *address,
+                size: *size,
+            })
     }
 
     /// The first loaded section named `name` (e.g. a descriptor section).
@@ -322,6 +364,89 @@ fn buffer(size: u64, fill: u8) -> Result<Vec<u8>> {
     Ok(alloc::vec![fill; n])
 }
 
+fn placed_section(sec: &Section<'_>, segment: SegmentKind, address: u64) -> PlacedSection {
+    PlacedSection {
+        name: sec.name.to_string(),
+        segment,
+        address,
+        size: sec.size,
+        unwind_table: sec.class == SectionClass::Unwind,
+    }
+}
+
+impl<'a> LinkPlan<'_, 'a> {
+    /// Every loaded section with its segment and offset in that segment,
+    /// in the order [`LinkPlan::link`] copies them.
+    fn loaded_sections(&self) -> impl Iterator<Item = (&Section<'a>, SegmentKind, u64)> + '_ {
+        self.object
+            .members
+            .iter()
+            .enumerate()
+            .flat_map(move |(m, member)| {
+                member
+                    .sections
+                    .iter()
+                    .enumerate()
+                    .filter_map(move |(s, sec)| {
+                        let (seg, at) = self.section_slots.get(m)?.get(s).copied().flatten()?;
+                        Some((sec, seg, at))
+                    })
+            })
+    }
+
+    /// Where the loaded sections go for `bases`, exactly as
+    /// [`LinkedImage::sections`] of [`LinkPlan::link`] with the same bases will
+    /// say, without linking anything: what a debugger or a symboliser on
+    /// the host needs to map an address of the image back to a section.
+    pub fn placed_sections(&self, bases: SegmentBases) -> Vec<PlacedSection> {
+        self.loaded_sections()
+            .map(|(sec, seg, at)| placed_section(sec, seg, bases.get(seg).wrapping_add(at)))
+            .collect()
+    }
+
+    /// Every function of the object (`STT_FUNC` symbols defined in a loaded
+    /// section, local ones included: closures and private functions are
+    /// local) at its address for `bases`, sorted by address. This is the
+    /// address-to-name table of a loaded extension, for backtraces.
+    pub fn placed_functions(&self, bases: SegmentBases) -> Vec<PlacedFunction<'a>> {
+        let mut functions: Vec<PlacedFunction<'a>> = self
+            .object
+            .members
+            .iter()
+            .enumerate()
+            .flat_map(|(m, member)| {
+                member.symbols.iter().filter_map(move |sym| {
+                    let Def::Section {
+                        file,
+                        section,
+                        offset,
+                    } = sym.def
+                    else {
+                        return None;
+                    };
+                    if sym.kind != STT_FUNC || sym.name.is_empty() || file as usize != m {
+                        return None;
+                    }
+                    let (seg, at) = self
+                        .section_slots
+                        .get(m)?
+                        .get(section as usize)
+                        .copied()
+                        .flatten()?;
+                    Some(PlacedFunction {
+                        name: sym.name,
+                        address: bases.get(seg).wrapping_add(at).wrapping_add(offset),
+                        size: sym.size,
+                    })
+                })
+            })
+            .collect();
+        functions.sort_by(|a, b| a.address.cmp(&b.address).then(a.name.cmp(b.name)));
+        functions.dedup_by(|b, a| a.address == b.address && a.name == b.name);
+        functions
+    }
+}
+
 impl LinkPlan<'_, '_> {
     /// Links the object for the given segment base addresses.
     ///
@@ -367,31 +492,14 @@ impl LinkPlan<'_, '_> {
         let mut sections = Vec::new();
 
         // Section contents.
-        for (m, member) in object.members.iter().enumerate() {
-            for (s, sec) in member.sections.iter().enumerate() {
-                let Some((seg, at)) = self
-                    .section_slots
-                    .get(m)
-                    .and_then(|p| p.get(s))
-                    .copied()
-                    .flatten()
-                else {
-                    continue;
-                };
-                if !sec.data.is_empty() && !write_at(&mut bufs[seg_index(seg)], at, sec.data) {
-                    return Err(Error::BadBases {
-                        reason: "internal layout error: section outside its segment",
-                    });
-                }
-                stats.sections += 1;
-                sections.push(PlacedSection {
-                    name: sec.name.to_string(),
-                    segment: seg,
-                    address: bases.get(seg).wrapping_add(at),
-                    size: sec.size,
-                    unwind_table: sec.class == SectionClass::Unwind,
+        for (sec, seg, at) in self.loaded_sections() {
+            if !sec.data.is_empty() && !write_at(&mut bufs[seg_index(seg)], at, sec.data) {
+                return Err(Error::BadBases {
+                    reason: "internal layout error: section outside its segment",
                 });
             }
+            stats.sections += 1;
+            sections.push(placed_section(sec, seg, bases.get(seg).wrapping_add(at)));
         }
 
         // GOT.
@@ -542,6 +650,16 @@ impl LinkPlan<'_, '_> {
             })
             .collect();
 
+        let placed = self.placed_functions(bases);
+        let mut function_names = String::with_capacity(placed.iter().map(|f| f.name.len()).sum());
+        let mut functions = Vec::with_capacity(placed.len());
+        for f in &placed {
+            let start = u32::try_from(function_names.len()).unwrap_or(u32::MAX);
+            function_names.push_str(f.name);
+            let end = u32::try_from(function_names.len()).unwrap_or(u32::MAX);
+            functions.push((f.address, f.size, start..end));
+        }
+
         let [text, rodata, data] = bufs;
         Ok(LinkedImage {
             segments: [
@@ -561,6 +679,8 @@ impl LinkPlan<'_, '_> {
                     bytes: data,
                 },
             ],
+            functions,
+            function_names,
             exports,
             imports,
             sections,

@@ -479,3 +479,43 @@ fn attribution_parses_every_rust_symbol_of_this_executable() {
     assert!(v0 > 1000, "{v0}");
     assert!(checked > 500, "{checked}");
 }
+
+#[test]
+fn placed_functions_name_the_code_the_image_runs() {
+    let object = host_object(&[], false, 1);
+    let public = host_public();
+    let mut domain = Domain::create("ext_basic", &object).unwrap();
+    resolve_all(&[&public], &mut domain).unwrap_or_else(|e| panic!("{e}"));
+    let options = LinkOptions::default();
+    let (mapping, image) = map_and_link(&object, &domain, ImagePlacement::Far, options);
+    let plan = object.plan(&options).unwrap();
+    // Without linking, the plan places the sections where the link did.
+    assert_eq!(plan.placed_sections(image.bases()), image.sections());
+
+    let functions = plan.placed_functions(image.bases());
+    // The image carries the same map.
+    assert_eq!(image.functions().collect::<Vec<_>>(), functions);
+    assert!(
+        functions.windows(2).all(|w| w[0].address <= w[1].address),
+        "not sorted by address"
+    );
+    let text = image.segment(domains::SegmentKind::Text).range();
+    assert!(functions.iter().all(|f| text.contains(&f.address)));
+    let table_addr = image.symbol("FIXTURE_TABLE").expect("descriptor symbol");
+    // SAFETY: as in `run_basic`: FIXTURE_TABLE in the live mapped image.
+    let t: &Table = unsafe { &*(table_addr as *const Table) };
+    // `fib` and `add` are private (local symbols): found all the same, at
+    // the addresses the relocated function pointers hold.
+    for (name, pointer) in [
+        ("ext_basic::fib", t.fib as usize as u64),
+        ("ext_basic::add", t.add as usize as u64),
+    ] {
+        let found = functions
+            .iter()
+            .find(|f| format!("{:#}", rustc_demangle::demangle(f.name)) == name)
+            .unwrap_or_else(|| panic!("{name} not among the placed functions"));
+        assert_eq!(found.address, pointer, "{name}");
+        assert!(found.size > 0, "{name} has no size");
+    }
+    drop(mapping);
+}

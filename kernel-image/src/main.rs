@@ -28,6 +28,7 @@ mod arch;
 mod bench;
 mod boot_data;
 mod containment;
+mod debug;
 mod events;
 mod ktest;
 mod loader;
@@ -75,6 +76,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     arch::idt::init();
     memory::init(boot_info);
     boot_data::init(boot_info);
+    debug::init();
     events::init();
     console::set_sink(events::capability(), |text| {
         arch::serial::write_bytes(text.as_bytes())

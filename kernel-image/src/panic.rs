@@ -2,15 +2,20 @@
 //!
 //! A panic inside a containment boundary ([`crate::containment::catch`])
 //! unwinds back to it. Any other panic is fatal: the handler prints the
-//! message and location and stops QEMU with the failure status (in test
-//! mode, after recording the failed test).
+//! message, the location and a symbolised backtrace
+//! ([`crate::debug::backtrace`]), and stops QEMU with the failure status (in
+//! test mode, after recording the failed test). Everything it prints goes
+//! through the console's panic path, which never waits for the console's
+//! lock.
 
+use core::fmt::Write;
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::qemu::{ExitCode, exit};
+use crate::arch::serial::PanicConsole;
 use crate::containment;
-use crate::println;
+use crate::debug::backtrace::Backtrace;
 
 static PANICKING: AtomicBool = AtomicBool::new(false);
 
@@ -28,14 +33,16 @@ fn panic(info: &PanicInfo<'_>) -> ! {
     let location = info
         .location()
         .map_or(("<unknown>", 0, 0), |l| (l.file(), l.line(), l.column()));
-    println!();
-    println!(
-        "KERNEL PANIC at {}:{}:{}: {}",
+    let mut console = PanicConsole;
+    let _ = writeln!(
+        console,
+        "\nKERNEL PANIC at {}:{}:{}: {}",
         location.0,
         location.1,
         location.2,
         info.message()
     );
+    let _ = Backtrace::capture().print(&mut console);
     crate::ktest::on_panic();
     exit(ExitCode::Failure)
 }

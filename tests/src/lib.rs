@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use xtask::gdb::GdbTarget;
 pub use xtask::qemu::{Firmware, KernelExit, PipedOutcome, QemuOptions, Session, SessionError};
 
 /// Time allowed from QEMU start to the first prompt (UEFI firmware is slow under TCG).
@@ -87,4 +88,31 @@ pub fn number_before(text: &str, label: &str) -> Option<u64> {
         .take_while(char::is_ascii_digit)
         .collect();
     digits.chars().rev().collect::<String>().parse().ok()
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for QEMU's gdb
+/// stub, so that parallel runs do not collide on 1234).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// What gdb needs to debug the kernel `cargo xtask test` built, on `port`:
+/// the kernel ELF and the extensions' unstripped objects, from the
+/// environment `cargo xtask test` sets.
+pub fn gdb_target(port: u16) -> GdbTarget {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                panic!("{name} is not set: run the integration tests with `cargo xtask test`")
+            })
+    };
+    GdbTarget {
+        kernel: var("SPINDLE_KERNEL_ELF"),
+        objects: var("SPINDLE_OBJECTS_DIR"),
+        port,
+    }
 }

@@ -236,7 +236,12 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
             .iter()
             .find(|e| e.name == package.name)
             .ok_or_else(|| Failure::new(format!("{}: not in the trust plan", package.name)))?;
-        let object = stripped_object(&artifacts, &extension.package, &out_dir)?;
+        // `NAME.debug.o` stays beside the ramdisk for gdb (`spindle-symbols`).
+        let object = stripped_object(
+            &artifacts,
+            &extension.package,
+            &out_dir.join(format!("{}.o", package.name)),
+        )?;
         if package.name == FIXTURE_BASE {
             fixture_base = Some(object.clone());
         }
@@ -248,7 +253,13 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
         for carried in &extension.carried {
             members.push((
                 format!("{}-{}.o", carried.name, carried.version),
-                stripped_object(&artifacts, carried, &out_dir)?,
+                stripped_object(
+                    &artifacts,
+                    carried,
+                    &out_dir
+                        .join("objects")
+                        .join(format!("{}-{}.o", carried.name, carried.version)),
+                )?,
             ));
         }
         let members: Vec<(&str, &[u8])> = members
@@ -447,24 +458,23 @@ fn unstamped(plan: &TrustPlan, artifacts: &Artifacts, stamps: &Path) -> Vec<Vec<
         .collect()
 }
 
-/// The object of `package`'s rlib, without DWARF.
+/// The object of `package`'s rlib, without DWARF; the stripped copy is
+/// written to `scratch`, the unstripped one beside it (`.debug.o`).
 fn stripped_object(
     artifacts: &Artifacts,
     package: &trust::PackageId,
-    out_dir: &Path,
+    scratch: &Path,
 ) -> Result<Vec<u8>, Failure> {
     let rlib = artifacts
         .libs
         .get(&package.id)
         .and_then(|files| files.first())
         .ok_or_else(|| Failure::new(format!("cargo reported no rlib for {package}")))?;
-    let scratch = out_dir.join("objects");
-    std::fs::create_dir_all(&scratch)
-        .map_err(|e| Failure::new(format!("{}: {e}", scratch.display())))?;
-    strip_debug(
-        &object_from_rlib(rlib)?,
-        &scratch.join(format!("{}-{}.o", package.name, package.version)),
-    )
+    if let Some(dir) = scratch.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::new(format!("{}: {e}", dir.display())))?;
+    }
+    strip_debug(&object_from_rlib(rlib)?, scratch)
 }
 
 /// This program, copied to a fixed path under `target/` for cargo to run as

@@ -7,6 +7,7 @@
 //! | `run` | boots the image under QEMU with the shell on stdio |
 //! | `test` | host unit tests, in-kernel tests (BIOS and UEFI), integration tests |
 //! | `check` | rustfmt and clippy (`-D warnings`) for host and kernel targets |
+//! | `gdb` | attaches gdb to a kernel started with `run --gdb` |
 //!
 //! Every command first checks the toolchain's components and target (and,
 //! where QEMU is needed, QEMU and OVMF) and installs what is missing.
@@ -21,7 +22,7 @@ mod setup;
 mod test_runner;
 
 use std::io::{self, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -60,6 +61,10 @@ enum Cmd {
     Test(TestArgs),
     /// rustfmt --check and clippy -D warnings, host and kernel targets.
     Check,
+    /// Attach gdb to a kernel started with `run --gdb`: kernel symbols at
+    /// their run-time addresses, extension symbols following loads and
+    /// unloads. Arguments after `--` go to gdb.
+    Gdb(GdbArgs),
     /// Install what is missing (toolchain components, QEMU, OVMF) and build
     /// the bootloader image builder.
     Setup,
@@ -79,9 +84,12 @@ struct RunArgs {
     /// Boot through UEFI (OVMF) instead of BIOS.
     #[arg(long)]
     uefi: bool,
-    /// Make QEMU wait for a debugger on tcp::1234 (`target remote :1234`).
+    /// Start stopped and wait for a debugger (`cargo xtask gdb`).
     #[arg(long)]
     gdb: bool,
+    /// Port of QEMU's gdb stub on 127.0.0.1 (with `--gdb`).
+    #[arg(long, default_value_t = xtask::gdb::DEFAULT_PORT)]
+    gdb_port: u16,
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 256)]
     memory: u32,
@@ -92,6 +100,19 @@ struct RunArgs {
     /// 300 when input is piped).
     #[arg(long)]
     timeout: Option<u64>,
+}
+
+#[derive(Args)]
+struct GdbArgs {
+    /// Debug the release build's kernel.
+    #[arg(long)]
+    release: bool,
+    /// Port of QEMU's gdb stub on 127.0.0.1.
+    #[arg(long, default_value_t = xtask::gdb::DEFAULT_PORT)]
+    port: u16,
+    /// Arguments for gdb (after `--`), e.g. `--batch -ex 'hbreak kernel_main'`.
+    #[arg(last = true)]
+    gdb_args: Vec<String>,
 }
 
 #[derive(Args)]
@@ -150,6 +171,7 @@ fn main() -> ExitCode {
         Cmd::Run(args) => run(&args),
         Cmd::Test(args) => test_runner::run(args.profile.release, !args.bios_only),
         Cmd::Check => check(),
+        Cmd::Gdb(args) => gdb(&args),
         Cmd::Setup => setup::ensure_toolchain()
             .and_then(|()| setup::ensure_qemu())
             .and_then(|()| image_builder().map(drop)),
@@ -280,7 +302,49 @@ fn make_images(release: bool) -> Result<(Images, PathBuf), Failure> {
         .arg("--uefi")
         .arg(&images.uefi);
     run_checked(&mut cmd)?;
+    // For `cargo xtask gdb`, which must not rebuild under a running kernel.
+    let record = xtask::gdb::kernel_path_record(&workspace::target_dir(), profile_dir(release));
+    std::fs::write(&record, full_kernel.as_os_str().as_encoded_bytes())
+        .map_err(|e| Failure::new(format!("{}: {e}", record.display())))?;
     Ok((images, full_kernel))
+}
+
+fn gdb_target(kernel: PathBuf, release: bool, port: u16) -> xtask::gdb::GdbTarget {
+    xtask::gdb::GdbTarget {
+        kernel,
+        objects: workspace::target_dir()
+            .join("spindle")
+            .join(profile_dir(release)),
+        port,
+    }
+}
+
+/// `cargo xtask gdb`: runs gdb on the kernel the last build made (no
+/// rebuild: the running kernel is that one), attached to QEMU's stub.
+fn gdb(args: &GdbArgs) -> Result<(), Failure> {
+    setup::ensure_gdb()?;
+    let profile = profile_dir(args.release);
+    let record = xtask::gdb::kernel_path_record(&workspace::target_dir(), profile);
+    let kernel = std::fs::read_to_string(&record).map_err(|_| {
+        Failure::new(format!(
+            "no {profile} kernel built yet ({} is missing): start one with `cargo xtask run --gdb{}`",
+            record.display(),
+            if args.release { " --release" } else { "" }
+        ))
+    })?;
+    let target = gdb_target(PathBuf::from(kernel.trim()), args.release, args.port);
+    let status = target
+        .command(&args.gdb_args)
+        .status()
+        .map_err(|e| Failure::new(format!("running gdb: {e}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Failure::with_status(
+            format!("gdb exited with {status}"),
+            u8::try_from(status.code().unwrap_or(1)).unwrap_or(1),
+        ))
+    }
 }
 
 /// Scratch space for QEMU runs (UEFI variable stores).
@@ -301,16 +365,35 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     options.memory_mib = args.memory;
     options.cmdline = args.cmdline.clone();
     options.gdb = args.gdb;
+    options.gdb_port = args.gdb_port;
     if args.gdb {
+        setup::ensure_gdb()?;
+        let target = gdb_target(kernel.clone(), args.profile.release, args.gdb_port);
+        let port = if args.gdb_port == xtask::gdb::DEFAULT_PORT {
+            String::new()
+        } else {
+            format!(" --port {}", args.gdb_port)
+        };
+        let release = if args.profile.release {
+            " --release"
+        } else {
+            ""
+        };
         eprintln!(
-            "xtask: QEMU is waiting for a debugger: gdb {} -ex 'target remote :1234'",
-            kernel.display()
+            "xtask: QEMU is waiting for a debugger on 127.0.0.1:{}; in another terminal run\n    \
+             cargo xtask gdb{release}{port}\nxtask: (or by hand: {})",
+            args.gdb_port,
+            target.shell_line()
         );
     }
     if io::stdin().is_terminal() {
         run_interactive(&options, args.timeout)
     } else {
-        run_piped(&options, Duration::from_secs(args.timeout.unwrap_or(300)))
+        run_piped(
+            &options,
+            Duration::from_secs(args.timeout.unwrap_or(300)),
+            &kernel,
+        )
     }
 }
 
@@ -346,10 +429,23 @@ fn run_interactive(options: &QemuOptions, timeout: Option<u64>) -> Result<(), Fa
     }
 }
 
-/// Input from a pipe or a file: see [`xtask::qemu::run_piped`].
-fn run_piped(options: &QemuOptions, timeout: Duration) -> Result<(), Failure> {
-    let (outcome, _) = xtask::qemu::run_piped(options, io::stdin().lock(), timeout, true)
+/// Input from a pipe or a file: see [`xtask::qemu::run_piped`]. A panic's
+/// backtrace is followed by the source lines of its kernel frames, from
+/// the unstripped `kernel` ELF.
+fn run_piped(options: &QemuOptions, timeout: Duration, kernel: &Path) -> Result<(), Failure> {
+    let (outcome, output) = xtask::qemu::run_piped(options, io::stdin().lock(), timeout, true)
         .map_err(|e| Failure::with_status(format!("talking to QEMU: {e}"), 2))?;
+    match xtask::symbolize::kernel_source_lines(&output, kernel) {
+        Ok(lines) if !lines.is_empty() => {
+            println!(
+                "source lines of the kernel frames (from {}):",
+                kernel.display()
+            );
+            print!("{lines}");
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("xtask: no source lines for the backtrace: {e}"),
+    }
     match outcome {
         PipedOutcome::Exited(exit) => exit_result(exit),
         PipedOutcome::InputEnded => {

@@ -49,8 +49,11 @@ pub struct QemuOptions {
     pub memory_mib: u32,
     /// Kernel command line, passed through fw_cfg (`opt/spindle/cmdline`).
     pub cmdline: Option<String>,
-    /// Wait for a debugger on tcp::1234 before starting (`-s -S`).
+    /// Start stopped, with QEMU's gdb stub on 127.0.0.1:[`Self::gdb_port`]
+    /// (`-gdb ... -S`): the CPU waits for a debugger's `continue`.
     pub gdb: bool,
+    /// The gdb stub's port (used when [`Self::gdb`] is set).
+    pub gdb_port: u16,
     /// Directory for scratch files (the UEFI variable store copy).
     pub scratch_dir: PathBuf,
 }
@@ -68,6 +71,7 @@ impl QemuOptions {
             memory_mib: 256,
             cmdline: None,
             gdb: false,
+            gdb_port: crate::gdb::DEFAULT_PORT,
             scratch_dir: scratch_dir.into(),
         }
     }
@@ -124,7 +128,7 @@ impl QemuOptions {
             ]);
         }
         if self.gdb {
-            cmd.args(["-s", "-S"]);
+            cmd.args(["-gdb", &format!("tcp:127.0.0.1:{}", self.gdb_port), "-S"]);
         }
         Ok(cmd)
     }

@@ -1,5 +1,5 @@
 //! Idempotent set-up: the pinned toolchain's components and target, QEMU
-//! and OVMF.
+//! and OVMF, and gdb for `cargo xtask gdb`.
 //!
 //! rustup will not install the pinned toolchain on demand here
 //! (`RUSTUP_AUTO_INSTALL=0`), and a missing toolchain stops `cargo` before
@@ -131,18 +131,53 @@ pub fn ensure_qemu() -> Result<(), Failure> {
     if have_qemu() && have_ovmf {
         return Ok(());
     }
-    const PACKAGES: [&str; 2] = ["qemu-system-x86", "ovmf"];
+    install_packages(&["qemu-system-x86", "ovmf"], "QEMU or OVMF")?;
+    if have_qemu() {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            "qemu-system-x86_64 is still not runnable after installing",
+        ))
+    }
+}
+
+fn have_gdb() -> bool {
+    Command::new("gdb")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Makes sure `gdb` (with Python, as Debian's `gdb` package has it) is
+/// present; installs it like QEMU.
+pub fn ensure_gdb() -> Result<(), Failure> {
+    if have_gdb() {
+        return Ok(());
+    }
+    install_packages(&["gdb"], "gdb")?;
+    if have_gdb() {
+        Ok(())
+    } else {
+        Err(Failure::new("gdb is still not runnable after installing"))
+    }
+}
+
+/// Installs Debian packages when running as root (running `apt-get update`
+/// first if the install fails); otherwise says what to run.
+fn install_packages(packages: &[&str], what: &str) -> Result<(), Failure> {
     if !is_root() {
         return Err(Failure::new(format!(
-            "QEMU or OVMF is missing; install them with:\n    sudo apt-get install -y {}",
-            PACKAGES.join(" ")
+            "{what} is missing; install with:\n    sudo apt-get install -y {}",
+            packages.join(" ")
         )));
     }
-    eprintln!("xtask: installing {} (Debian packages)", PACKAGES.join(" "));
+    eprintln!("xtask: installing {} (Debian packages)", packages.join(" "));
     let install = || {
         Command::new("apt-get")
             .args(["install", "-y", "--no-install-recommends"])
-            .args(PACKAGES)
+            .args(packages)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()
             .is_ok_and(|s| s.success())
@@ -154,14 +189,11 @@ pub fn ensure_qemu() -> Result<(), Failure> {
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )?;
         if !install() {
-            return Err(Failure::new("apt-get install qemu-system-x86 ovmf failed"));
+            return Err(Failure::new(format!(
+                "apt-get install {} failed",
+                packages.join(" ")
+            )));
         }
     }
-    if have_qemu() {
-        Ok(())
-    } else {
-        Err(Failure::new(
-            "qemu-system-x86_64 is still not runnable after installing",
-        ))
-    }
+    Ok(())
 }

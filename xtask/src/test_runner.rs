@@ -34,6 +34,7 @@ struct Count {
 pub fn run(release: bool, uefi: bool) -> Result<(), Failure> {
     setup::ensure_toolchain()?;
     setup::ensure_qemu()?;
+    setup::ensure_gdb()?;
     let started = Instant::now();
     let mut tiers: Vec<(String, Count)> = Vec::new();
 
@@ -52,7 +53,7 @@ pub fn run(release: bool, uefi: bool) -> Result<(), Failure> {
     tiers.push(("host unit tests".into(), cargo_test(cmd)));
 
     banner("kernel images");
-    let (images, _kernel) = make_images(release)?;
+    let (images, kernel) = make_images(release)?;
     let mut firmwares = vec![Firmware::Bios];
     if uefi {
         firmwares.push(Firmware::Uefi);
@@ -74,6 +75,12 @@ pub fn run(release: bool, uefi: bool) -> Result<(), Failure> {
     cmd.env("SPINDLE_BIOS_IMAGE", &images.bios)
         .env("SPINDLE_UEFI_IMAGE", &images.uefi);
     cmd.env("SPINDLE_SCRATCH_DIR", scratch_dir());
+    // For the debugging tests: the kernel ELF with DWARF and the
+    // extensions' unstripped objects.
+    cmd.env("SPINDLE_KERNEL_ELF", &kernel).env(
+        "SPINDLE_OBJECTS_DIR",
+        images.bios.parent().expect("images live in a directory"),
+    );
     tiers.push(("integration tests".into(), cargo_test(cmd)));
 
     println!();

@@ -42,6 +42,47 @@ pub fn write_bytes(bytes: &[u8]) {
     });
 }
 
+/// Writes raw bytes on the panic path: like [`write_bytes`], but if the
+/// console's lock is held (the panic interrupted a write, on this CPU, and
+/// that write will never resume) the port is driven directly instead of
+/// waiting for ever.
+pub fn write_bytes_panicking(bytes: &[u8]) {
+    let send = |uart: &mut Uart16550<PioBackend>| {
+        for chunk in bytes.split_inclusive(|&b| b == b'\n') {
+            if let Some((b'\n', body)) = chunk.split_last() {
+                uart.send_bytes_exact(body);
+                uart.send_bytes_exact(b"\r\n");
+            } else {
+                uart.send_bytes_exact(chunk);
+            }
+        }
+    };
+    interrupts::without_interrupts(|| {
+        if let Some(mut port) = PORT.try_lock() {
+            if let Some(uart) = port.as_mut() {
+                send(uart);
+            }
+            return;
+        }
+        // SAFETY: COM1's ports, as in `init`; the UART was initialised by
+        // `init` (the lock is held, so `init` ran). The interrupted holder
+        // never runs again: the panic path ends by stopping the machine.
+        if let Ok(mut uart) = unsafe { Uart16550::new_port(COM1) } {
+            send(&mut uart);
+        }
+    });
+}
+
+/// A `fmt::Write` sink for the panic path ([`write_bytes_panicking`]).
+pub struct PanicConsole;
+
+impl fmt::Write for PanicConsole {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        write_bytes_panicking(s.as_bytes());
+        Ok(())
+    }
+}
+
 /// Returns one received byte, if any is waiting.
 pub fn try_read_byte() -> Option<u8> {
     interrupts::without_interrupts(|| PORT.lock().as_mut()?.try_receive_byte().ok())

@@ -16,6 +16,7 @@ use x86_64::VirtAddr;
 use x86_64::structures::paging::{Page, PageTableFlags, PhysFrame, Size4KiB};
 
 use crate::PHYSICAL_MEMORY_OFFSET;
+use crate::debug::extensions::Registration;
 use crate::memory::{frames, paging};
 use crate::unwind_tables::UnwindTables;
 
@@ -27,13 +28,14 @@ pub const PAGE: u64 = 4096;
 /// between extensions and the kernel are in range.
 pub const EXTENSION_REGION: Range<u64> = 0xffff_ffff_9000_0000..0xffff_ffff_f000_0000;
 
-/// An image's pages and the frames behind them, and its unwind tables
-/// (registered while it is mapped).
+/// An image's pages and the frames behind them, its unwind tables, and its
+/// entry in the debug registry (both registered while it is mapped).
 pub struct Mapping {
     /// The virtual range.
     pub range: Range<u64>,
     frames: Vec<PhysFrame<Size4KiB>>,
     unwind: Option<UnwindTables>,
+    debug: Option<Registration>,
 }
 
 fn flags_for(kind: SegmentKind) -> PageTableFlags {
@@ -57,6 +59,7 @@ pub fn map_image(request: &MapRequest<'_>) -> Result<Mapping, MapError> {
         range: range.clone(),
         frames: Vec::with_capacity(pages as usize),
         unwind: None,
+        debug: None,
     };
     for index in 0..pages {
         let Some(frame) = frames::allocate() else {
@@ -84,6 +87,12 @@ pub fn map_image(request: &MapRequest<'_>) -> Result<Mapping, MapError> {
     // SAFETY: every page of the image was mapped above at the addresses it
     // was linked for; `unmap_image` drops the registration before unmapping.
     mapping.unwind = Some(unsafe { UnwindTables::register(request.image) });
+    // Symbols for backtraces and debuggers, before any of its code runs.
+    mapping.debug = Some(crate::debug::extensions::register(
+        request.owner.name(),
+        request.image,
+        range,
+    ));
     Ok(mapping)
 }
 
@@ -129,7 +138,9 @@ unsafe fn frame_slice<'a>(frame: PhysFrame<Size4KiB>) -> &'a mut [u8] {
 
 /// Unmaps an image, frees its frames and the page tables left empty.
 pub fn unmap_image(mut mapping: Mapping) {
-    // The unwinder must forget the tables before their pages go.
+    // The unwinder and the debug registry must forget the image before its
+    // pages go.
+    drop(mapping.debug.take());
     drop(mapping.unwind.take());
     for (index, frame) in mapping.frames.iter().enumerate() {
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(

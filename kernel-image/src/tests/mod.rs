@@ -3,6 +3,7 @@
 mod arch;
 mod clock;
 mod containment;
+mod debug;
 mod events;
 mod loader;
 mod memory;
