@@ -13,6 +13,7 @@
 //! | `large-model` | built with the large code model | refused: unsupported relocation |
 //! | `panic-in-init` | panics in `init` after installing a handler | contained: the panic unwinds to the loader, which undoes the load |
 //! | `panic-in-handler` | its shell command's handler panics, two calls deep | a backtrace naming the extension's functions (fatal until handlers are contained) |
+//! | `private-import` | inlines a `stats` function that calls `libm`, which `stats` carries privately | refused: the symbol is named as private to `stats`, crate `libm` |
 //!
 //! This crate holds no code: it exists so that the workspace can find the
 //! fixtures below it with one `extensions/hostile/*` glob.
