@@ -123,6 +123,25 @@ impl Domain {
     /// undefined symbols. Export addresses are unknown until the object is
     /// linked and [`Domain::place`] is called.
     pub fn create(name: &str, object: &Object<'_>) -> Result<Domain> {
+        Self::create_exporting(name, object, &CrateFilter::all())
+    }
+
+    /// [`Domain::create`] exporting only some definitions: Rust-mangled
+    /// names that `exported` accepts, and unmangled names defined by the
+    /// unit's first member. The rest stay private to the unit: they link
+    /// the unit's own references, and nothing outside can import them.
+    ///
+    /// An extension that carries its dependencies (a bundle: its object
+    /// first, then theirs, linked as one unit) exports its own crate's
+    /// symbols and its own unmangled ones (its descriptor):
+    /// `CrateFilter::crates(&["stats"])`. Two extensions carrying the same
+    /// crate then never offer its names, and a third cannot reach into
+    /// their private copies.
+    pub fn create_exporting(
+        name: &str,
+        object: &Object<'_>,
+        exported: &CrateFilter<'_>,
+    ) -> Result<Domain> {
         let full = |_| Error::LimitExceeded {
             limit: "symbol table size",
             context: name.to_string(),
@@ -130,7 +149,15 @@ impl Domain {
             max: u64::from(u32::MAX),
         };
         let mut exports = SymbolTable::with_capacity(object.exports.len(), 0);
-        for sym in object.export_symbols() {
+        for (member, sym) in object.export_symbols_by_member() {
+            let offered = if crate::attribution::is_rust_mangled(sym.name) {
+                exported.accepts(sym.name)
+            } else {
+                exported.is_all() || member == 0
+            };
+            if !offered {
+                continue;
+            }
             let e = Export {
                 address: 0,
                 size: sym.size,

@@ -291,6 +291,14 @@ pub enum Error {
         /// Symbol name.
         symbol: String,
     },
+    /// An archive member failed to parse. A bundle names its members after
+    /// the crates they hold (`heapless-0.9.4.o`), so this names the crate.
+    InMember {
+        /// The member's name.
+        member: String,
+        /// What failed in it.
+        error: alloc::boxed::Box<Error>,
+    },
 }
 
 /// Writes a mangled name followed by its readable form and owning crate.
@@ -463,6 +471,13 @@ impl fmt::Display for Error {
                     if s.ambiguous {
                         write!(f, " [ambiguous: several distinct definitions]")?;
                     }
+                    if let Some(bound) = crate::bounds::section_bound(&s.name) {
+                        write!(
+                            f,
+                            " [a linker-defined bound, but the object has no section `{}`]",
+                            bound.section
+                        )?;
+                    }
                 }
                 Ok(())
             }
@@ -510,6 +525,7 @@ impl fmt::Display for Error {
             Error::MissingSymbol { symbol } => {
                 write!(f, "the image does not export {}", SymbolDisplay(symbol))
             }
+            Error::InMember { member, error } => write!(f, "archive member {member}: {error}"),
         }
     }
 }

@@ -131,6 +131,9 @@ pub struct LinkPlan<'o, 'a> {
     /// The import each stub jumps to.
     pub(crate) stubs: Vec<u32>,
     pub(crate) stub_index: HashMap<u32, u32>,
+    /// Per bound section group (see [`crate::bounds`]): its segment and
+    /// the offsets of its first byte and one past its last.
+    pub(crate) bounds: Vec<(SegmentKind, u64, u64)>,
 }
 
 /// Zero bytes reserved after each unwind-table section (see [`Object::plan`]).
@@ -191,11 +194,21 @@ impl<'a> Object<'a> {
             (SectionClass::Data, SegmentKind::Data),
             (SectionClass::Bss, SegmentKind::Data),
         ];
+        let mut bounds = alloc::vec![None; self.bound_sections.len()];
         for (want, seg) in passes {
             let cursor = &mut cursors[seg_index(seg)];
             for (m, member) in self.members.iter().enumerate() {
                 for (s, sec) in member.sections.iter().enumerate() {
                     if sec.class != want {
+                        continue;
+                    }
+                    if let Some(group) = self.bound_sections.iter().position(|g| *g == sec.name) {
+                        // The whole group goes here, at its first section.
+                        if bounds[group].is_none() {
+                            let range =
+                                self.place_group(sec.name, want, cursor, &mut section_slots)?;
+                            bounds[group] = Some((seg, range.0, range.1));
+                        }
                         continue;
                     }
                     let at = cursor.place(sec.size, sec.align)?;
@@ -248,6 +261,8 @@ impl<'a> Object<'a> {
             size: c.size,
             align: c.align,
         });
+        // Every group was met in some pass: its sections are loaded.
+        let bounds = bounds.into_iter().flatten().collect();
         Ok(LinkPlan {
             object: self,
             options: *options,
@@ -259,7 +274,46 @@ impl<'a> Object<'a> {
             stub_offset,
             stubs,
             stub_index,
+            bounds,
         })
+    }
+
+    /// Places every loaded section called `name` one after another, in
+    /// input order, and returns the group's first and end offsets. They
+    /// must all be of class `want`: `__start_`/`__stop_` bound one range.
+    fn place_group(
+        &self,
+        name: &str,
+        want: SectionClass,
+        cursor: &mut Cursor,
+        section_slots: &mut [Vec<Option<(SegmentKind, u64)>>],
+    ) -> Result<(u64, u64)> {
+        let seg = match want {
+            SectionClass::Text => SegmentKind::Text,
+            SectionClass::Data | SectionClass::Bss => SegmentKind::Data,
+            _ => SegmentKind::ReadOnly,
+        };
+        let mut range: Option<(u64, u64)> = None;
+        for (m, member) in self.members.iter().enumerate() {
+            for (s, sec) in member.sections.iter().enumerate() {
+                if sec.name != name || sec.class == SectionClass::Skip {
+                    continue;
+                }
+                if sec.class != want {
+                    return Err(Error::UnsupportedSection {
+                        section: name.into(),
+                        reason: "sections of this name differ in flags, so no one range holds them all for __start_/__stop_",
+                    });
+                }
+                let at = cursor.place(sec.size, sec.align)?;
+                if let Some(slot) = section_slots.get_mut(m).and_then(|p| p.get_mut(s)) {
+                    *slot = Some((seg, at));
+                }
+                let end = at.saturating_add(sec.size);
+                range = Some(range.map_or((at, end), |(start, _)| (start, end)));
+            }
+        }
+        Ok(range.unwrap_or((cursor.size, cursor.size)))
     }
 }
 

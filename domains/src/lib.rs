@@ -59,6 +59,7 @@
 //! * [`domain_registry`]: [`DomainRegistry`], which refuses to destroy a domain in
 //!   use.
 //! * [`attribution`]: which crate a (mangled) symbol belongs to.
+//! * [`bounds`]: linker-defined `__start_SECTION` / `__stop_SECTION`.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -66,6 +67,7 @@
 extern crate alloc;
 
 pub mod attribution;
+pub mod bounds;
 pub mod domain;
 pub mod domain_registry;
 mod elf;

@@ -316,6 +316,12 @@ fn def_address(plan: &LinkPlan<'_, '_>, bases: &SegmentBases, imports: &[u64], d
         Def::Null => 0,
         Def::Absolute(v) => v,
         Def::Import(n) => imports.get(n as usize).copied().unwrap_or(0),
+        Def::Bound { group, end } => plan
+            .bounds
+            .get(group as usize)
+            .map_or(0, |&(seg, start, stop)| {
+                bases.get(seg).wrapping_add(if end { stop } else { start })
+            }),
         Def::Section {
             file,
             section,

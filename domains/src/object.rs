@@ -126,6 +126,14 @@ pub(crate) enum Def {
     Absolute(u64),
     /// The unit's import number `n` (see [`Object::imports`]).
     Import(u32),
+    /// A linker-defined section bound: the start (or, with `end`, the end)
+    /// of the sections named by entry `group` of the unit's bound sections.
+    Bound {
+        /// Index into the unit's bound sections.
+        group: u32,
+        /// `__stop_` rather than `__start_`.
+        end: bool,
+    },
 }
 
 /// A symbol of an object, validated.
@@ -203,6 +211,9 @@ pub struct Object<'a> {
     /// Exported definitions: `(member, symbol)` of every global or weak
     /// definition with default or protected visibility.
     pub(crate) exports: Vec<(u32, u32)>,
+    /// Names of the sections whose `__start_`/`__stop_` bounds the unit
+    /// references and the linker defines (see [`crate::bounds`]).
+    pub(crate) bound_sections: Vec<&'a str>,
 }
 
 impl<'a> Object<'a> {
@@ -243,13 +254,19 @@ impl<'a> Object<'a> {
                 if members.len() as u64 >= limits.max_objects {
                     return Err(Error::LimitExceeded {
                         limit: "max_objects",
-                        context: "archive".to_string(),
+                        context: alloc::format!("archive member {}", m.extended_name()),
                         value: members.len() as u64 + 1,
                         max: limits.max_objects,
                     });
                 }
                 let file = u32::try_from(members.len()).unwrap_or(u32::MAX);
-                members.push(parse_member(m.extended_name(), data, file, limits)?);
+                let member = parse_member(m.extended_name(), data, file, limits).map_err(|e| {
+                    Error::InMember {
+                        member: m.extended_name().to_string(),
+                        error: alloc::boxed::Box::new(e),
+                    }
+                })?;
+                members.push(member);
             }
             if members.is_empty() {
                 return Err(Error::NoObjectInArchive);
@@ -296,6 +313,17 @@ impl<'a> Object<'a> {
     /// the codegen units of one crate) and locals are not exported.
     pub fn exports(&self) -> impl Iterator<Item = &'a str> + '_ {
         self.export_symbols().map(|sym| sym.name)
+    }
+
+    /// The symbols behind [`Object::exports`], with the index of the
+    /// member defining each.
+    pub(crate) fn export_symbols_by_member(&self) -> impl Iterator<Item = (u32, &Symbol<'a>)> + '_ {
+        self.exports.iter().filter_map(|&(f, s)| {
+            self.members
+                .get(f as usize)
+                .and_then(|m| m.symbols.get(s as usize))
+                .map(|sym| (f, sym))
+        })
     }
 
     /// The symbols behind [`Object::exports`].
@@ -822,6 +850,7 @@ fn unify(mut members: Vec<Member<'_>>) -> Result<Object<'_>> {
     let mut imports: Vec<Import<'_>> = Vec::new();
     let mut import_index: HashMap<&str, u32> = HashMap::new();
     let mut resolved: Vec<(usize, usize, Def)> = Vec::new();
+    let mut bound_sections: Vec<&str> = Vec::new();
     for (f, m) in members.iter().enumerate() {
         for (s, sym) in m.symbols.iter().enumerate() {
             if sym.def != Def::Import(u32::MAX) {
@@ -832,6 +861,8 @@ fn unify(mut members: Vec<Member<'_>>) -> Result<Object<'_>> {
                     .get(gf as usize)
                     .and_then(|gm| gm.symbols.get(gs as usize))
                     .map_or(Def::Null, |g| g.def)
+            } else if let Some(def) = bound_def(&members, &mut bound_sections, sym.name) {
+                def
             } else if let Some(&n) = import_index.get(sym.name) {
                 if sym.bind != STB_WEAK
                     && let Some(imp) = imports.get_mut(n as usize)
@@ -871,5 +902,29 @@ fn unify(mut members: Vec<Member<'_>>) -> Result<Object<'_>> {
         members,
         imports,
         exports,
+        bound_sections,
+    })
+}
+
+/// The linker's definition of `name` if it is a section bound
+/// (`__start_X`/`__stop_X`) and some member has a loaded section `X`;
+/// `X` is added to `groups` on first use.
+fn bound_def<'a>(members: &[Member<'a>], groups: &mut Vec<&'a str>, name: &str) -> Option<Def> {
+    let bound = crate::bounds::section_bound(name)?;
+    let section = members
+        .iter()
+        .flat_map(|m| m.sections.iter())
+        .find(|s| s.name == bound.section && s.class != SectionClass::Skip)?
+        .name;
+    let group = match groups.iter().position(|g| *g == section) {
+        Some(i) => i,
+        None => {
+            groups.push(section);
+            groups.len() - 1
+        }
+    };
+    Some(Def::Bound {
+        group: u32::try_from(group).unwrap_or(u32::MAX),
+        end: bound.end,
     })
 }

@@ -3,20 +3,32 @@
 //! 1. Extension crates are found through their `[package.metadata.spindle]`
 //!    table (`kind = "extension" | "fixture"`, optional `autoload`,
 //!    `allow-crates`, `rustflags`).
-//! 2. The kernel and every extension are built in **one** cargo invocation
-//!    and profile, so the symbol hashes of the crates they share agree.
-//!    xtask is cargo's `RUSTC_WORKSPACE_WRAPPER` for that build: for an
-//!    extension crate it adds `-F unsafe-code` (which the source cannot
-//!    override) and `-C codegen-units=1` (one object per crate), and it
-//!    refuses any `--extern` other than `spindle_sdk` and the extension's
-//!    own extension dependencies.
-//! 3. Each extension's object is taken out of its rlib and signed with the
-//!    build's Ed25519 key (`target/spindle/keys/`, generated once; the
-//!    secret never leaves that directory; the kernel embeds the public key).
-//! 4. Test fixtures for the loader's bad-input checks are derived from
-//!    `counter`, the smallest extension (unsigned, tampered, stale
+//! 2. The trust policy for their dependencies is computed from cargo's unit
+//!    graph, Cargo.lock and `extensions/vetted.toml` ([`xtask::trust`]):
+//!    which crates.io crates each extension carries, which it imports from
+//!    the kernel or other extensions, which must prove themselves safe while
+//!    compiling. Kernel-internal dependencies, unvetted procedural macros,
+//!    vetted crates whose checksum changed and changes to how kernel crates
+//!    are compiled are refused here, before anything is compiled.
+//! 3. The kernel and every extension (with their dependencies) are built in
+//!    **one** cargo invocation and profile, so the symbol hashes of the
+//!    crates they share agree. xtask is cargo's `RUSTC_WRAPPER` for that
+//!    build and applies the policy to each compilation (`gate`): extension
+//!    crates get `-F unsafe-code`, `-C codegen-units=1` and an `--extern`
+//!    allow-list; unvetted dependencies must compile under `-F unsafe-code`
+//!    and be free of `unsafe`. Every verdict is stamped on the artifact, and
+//!    an artifact without one (built outside the gate) is rebuilt.
+//! 4. Each extension becomes a bundle (`spindle_package::bundle`): its
+//!    crate list (itself, the crates it carries, the crates it imports,
+//!    with versions), its object and one object per carried crate, each
+//!    taken out of its rlib and stripped of DWARF. The bundle is signed with
+//!    the build's Ed25519 key (`target/spindle/keys/`, generated once; the
+//!    secret never leaves that directory; the kernel embeds the public key),
+//!    so the crate list is covered by the signature.
+//! 5. Test fixtures for the loader's bad-input checks are derived from the
+//!    object of `counter`, the smallest extension (unsigned, tampered, stale
 //!    fingerprint, truncated, garbage, oversized and overlapping sections).
-//! 5. Everything goes into the ramdisk with its manifest.
+//! 6. Everything goes into the ramdisk with its manifest.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
@@ -24,18 +36,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
+use spindle_package::bundle::write_bundle;
 use spindle_package::{Kind, NewEntry, RamdiskWriter, sha256, sign};
 use spindle_sdk::{ExtensionDescriptor, InterfaceRef};
+use xtask::trust::{self, TrustPlan};
 use xtask::workspace;
 
+use crate::gate::{STAMP_EXTENSION, STAMP_SAFE, has_stamp};
 use crate::{Failure, KERNEL_BUILD_STD, KERNEL_TARGET, cargo, profile_dir};
 
 /// The extension the bad-input fixtures are derived from: the smallest one,
 /// since the BIOS loader reads the whole ramdisk at boot.
 const FIXTURE_BASE: &str = "counter";
-
-/// Crates `-Zbuild-std` links every kernel-target crate against.
-const SYSROOT_CRATES: [&str; 3] = ["core", "alloc", "compiler_builtins"];
 
 /// Environment variable naming the wrapper's plan file.
 pub const WRAPPER_PLAN_ENV: &str = "SPINDLE_WRAPPER_PLAN";
@@ -51,16 +63,11 @@ pub struct ExtensionPackage {
     pub kind: Kind,
     /// Load at boot.
     pub autoload: bool,
-    /// Crate names it may link against (`--extern`), beyond `spindle_sdk`.
-    pub allowed_crates: Vec<String>,
+    /// Kernel-internal crates it may depend on anyway (`allow-crates`, for
+    /// fixtures that the loader must refuse).
+    pub allow: Vec<String>,
     /// Extra rustc flags from its metadata (fixtures only).
     pub rustflags: Vec<String>,
-}
-
-impl ExtensionPackage {
-    fn crate_name(&self) -> String {
-        self.name.replace('-', "_")
-    }
 }
 
 /// `cargo metadata` for the workspace's own packages.
@@ -78,11 +85,6 @@ pub fn cargo_metadata() -> Result<Value, Failure> {
 pub fn discover() -> Result<Vec<ExtensionPackage>, Failure> {
     let metadata = cargo_metadata()?;
     let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
-    let extension_names: Vec<String> = packages
-        .iter()
-        .filter(|p| !p["metadata"]["spindle"].is_null())
-        .filter_map(|p| p["name"].as_str().map(str::to_owned))
-        .collect();
     let mut found = Vec::new();
     for package in &packages {
         let spindle = &package["metadata"]["spindle"];
@@ -109,21 +111,14 @@ pub fn discover() -> Result<Vec<ExtensionPackage>, Failure> {
                 })
                 .unwrap_or_default()
         };
-        let mut allowed_crates = vec!["spindle_sdk".to_owned()];
-        allowed_crates.extend(strings("allow-crates").iter().map(|c| c.replace('-', "_")));
-        // Other extensions it depends on may be linked against.
-        for dep in package["dependencies"].as_array().into_iter().flatten() {
-            if let Some(dep_name) = dep["name"].as_str()
-                && extension_names.iter().any(|n| n == dep_name)
-            {
-                allowed_crates.push(dep_name.replace('-', "_"));
-            }
-        }
         found.push(ExtensionPackage {
             name,
             kind,
             autoload: spindle["autoload"].as_bool().unwrap_or(false),
-            allowed_crates,
+            allow: strings("allow-crates")
+                .iter()
+                .map(|c| c.replace('-', "_"))
+                .collect(),
             rustflags: strings("rustflags"),
         });
     }
@@ -184,8 +179,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .write_all(bytes)
 }
 
-/// Builds kernel and extensions in one cargo invocation, signs the
-/// extensions and writes the ramdisk.
+/// Builds kernel and extensions in one cargo invocation through the
+/// trusted-compiler gate, bundles and signs the extensions and writes the
+/// ramdisk.
 pub fn build(release: bool) -> Result<Outputs, Failure> {
     let (secret, public_key_file) = signing_key()?;
     let packages = discover()?;
@@ -195,103 +191,90 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
     std::fs::create_dir_all(&out_dir)
         .map_err(|e| Failure::new(format!("{}: {e}", out_dir.display())))?;
 
-    // The wrapper's plan: crate name, allowed externs, extra flags.
+    let plan = trust_plan(&packages, release)?;
+    let stamps = out_dir.join("gate");
     let plan_path = out_dir.join("wrapper-plan.txt");
-    let plan: String = packages
+    let flags: BTreeMap<String, String> = packages
         .iter()
-        .map(|p| {
-            format!(
-                "{}\t{}\t{}\n",
-                p.crate_name(),
-                p.allowed_crates.join(","),
-                p.rustflags.join(" ")
-            )
-        })
+        .map(|p| (p.name.clone(), p.rustflags.join(" ")))
         .collect();
-    std::fs::write(&plan_path, plan)
-        .map_err(|e| Failure::new(format!("{}: {e}", plan_path.display())))?;
+    let vetted = workspace::root().join(trust::VETTED_FILE);
+    std::fs::write(
+        &plan_path,
+        trust::wrapper_plan(&plan, &flags, &vetted, &stamps),
+    )
+    .map_err(|e| Failure::new(format!("{}: {e}", plan_path.display())))?;
 
-    let wrapper = wrapper_executable()?;
-    let mut cmd = cargo();
-    cmd.args([
-        "build",
-        "--target",
-        KERNEL_TARGET,
-        "--message-format=json-render-diagnostics",
-        "--package",
-        "kernel-image",
-    ])
-    .args(KERNEL_BUILD_STD);
-    for package in &packages {
-        cmd.args(["--package", &package.name]);
-    }
-    if release {
-        cmd.arg("--release");
-    }
-    cmd.env("RUSTC_WORKSPACE_WRAPPER", &wrapper)
-        .env(WRAPPER_PLAN_ENV, &plan_path)
-        .env(PUBLIC_KEY_ENV, &public_key_file)
-        .stdout(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Failure::new(format!("cargo build: {e}")))?;
-    let mut rlibs: BTreeMap<String, PathBuf> = BTreeMap::new();
-    let mut kernel = None;
-    for line in BufReader::new(child.stdout.take().expect("piped"))
-        .lines()
-        .map_while(Result::ok)
-    {
-        let Ok(message) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if message["reason"] != "compiler-artifact" {
-            continue;
+    let mut artifacts = cargo_build(&packages, release, &plan_path, &public_key_file)?;
+    let stale = unstamped(&plan, &artifacts, &stamps);
+    if !stale.is_empty() {
+        eprintln!(
+            "xtask: {} crate(s) were built outside the trusted-compiler gate; rebuilding them through it",
+            stale.len()
+        );
+        for files in &stale {
+            for file in files {
+                let _ = std::fs::remove_file(file);
+            }
         }
-        let name = message["target"]["name"].as_str().unwrap_or_default();
-        let files = message["filenames"].as_array().cloned().unwrap_or_default();
-        let files = files.iter().filter_map(|f| f.as_str().map(PathBuf::from));
-        if name == "spindle-kernel" {
-            kernel = message["executable"].as_str().map(PathBuf::from);
-        } else if let Some(package) = packages
-            .iter()
-            .find(|p| p.crate_name() == name.replace('-', "_"))
-            && let Some(rlib) = files
-                .into_iter()
-                .find(|f| f.extension().is_some_and(|e| e == "rlib"))
-        {
-            rlibs.insert(package.name.clone(), rlib);
+        artifacts = cargo_build(&packages, release, &plan_path, &public_key_file)?;
+        if let Some(files) = unstamped(&plan, &artifacts, &stamps).first() {
+            return Err(Failure::new(format!(
+                "{} has no verdict of the trusted-compiler gate",
+                files
+                    .first()
+                    .map_or_else(String::new, |f| f.display().to_string())
+            )));
         }
     }
-    let status = child
-        .wait()
-        .map_err(|e| Failure::new(format!("cargo build: {e}")))?;
-    if !status.success() {
-        return Err(Failure::new("building the kernel and extensions failed"));
-    }
-    let kernel = kernel.ok_or_else(|| Failure::new("cargo reported no kernel executable"))?;
 
     let mut writer = RamdiskWriter::new();
     let mut fixture_base = None;
     for package in &packages {
-        let rlib = rlibs
-            .get(&package.name)
-            .ok_or_else(|| Failure::new(format!("cargo reported no rlib for {}", package.name)))?;
-        let object = strip_debug(
-            &object_from_rlib(rlib)?,
+        let extension = plan
+            .extensions
+            .iter()
+            .find(|e| e.name == package.name)
+            .ok_or_else(|| Failure::new(format!("{}: not in the trust plan", package.name)))?;
+        // `NAME.debug.o` stays beside the ramdisk for gdb (`spindle-symbols`).
+        let object = stripped_object(
+            &artifacts,
+            &extension.package,
             &out_dir.join(format!("{}.o", package.name)),
         )?;
         if package.name == FIXTURE_BASE {
             fixture_base = Some(object.clone());
         }
-        let version = env!("CARGO_PKG_VERSION");
+        // One member per crate, named after it (errors name the member).
+        let mut members = vec![(
+            format!("{}-{}.o", extension.package.name, extension.package.version),
+            object,
+        )];
+        for carried in &extension.carried {
+            members.push((
+                format!("{}-{}.o", carried.name, carried.version),
+                stripped_object(
+                    &artifacts,
+                    carried,
+                    &out_dir
+                        .join("objects")
+                        .join(format!("{}-{}.o", carried.name, carried.version)),
+                )?,
+            ));
+        }
+        let members: Vec<(&str, &[u8])> = members
+            .iter()
+            .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
+            .collect();
+        let bundle = write_bundle(&extension.crates, &members);
         writer.add(NewEntry {
             name: &package.name,
-            version,
+            version: &extension.package.version,
             kind: package.kind,
             autoload: package.autoload,
-            sha256: sha256(&object),
-            signature: Some(sign(&secret, &package.name, &object)),
-            object,
+            sha256: sha256(&bundle),
+            signature: Some(sign(&secret, &package.name, &bundle)),
+            object: bundle,
         });
     }
     let base = fixture_base.ok_or_else(|| {
@@ -305,7 +288,193 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
     let ramdisk = out_dir.join("ramdisk.img");
     std::fs::write(&ramdisk, writer.finish())
         .map_err(|e| Failure::new(format!("{}: {e}", ramdisk.display())))?;
-    Ok(Outputs { kernel, ramdisk })
+    Ok(Outputs {
+        kernel: artifacts.kernel,
+        ramdisk,
+    })
+}
+
+/// The trust policy for this build, or the refusals, printed.
+fn trust_plan(packages: &[ExtensionPackage], release: bool) -> Result<TrustPlan, Failure> {
+    let graph = unit_graph(packages, release)?;
+    let kernel_graph = unit_graph(&[], release)?;
+    let metadata = cargo_metadata()?;
+    let mut members = BTreeMap::new();
+    for p in metadata["packages"].as_array().into_iter().flatten() {
+        let (Some(id), Some(name)) = (p["id"].as_str(), p["name"].as_str()) else {
+            continue;
+        };
+        let extension = packages.iter().find(|e| e.name == name);
+        members.insert(
+            id.to_owned(),
+            trust::Member {
+                name: name.to_owned(),
+                extension: extension.is_some(),
+                allow: extension.map(|e| e.allow.clone()).unwrap_or_default(),
+            },
+        );
+    }
+    let root = workspace::root();
+    let lock = std::fs::read_to_string(root.join("Cargo.lock"))
+        .map_err(|e| Failure::new(format!("Cargo.lock: {e}")))
+        .and_then(|text| trust::Lockfile::parse(&text).map_err(Failure::new))?;
+    let vetted = trust::VettedList::read(&root.join(trust::VETTED_FILE)).map_err(Failure::new)?;
+    trust::plan(&trust::Inputs {
+        graph: &graph,
+        kernel_graph: &kernel_graph,
+        members: &members,
+        lock: &lock,
+        vetted: &vetted,
+        target: KERNEL_TARGET,
+    })
+    .map_err(|refusals| {
+        for refusal in &refusals {
+            eprintln!("error: {refusal}");
+        }
+        Failure::new(format!(
+            "the trust policy for extensions' dependencies refused the build ({} error(s) above)",
+            refusals.len()
+        ))
+    })
+}
+
+/// `cargo build` for the kernel target with `--package` for the kernel
+/// and each of `packages`.
+fn kernel_build_command(packages: &[ExtensionPackage], release: bool) -> Command {
+    let mut cmd = cargo();
+    cmd.args([
+        "build",
+        "--target",
+        KERNEL_TARGET,
+        "--package",
+        "kernel-image",
+    ])
+    .args(KERNEL_BUILD_STD);
+    for package in packages {
+        cmd.args(["--package", &package.name]);
+    }
+    if release {
+        cmd.arg("--release");
+    }
+    cmd
+}
+
+/// Cargo's unit graph of the build of the kernel and `packages`.
+fn unit_graph(packages: &[ExtensionPackage], release: bool) -> Result<trust::UnitGraph, Failure> {
+    let out = kernel_build_command(packages, release)
+        .args(["--unit-graph", "-Z", "unstable-options"])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| Failure::new(format!("cargo build --unit-graph: {e}")))?;
+    if !out.status.success() {
+        return Err(Failure::new("cargo build --unit-graph failed"));
+    }
+    trust::UnitGraph::parse(&String::from_utf8_lossy(&out.stdout)).map_err(Failure::new)
+}
+
+/// What the cargo build produced.
+struct Artifacts {
+    /// The kernel ELF.
+    kernel: PathBuf,
+    /// Kernel-target libraries: package id -> files (the rlib first).
+    libs: BTreeMap<String, Vec<PathBuf>>,
+}
+
+/// The build itself, with xtask as cargo's `RUSTC_WRAPPER`.
+fn cargo_build(
+    packages: &[ExtensionPackage],
+    release: bool,
+    plan_path: &Path,
+    public_key_file: &Path,
+) -> Result<Artifacts, Failure> {
+    let wrapper = wrapper_executable()?;
+    let mut cmd = kernel_build_command(packages, release);
+    cmd.arg("--message-format=json-render-diagnostics")
+        .env("RUSTC_WRAPPER", &wrapper)
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env(WRAPPER_PLAN_ENV, plan_path)
+        .env(PUBLIC_KEY_ENV, public_key_file)
+        .stdout(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Failure::new(format!("cargo build: {e}")))?;
+    let mut libs = BTreeMap::new();
+    let mut kernel = None;
+    let target_dir = format!("/{KERNEL_TARGET}/");
+    for line in BufReader::new(child.stdout.take().expect("piped"))
+        .lines()
+        .map_while(Result::ok)
+    {
+        let Ok(message) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if message["reason"] != "compiler-artifact" {
+            continue;
+        }
+        if message["target"]["name"] == "spindle-kernel" {
+            kernel = message["executable"].as_str().map(PathBuf::from);
+            continue;
+        }
+        let mut files: Vec<PathBuf> = message["filenames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.as_str())
+            .filter(|f| f.contains(&target_dir))
+            .map(PathBuf::from)
+            .collect();
+        files.sort_by_key(|f| f.extension().is_none_or(|e| e != "rlib"));
+        if files
+            .first()
+            .is_some_and(|f| f.extension().is_some_and(|e| e == "rlib"))
+            && let Some(id) = message["package_id"].as_str()
+        {
+            libs.insert(id.to_owned(), files);
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Failure::new(format!("cargo build: {e}")))?;
+    if !status.success() {
+        return Err(Failure::new("building the kernel and extensions failed"));
+    }
+    let kernel = kernel.ok_or_else(|| Failure::new("cargo reported no kernel executable"))?;
+    Ok(Artifacts { kernel, libs })
+}
+
+/// The artifacts (rlib and siblings) of extensions and checked crates
+/// that carry no verdict of the gate.
+fn unstamped(plan: &TrustPlan, artifacts: &Artifacts, stamps: &Path) -> Vec<Vec<PathBuf>> {
+    let wanted = plan
+        .extensions
+        .iter()
+        .map(|e| (&e.package, STAMP_EXTENSION))
+        .chain(plan.checked.iter().map(|c| (&c.package, STAMP_SAFE)));
+    wanted
+        .filter_map(|(package, verdict)| {
+            let files = artifacts.libs.get(&package.id)?;
+            (!has_stamp(stamps, files.first()?, verdict)).then(|| files.clone())
+        })
+        .collect()
+}
+
+/// The object of `package`'s rlib, without DWARF; the stripped copy is
+/// written to `scratch`, the unstripped one beside it (`.debug.o`).
+fn stripped_object(
+    artifacts: &Artifacts,
+    package: &trust::PackageId,
+    scratch: &Path,
+) -> Result<Vec<u8>, Failure> {
+    let rlib = artifacts
+        .libs
+        .get(&package.id)
+        .and_then(|files| files.first())
+        .ok_or_else(|| Failure::new(format!("cargo reported no rlib for {package}")))?;
+    if let Some(dir) = scratch.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::new(format!("{}: {e}", dir.display())))?;
+    }
+    strip_debug(&object_from_rlib(rlib)?, scratch)
 }
 
 /// This program, copied to a fixed path under `target/` for cargo to run as
@@ -466,64 +635,4 @@ fn first_text_section(elf_bytes: &[u8]) -> Result<(usize, usize), Failure> {
         .ok_or_else(|| Failure::new("fixture base object has no text section"))?;
     let header = elf.header.e_shoff as usize + index * elf.header.e_shentsize as usize;
     Ok((elf.section_headers[index].sh_offset as usize, header))
-}
-
-/// `xtask` run as cargo's `RUSTC_WORKSPACE_WRAPPER`: `args` are the rustc
-/// path followed by its arguments. Returns rustc's exit code.
-pub fn rustc_wrapper(plan_path: &Path, args: Vec<String>) -> i32 {
-    let Some((rustc, rest)) = args.split_first() else {
-        eprintln!("xtask wrapper: no rustc given");
-        return 2;
-    };
-    let mut rest = rest.to_vec();
-    let crate_name = rest
-        .windows(2)
-        .find(|w| w[0] == "--crate-name")
-        .map(|w| w[1].clone());
-    let for_kernel = rest
-        .windows(2)
-        .any(|w| w[0] == "--target" && w[1] == KERNEL_TARGET);
-    let plan = std::fs::read_to_string(plan_path).unwrap_or_default();
-    let entry = plan
-        .lines()
-        .map(|l| l.split('\t').collect::<Vec<_>>())
-        .find(|f| Some(f[0]) == crate_name.as_deref());
-    if let (Some(fields), true) = (entry, for_kernel) {
-        let name = fields[0];
-        let allowed: Vec<&str> = fields
-            .get(1)
-            .map(|a| a.split(',').collect())
-            .unwrap_or_default();
-        // `--extern [OPTIONS:]NAME[=PATH]`; build-std adds the sysroot
-        // crates as `noprelude:core=...` and the like.
-        let externs = rest.windows(2).filter(|w| w[0] == "--extern").map(|w| {
-            let name = w[1].split('=').next().unwrap_or("");
-            name.rsplit(':').next().unwrap_or(name).to_owned()
-        });
-        for dependency in externs {
-            if !allowed.contains(&dependency.as_str())
-                && !SYSROOT_CRATES.contains(&dependency.as_str())
-            {
-                eprintln!(
-                    "error: extension crate `{name}` may not link against `{dependency}`: extensions may use only {} (see [package.metadata.spindle])",
-                    allowed.join(", ")
-                );
-                return 1;
-            }
-        }
-        rest.extend(["-F", "unsafe-code", "-C", "codegen-units=1"].map(String::from));
-        rest.extend(
-            fields
-                .get(2)
-                .map(|f| f.split_whitespace().map(String::from).collect::<Vec<_>>())
-                .unwrap_or_default(),
-        );
-    }
-    match Command::new(rustc).args(&rest).status() {
-        Ok(status) => status.code().unwrap_or(1),
-        Err(e) => {
-            eprintln!("xtask wrapper: running {rustc}: {e}");
-            1
-        }
-    }
 }

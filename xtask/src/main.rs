@@ -17,6 +17,7 @@
 //! `shutdown`; 124 on timeout.
 
 mod extensions;
+mod gate;
 mod setup;
 mod test_runner;
 
@@ -148,9 +149,9 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
-    // Run as cargo's RUSTC_WORKSPACE_WRAPPER for the kernel+extensions build.
+    // Run as cargo's RUSTC_WRAPPER for the kernel+extensions build.
     if let Some(plan) = std::env::var_os(extensions::WRAPPER_PLAN_ENV) {
-        let code = extensions::rustc_wrapper(
+        let code = gate::rustc_wrapper(
             std::path::Path::new(&plan),
             std::env::args().skip(1).collect(),
         );

@@ -28,6 +28,13 @@ pub enum MissingReason {
     KernelInternal,
     /// An available extension exports it, but that extension is not loaded.
     ExtensionNotLoaded(String),
+    /// It belongs to a crate that this extension carries privately
+    /// (`extension`): private dependencies are never exported. The
+    /// importer must depend on the crate itself.
+    CarriedPrivately(String),
+    /// A linker-defined section bound (`__start_X`, `__stop_X`) for a
+    /// section `X` the object does not have.
+    SectionBound(String),
     /// Nothing provides it.
     Unknown,
 }
@@ -50,6 +57,8 @@ pub enum LoadError {
     Object(domains::Error),
     /// The object has no `.spindle_ext` section.
     MissingDescriptor,
+    /// The bundle's crate list is malformed.
+    Bundle(spindle_package::bundle::BundleError),
     /// The descriptor is malformed.
     Descriptor(DescriptorError),
     /// The descriptor names another extension than the manifest.
@@ -167,6 +176,14 @@ impl fmt::Display for LoadError {
                             f,
                             ": exported by extension '{provider}', which is not loaded"
                         )?,
+                        MissingReason::CarriedPrivately(carrier) => write!(
+                            f,
+                            ": private to extension '{carrier}', which carries that crate (depend on it yourself)"
+                        )?,
+                        MissingReason::SectionBound(section) => write!(
+                            f,
+                            ": linker-defined bound of section '{section}', which the object does not have"
+                        )?,
                         MissingReason::Unknown => {
                             write!(f, ": not provided by the kernel or any extension")?
                         }
@@ -174,6 +191,7 @@ impl fmt::Display for LoadError {
                 }
                 Ok(())
             }
+            Self::Bundle(e) => write!(f, "bundle: {e}"),
             Self::Link(e) => write!(f, "link failed: {e}"),
             Self::AddressSpaceFull { bytes } => write!(
                 f,

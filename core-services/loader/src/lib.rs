@@ -63,6 +63,7 @@
 extern crate alloc;
 
 pub mod catalogue;
+pub mod crates;
 mod error;
 mod loader;
 pub mod pipeline;

@@ -11,6 +11,7 @@ use spindle_package::Kind;
 use spindle_sdk::ExtensionContext;
 
 use crate::catalogue::{Catalogue, CatalogueEntry, CatalogueError};
+use crate::crates;
 use crate::error::{LoadError, MissingReason, MissingSymbol, UnloadError};
 use crate::pipeline;
 use crate::platform::{EntryPoints, InitFailure, MapRequest, Platform};
@@ -213,17 +214,24 @@ impl<P: Platform> Loader<P> {
 
         // 2. Parse; read and check the descriptor.
         let t = platform.cycles();
+        report.components = crates::components(verified.object()).map_err(LoadError::Bundle)?;
         let inspected = pipeline::inspect(verified, &config.limits, config.interfaces)?;
-        report.components = alloc::vec![Component {
-            name: inspected.descriptor.name.clone(),
-            version: inspected.descriptor.version.clone(),
-        }];
+        if report.components.is_empty() {
+            report.components = alloc::vec![Component {
+                name: inspected.descriptor.name.clone(),
+                version: inspected.descriptor.version.clone(),
+                role: spindle_package::bundle::Role::Extension,
+            }];
+        }
         report.cycles.parse = platform.cycles().saturating_sub(t);
 
         // 3. Resolve against SpinPublic, then the loaded extensions in load
-        //    order (the first source exporting a name wins).
+        //    order (the first source exporting a name wins). The domain
+        //    exports the extension's own crate: what it carries stays
+        //    private to it.
         let t = platform.cycles();
-        let mut domain = Domain::create(name, &inspected.object).map_err(LoadError::Object)?;
+        let mut domain = crates::domain(name, &inspected.object, &report.components)
+            .map_err(LoadError::Object)?;
         {
             let mut sources: Vec<&Domain> = Vec::with_capacity(1 + loaded.len());
             sources.extend(domains.get(SPIN_PUBLIC));
@@ -454,6 +462,15 @@ impl<P: Platform> Loader<P> {
                 used_by: self.dependents(name),
             }
         });
+        let crates = match &loaded {
+            Some(l) => Ok(l.report.components.clone()),
+            None => entry
+                .verify(&self.config.public_key)
+                .map_err(|e| alloc::format!("not shown: {e}"))
+                .and_then(|()| {
+                    crates::components(entry.object()).map_err(|e| alloc::format!("{e}"))
+                }),
+        };
         Some(ExtensionInfo {
             name: entry.name.clone(),
             version: entry.version.clone(),
@@ -462,6 +479,7 @@ impl<P: Platform> Loader<P> {
             bytes: entry.object().len(),
             sha256: entry.sha256,
             loaded,
+            crates,
         })
     }
 
@@ -553,12 +571,13 @@ fn diagnose<M>(
                 attribution::Owner::Crate(name) => Some(name.to_string()),
                 attribution::Owner::Unknown => None,
             };
-            let reason = if kernel.lookup(&symbol.name).is_some() {
+            let reason = if let Some(bound) = domains::bounds::section_bound(&symbol.name) {
+                MissingReason::SectionBound(bound.section.into())
+            } else if kernel.lookup(&symbol.name).is_some() {
                 MissingReason::KernelInternal
-            } else if let Some(provider) = provider_of(&symbol.name, catalogue, loaded, limits) {
-                MissingReason::ExtensionNotLoaded(provider)
             } else {
-                MissingReason::Unknown
+                provider_of(&symbol.name, catalogue, loaded, limits)
+                    .unwrap_or(MissingReason::Unknown)
             };
             MissingSymbol {
                 name: symbol.name,
@@ -570,22 +589,34 @@ fn diagnose<M>(
     LoadError::Unresolved { searched, symbols }
 }
 
-/// An available extension (not loaded) that exports `symbol`.
+/// An extension of the catalogue that defines `symbol`: one that exports
+/// it but is not loaded, or one that carries its crate privately.
 fn provider_of<M>(
     symbol: &str,
     catalogue: &Catalogue,
     loaded: &[Loaded<M>],
     limits: &Limits,
-) -> Option<String> {
+) -> Option<MissingReason> {
     catalogue
         .entries()
         .iter()
-        .filter(|e| e.kind == Kind::Extension && !loaded.iter().any(|l| l.name == e.name))
-        .find(|e| {
-            Object::parse(e.object(), limits)
-                .is_ok_and(|object| object.exports().any(|x| x == symbol))
+        .filter(|e| e.kind == Kind::Extension)
+        .find_map(|e| {
+            let object = Object::parse(e.object(), limits).ok()?;
+            if !object.global_definitions().any(|x| x == symbol) {
+                return None;
+            }
+            let components = crates::components(e.object()).unwrap_or_default();
+            let exported = crates::domain(&e.name, &object, &components)
+                .is_ok_and(|d| d.lookup(symbol).is_some());
+            if !exported {
+                Some(MissingReason::CarriedPrivately(e.name.clone()))
+            } else if !loaded.iter().any(|l| l.name == e.name) {
+                Some(MissingReason::ExtensionNotLoaded(e.name.clone()))
+            } else {
+                None
+            }
         })
-        .map(|e| e.name.clone())
 }
 
 /// A domain registered for a load in progress: unregistered on drop unless

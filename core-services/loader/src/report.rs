@@ -51,14 +51,18 @@ impl fmt::Display for LoadCycles {
     }
 }
 
-/// One crate an extension carries, with its version (today one per
-/// extension, from its descriptor; bundles of several crates list each).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// One crate an extension carries or imports, with its version, from the
+/// signed crate list of its bundle (for a plain object: the extension's
+/// own, from its descriptor).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Component {
-    /// Crate name.
+    /// Crate (package) name.
     pub name: String,
     /// Its version.
     pub version: String,
+    /// What it is to the extension: itself, carried (vetted or safe), or
+    /// imported (from the kernel or another extension).
+    pub role: spindle_package::bundle::Role,
 }
 
 /// What a load did.
@@ -177,6 +181,10 @@ pub struct ExtensionInfo {
     pub sha256: Digest256,
     /// Present if loaded.
     pub loaded: Option<LoadedInfo>,
+    /// The crates it carries and imports (its signed crate list; read
+    /// after checking the signature when it is not loaded), or why they
+    /// cannot be shown.
+    pub crates: Result<Vec<Component>, String>,
 }
 
 /// One extension's domain in `domains`.

@@ -30,6 +30,8 @@
 
 extern crate alloc;
 
+pub mod bundle;
+
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;

@@ -2,10 +2,10 @@
 //! returns data; this file prints it.
 
 use alloc::string::String;
-use alloc::vec::Vec;
 
 use loader::{CatalogueListing, DomainExports, DomainListing, ExtensionInfo, Origin};
 use spindle_package::Kind;
+use spindle_package::bundle::{Provider, Role, Trust};
 
 use super::{Command, defer};
 use crate::loader::memory::PAGE;
@@ -159,6 +159,15 @@ fn print_info(info: &ExtensionInfo) {
         origin_name(info.origin),
         info.bytes
     );
+    match &info.crates {
+        Ok(crates) => {
+            println!("crates (listed inside the signed object):");
+            for c in crates {
+                println!("  {:<20} {:<10} {}", c.name, c.version, role_text(c.role));
+            }
+        }
+        Err(why) => println!("crates: {why}"),
+    }
     let Some(loaded) = &info.loaded else {
         println!("state: available (not loaded)");
         return;
@@ -182,12 +191,6 @@ fn print_info(info: &ExtensionInfo) {
         "symbols: {} imports, {} exports, {} relocations applied",
         r.imports, r.exports, r.relocations
     );
-    let crates: Vec<String> = r
-        .components
-        .iter()
-        .map(|c| alloc::format!("{} {}", c.name, c.version))
-        .collect();
-    println!("crates: {}", list_or_dash(&crates));
     println!("load: {}", r.cycles);
     println!(
         "baseline: copying the object once took {} cycles (load = {:.1}x)",
@@ -196,6 +199,17 @@ fn print_info(info: &ExtensionInfo) {
     );
     println!("depends on: {}", list_or_dash(&loaded.depends_on));
     println!("used by: {}", list_or_dash(&loaded.used_by));
+}
+
+/// What a crate is to the extension, for `ext info`.
+fn role_text(role: Role) -> &'static str {
+    match role {
+        Role::Extension => "the extension itself",
+        Role::Carried(Trust::Vetted) => "carried (vetted)",
+        Role::Carried(Trust::Safe) => "carried (safe: built under -F unsafe-code)",
+        Role::Imported(Provider::Kernel) => "imported from the kernel (SpinPublic)",
+        Role::Imported(Provider::Extension) => "imported from that extension",
+    }
 }
 
 fn domains(_: &[&str]) -> Result<(), String> {
