@@ -11,6 +11,8 @@
 //! | `init-fails` | installs a handler, then `init` returns an error | refused: init failed; the handler is revoked |
 //! | `internal-symbol` | links against a kernel-internal symbol | refused: the symbol is named as kernel-internal |
 //! | `large-model` | built with the large code model | refused: unsupported relocation |
+//! | `bad-sched` | a scheduling policy whose every answer names a strand that does not exist or is not its own | each answer refused and counted; round-robin's choice runs; no strand lost |
+//! | `sched-init-fails` | registers a scheduling policy and its handler, then fails in `init` | refused: init failed; the handler revoked and the policy retired |
 //! | `panic-in-init` | panics in `init` after installing a handler | contained: the panic unwinds to the loader, which undoes the load |
 //! | `panic-in-handler` | its shell command's handler panics, two calls deep | a backtrace naming the extension's functions (fatal until handlers are contained) |
 //! | `private-import` | inlines a `stats` function that calls `libm`, which `stats` carries privately | refused: the symbol is named as private to `stats`, crate `libm` |

@@ -9,11 +9,12 @@
 use std::path::{Path, PathBuf};
 
 /// Interface crates and their source directories, relative to this crate.
-const INTERFACES: [(&str, &str); 4] = [
+const INTERFACES: [(&str, &str); 5] = [
     ("spindle-sdk", "src"),
     ("dispatcher", "../../dispatcher/src"),
     ("console", "../../core-services/console/src"),
     ("clock", "../../core-services/clock/src"),
+    ("strand", "../../core-services/strand/src"),
 ];
 
 fn main() {

@@ -227,6 +227,28 @@ pub fn begin_unwind(info: &PanicInfo<'_>) {
     let _code = unwinding::panic::begin_panic(record);
 }
 
+/// The catch depth of a strand while another runs: catch frames belong to
+/// a strand, not to the CPU. The scheduler takes it when it switches a
+/// strand out ([`StrandDepth::save`]) and gives it back when the strand
+/// resumes; a new strand starts with none ([`StrandDepth::NONE`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StrandDepth(usize);
+
+impl StrandDepth {
+    /// A strand with no catch frame open.
+    pub const NONE: StrandDepth = StrandDepth(0);
+
+    /// The running strand's depth, as it is switched out.
+    pub fn save() -> Self {
+        Self(state().depth.get())
+    }
+
+    /// Makes this the depth of the strand that now runs.
+    pub fn restore(self) {
+        state().depth.set(self.0);
+    }
+}
+
 /// Held by an interrupt or exception handler: the interrupted context's
 /// catch frames are out of reach (unwinding cannot cross the interrupt
 /// frame), so the handler starts with none and the old depth comes back

@@ -10,11 +10,22 @@
 //!   shell's table of built-in commands. Extensions may add commands; the
 //!   authorizer imposes a guard that keeps the built-in names for the kernel
 //!   (an extension cannot take over `shutdown`).
+//! * `Strand.Block`, `Strand.Unblock`, `Strand.Checkpoint`, `Strand.Resume`
+//!   and `Sched.PickNext`: the strand service's events (see the `strand`
+//!   crate's `events` module). The kernel declares them, installs the
+//!   service's authorizers — a principal that registered a scheduling
+//!   policy sees only the signals of its own strands and answers
+//!   `Sched.PickNext` for its own class; nobody may cancel — and hands them
+//!   to the service, which raises them and publishes them install-only.
 
 use console::{Line, Reply};
 use dispatcher::{
     Decision, Event, EventAuthority, Imposition, KernelCapability, Principal, PrincipalIssuer,
 };
+use strand::events::{
+    KernelEvents, pick_authorizer, round_robin, signal_authorizer, signal_original,
+};
+use strand::{Pick, PickArgs, StrandSignal};
 
 /// Time bound of an ephemeral `Clock.Tick` handler, in microseconds (the
 /// dispatcher's clock, see [`crate::time`]): a tenth of a tick.
@@ -36,6 +47,11 @@ pub struct KernelAuthority {
     pub line: Event<Line, Reply>,
     /// Authority over `Console.Line`.
     pub console_line: EventAuthority<Line, Reply>,
+    /// Authority over the four `Strand.*` signals (block, unblock,
+    /// checkpoint, resume).
+    pub strand_signals: [EventAuthority<StrandSignal, ()>; 4],
+    /// Authority over `Sched.PickNext`.
+    pub pick_next: EventAuthority<PickArgs, Pick>,
 }
 
 static AUTHORITY: spin::Once<KernelAuthority> = spin::Once::new();
@@ -76,6 +92,35 @@ pub fn init() {
     });
     console::publish_line_event(capability, line.clone());
 
+    let signal = |name: &str| {
+        let (event, authority) = Event::<StrandSignal, ()>::builder(name)
+            .original(signal_original)
+            .declare(&kernel)
+            .expect("each strand signal is declared once");
+        authority.set_authorizer(signal_authorizer(strand::policy_of_principal));
+        (event, authority)
+    };
+    let (block, block_authority) = signal(strand::BLOCK_EVENT);
+    let (unblock, unblock_authority) = signal(strand::UNBLOCK_EVENT);
+    let (checkpoint, checkpoint_authority) = signal(strand::CHECKPOINT_EVENT);
+    let (resume, resume_authority) = signal(strand::RESUME_EVENT);
+    let (pick, pick_next) = Event::<PickArgs, Pick>::builder(strand::PICK_NEXT_EVENT)
+        .original(round_robin)
+        .result_handler(Pick::combine)
+        .declare(&kernel)
+        .expect("Sched.PickNext is declared once");
+    pick_next.set_authorizer(pick_authorizer(strand::policy_of_principal));
+    strand::events::publish_events(
+        capability,
+        KernelEvents {
+            block,
+            unblock,
+            checkpoint,
+            resume,
+            pick_next: pick,
+        },
+    );
+
     AUTHORITY.call_once(|| KernelAuthority {
         issuer,
         kernel,
@@ -83,6 +128,13 @@ pub fn init() {
         clock_tick,
         line,
         console_line,
+        strand_signals: [
+            block_authority,
+            unblock_authority,
+            checkpoint_authority,
+            resume_authority,
+        ],
+        pick_next,
     });
 }
 

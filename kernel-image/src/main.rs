@@ -12,9 +12,12 @@
 //! 4. the dispatcher: the kernel's principal, `Clock.Tick` and `Console.Line`;
 //! 5. interrupts: legacy PIC remapped and masked, local APIC timer calibrated
 //!    against the PIT;
-//! 6. the loader: the `SpinPublic` domain from the kernel's own symbol table,
+//! 6. strands: the boot context becomes the strand that later runs the
+//!    shell (or the tests); the idle strand, the reaper and the executor of
+//!    asynchronous handlers start; interrupts on, so preemption begins;
+//! 7. the loader: the `SpinPublic` domain from the kernel's own symbol table,
 //!    the ramdisk's manifest, autoloaded extensions;
-//! 7. the mode from the QEMU `fw_cfg` command line: `ktest` runs the
+//! 8. the mode from the QEMU `fw_cfg` command line: `ktest` runs the
 //!    in-kernel test suite and exits; otherwise the shell starts.
 #![no_std]
 #![no_main]
@@ -28,6 +31,7 @@ mod arch;
 mod bench;
 mod boot_data;
 mod containment;
+mod cpu;
 mod debug;
 mod events;
 mod ktest;
@@ -36,6 +40,7 @@ mod logger;
 mod memory;
 mod panic;
 mod shell;
+mod strands;
 mod tests;
 mod time;
 mod unwind_tables;
@@ -83,12 +88,20 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     });
     arch::pic::remap_and_mask();
     time::init();
+    let cmdline = arch::qemu::fw_cfg_cmdline();
+    let test_filter = ktest::mode_from_cmdline(cmdline.as_deref());
+    // From here on the boot context is a strand: the shell's, or the test
+    // runner's.
+    strands::init(if test_filter.is_some() {
+        "ktest"
+    } else {
+        "shell"
+    });
     x86_64::instructions::interrupts::enable();
     loader::init();
     log::info!("boot complete in {} ms", time::uptime_ns() / 1_000_000);
 
-    let cmdline = arch::qemu::fw_cfg_cmdline();
-    if let Some(filter) = ktest::mode_from_cmdline(cmdline.as_deref()) {
+    if let Some(filter) = test_filter {
         let outcome = ktest::run_all(filter);
         arch::qemu::exit(if outcome.all_passed() {
             arch::qemu::ExitCode::Success

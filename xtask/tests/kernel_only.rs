@@ -88,6 +88,53 @@ const REVIEWED: &[(&str, Access)] = &[
     ("dispatcher::time_bounds::check_overruns", Kernel),
     ("dispatcher::time_bounds::global", Kernel),
     ("dispatcher::time_bounds::set_clock", Kernel),
+    // The strand service. A strand acts on itself (yield, block, sleep) or
+    // through a capability it was handed (methods, not listed); it spawns
+    // and registers a policy under its own principal. Reading the table is
+    // public. Raising the service's events, installing its platform, and
+    // killing by id (any strand, or all of a principal's) are the kernel's.
+    // Building an authorizer, a table or a queue of one's own changes
+    // nothing in the kernel's.
+    ("strand::events::ask_policy", Kernel),
+    ("strand::events::events", Extension),
+    ("strand::events::pick_authorizer", Extension),
+    ("strand::events::publish_events", Kernel),
+    ("strand::events::raise", Kernel),
+    ("strand::events::round_robin", Extension),
+    ("strand::events::signal_authorizer", Extension),
+    ("strand::events::signal_original", Extension),
+    ("strand::id::PolicyId::from_u32", Extension),
+    ("strand::id::StrandId::from_u64", Extension),
+    ("strand::queue::RunQueue::new", Extension),
+    ("strand::service::Builder::new", Extension),
+    ("strand::service::block", Extension),
+    ("strand::service::can_block", Extension),
+    ("strand::service::current", Extension),
+    ("strand::service::current_waker", Extension),
+    ("strand::service::info", Extension),
+    ("strand::service::join_any", Kernel),
+    ("strand::service::kill", Kernel),
+    ("strand::service::kill_owned_by", Kernel),
+    ("strand::service::list", Extension),
+    ("strand::service::now_ns", Extension),
+    ("strand::service::policies", Extension),
+    ("strand::service::policy_named", Extension),
+    ("strand::service::policy_of_principal", Extension),
+    ("strand::service::register_policy", Extension),
+    ("strand::service::retire_policy_of", Kernel),
+    ("strand::service::set_platform", Kernel),
+    ("strand::service::sleep", Extension),
+    ("strand::service::sleep_until_ns", Extension),
+    ("strand::service::yield_now", Extension),
+    ("strand::sync::<Condvar as Default>::default", Extension),
+    ("strand::sync::Condvar::new", Extension),
+    ("strand::sync::Mutex::new", Extension),
+    ("strand::sync::Semaphore::new", Extension),
+    (
+        "strand::table::<StrandTable as Default>::default",
+        Extension,
+    ),
+    ("strand::table::StrandTable::new", Extension),
     // The SDK: values an extension builds for itself. A context holds a
     // principal the caller already has; a descriptor is inert data.
     ("spindle_sdk::<ExtensionError as From>::from", Extension),
@@ -314,7 +361,7 @@ fn entry_points() -> BTreeMap<String, Found> {
 fn the_public_crates_are_the_in_tree_interfaces() {
     let names: Vec<String> = public_crate_sources().into_iter().map(|(n, _)| n).collect();
     assert!(
-        ["clock", "console", "dispatcher", "spindle_sdk"]
+        ["clock", "console", "dispatcher", "spindle_sdk", "strand"]
             .iter()
             .all(|c| names.iter().any(|n| n == c)),
         "{names:?}"

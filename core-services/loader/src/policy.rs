@@ -35,6 +35,7 @@ pub const SPIN_PUBLIC_CRATES: &[&str] = &[
     "spindle_sdk",
     "console",
     "clock",
+    "strand",
     "spin",
     "lock_api",
     "scopeguard",

@@ -1,10 +1,15 @@
 //! Global descriptor table and task-state segment.
 //!
 //! The TSS gives the faults that must not run on a possibly broken stack
-//! their own interrupt stacks (IST): a double fault (e.g. after a kernel
-//! stack overflow hit the guard page), an NMI and a machine check.
+//! their own interrupt stacks (IST): a double fault, an NMI, a machine
+//! check, and the page fault. A strand that overflows its stack faults on
+//! its guard page with no stack left to push a frame on; with its own IST
+//! stack the page-fault handler still runs, recognises the overflow and
+//! stops the strand (see [`super::fault_stack`] for how nested page faults
+//! get a stack each).
 
 use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use spin::LazyLock as Lazy;
 use x86_64::VirtAddr;
@@ -19,6 +24,9 @@ pub const DOUBLE_FAULT_IST: u16 = 0;
 pub const NMI_IST: u16 = 1;
 /// IST slot of the machine-check handler's stack.
 pub const MACHINE_CHECK_IST: u16 = 2;
+/// IST slot of the page-fault handler's stack; its entry moves as page
+/// faults nest (see [`super::fault_stack`]).
+pub const PAGE_FAULT_IST: u16 = 3;
 
 const IST_STACK_SIZE: usize = 16 * 1024;
 
@@ -31,20 +39,59 @@ struct IstStack(UnsafeCell<[u8; IST_STACK_SIZE]>);
 // the address once, to put it in the TSS.
 unsafe impl Sync for IstStack {}
 
-static IST_STACKS: [IstStack; 3] = [const { IstStack(UnsafeCell::new([0; IST_STACK_SIZE])) }; 3];
+/// Three fixed stacks, and the page fault's stack for early boot (until
+/// [`set_interrupt_stack`] moves it to one with a guard page).
+static IST_STACKS: [IstStack; 4] = [const { IstStack(UnsafeCell::new([0; IST_STACK_SIZE])) }; 4];
 
-static TSS: Lazy<TaskStateSegment> = Lazy::new(|| {
-    let mut tss = TaskStateSegment::new();
-    for (slot, index) in [DOUBLE_FAULT_IST, NMI_IST, MACHINE_CHECK_IST]
+/// The task-state segment. The CPU reads its IST entries when it delivers
+/// an exception; the page-fault entry is rewritten at run time, so the TSS
+/// lives in an `UnsafeCell` and is only ever accessed through raw pointers.
+struct Tss(UnsafeCell<TaskStateSegment>);
+
+// SAFETY: on one CPU, the only writer after boot is the page-fault handler
+// (and boot code moving the page-fault stack), which runs with interrupts
+// disabled; the hardware reads it only when delivering an exception.
+unsafe impl Sync for Tss {}
+
+static TSS: Tss = Tss(UnsafeCell::new(TaskStateSegment::new()));
+static TSS_READY: AtomicBool = AtomicBool::new(false);
+
+/// Fills the IST entries (once, before the GDT is built).
+fn init_tss() {
+    if TSS_READY.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    for (slot, index) in [DOUBLE_FAULT_IST, NMI_IST, MACHINE_CHECK_IST, PAGE_FAULT_IST]
         .into_iter()
         .enumerate()
     {
         // Only the address is taken; the stacks are written by the CPU alone.
         let start = VirtAddr::from_ptr(IST_STACKS[slot].0.get());
-        tss.interrupt_stack_table[index as usize] = start + IST_STACK_SIZE as u64;
+        set_interrupt_stack(index, start + IST_STACK_SIZE as u64);
     }
-    tss
-});
+}
+
+/// The page-fault IST stack of early boot: top and size.
+pub fn boot_page_fault_stack() -> (VirtAddr, u64) {
+    let start = VirtAddr::from_ptr(IST_STACKS[3].0.get());
+    (start + IST_STACK_SIZE as u64, IST_STACK_SIZE as u64)
+}
+
+/// Points IST entry `index` at `top`.
+pub fn set_interrupt_stack(index: u16, top: VirtAddr) {
+    let tss = TSS.0.get();
+    // SAFETY: `tss` points to the static TSS; the IST array is in bounds
+    // for the indices used (0..7). The field is inside a packed struct, so
+    // the entry is written unaligned through a raw pointer, never a
+    // reference; the CPU reads the entry only at exception delivery, and
+    // callers run with interrupts disabled or before the entry is in use.
+    unsafe {
+        let entry = (&raw mut (*tss).interrupt_stack_table)
+            .cast::<VirtAddr>()
+            .add(usize::from(index));
+        entry.write_unaligned(top);
+    }
+}
 
 struct Selectors {
     code: SegmentSelector,
@@ -56,7 +103,10 @@ static GDT: Lazy<(GlobalDescriptorTable, Selectors)> = Lazy::new(|| {
     let mut gdt = GlobalDescriptorTable::new();
     let code = gdt.append(Descriptor::kernel_code_segment());
     let data = gdt.append(Descriptor::kernel_data_segment());
-    let tss = gdt.append(Descriptor::tss_segment(&TSS));
+    init_tss();
+    // SAFETY: the TSS is a static, so the descriptor's base stays valid for
+    // the kernel's whole life; it is only changed through raw pointers.
+    let tss = gdt.append(unsafe { Descriptor::tss_segment_unchecked(TSS.0.get()) });
     (gdt, Selectors { code, data, tss })
 });
 
@@ -73,5 +123,5 @@ pub fn init() {
         ES::set_reg(selectors.data);
         load_tss(selectors.tss);
     }
-    log::debug!("GDT and TSS loaded (IST stacks: double fault, NMI, machine check)");
+    log::debug!("GDT and TSS loaded (IST stacks: double fault, NMI, machine check, page fault)");
 }

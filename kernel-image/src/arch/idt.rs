@@ -3,9 +3,11 @@
 //!
 //! Exceptions the kernel cannot recover from print their vector, name, error
 //! code and RIP (and, for page faults, the faulting address from CR2) and
-//! panic, which ends the run with a failure status. Two are recoverable: a
-//! breakpoint returns, and a page fault raised by a [`super::probe`] access
-//! resumes at the probe's fixup.
+//! panic, which ends the run with a failure status. Three are recoverable: a
+//! breakpoint returns, a page fault raised by a [`super::probe`] access
+//! resumes at the probe's fixup, and a strand that overflows its stack into
+//! its guard page is stopped (see [`crate::strands::overflow`]) while the
+//! others keep running.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -109,8 +111,14 @@ extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
 }
 
 extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageFaultErrorCode) {
+    // Runs on its own IST stack; first of all, give a nested fault the
+    // level below this one.
+    let nesting = super::fault_stack::Nesting::enter();
     let _context = crate::containment::InterruptContext::enter();
     let address = Cr2::read_raw();
+    if crate::strands::overflow::contain(&mut frame, address, nesting.depth()) {
+        return;
+    }
     if super::probe::fixup_page_fault(&mut frame, address, code.bits()) {
         return;
     }
@@ -123,8 +131,12 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageF
 
 extern "x86-interrupt" fn timer(_frame: InterruptStackFrame) {
     let _context = crate::containment::InterruptContext::enter();
-    crate::time::on_timer_interrupt();
+    // Acknowledge first: the handler may switch to another strand, which
+    // returns from a different interrupt (or none) much later. Interrupts
+    // stay disabled until this strand's `iretq`.
     super::apic::end_of_interrupt();
+    crate::time::on_timer_interrupt();
+    crate::strands::preempt_point();
 }
 
 extern "x86-interrupt" fn apic_spurious(_frame: InterruptStackFrame) {
@@ -153,7 +165,6 @@ static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| {
     idt.stack_segment_fault.set_handler_fn(stack_segment);
     idt.general_protection_fault
         .set_handler_fn(general_protection);
-    idt.page_fault.set_handler_fn(page_fault);
     idt.x87_floating_point.set_handler_fn(x87_floating_point);
     idt.alignment_check.set_handler_fn(alignment_check);
     idt.simd_floating_point.set_handler_fn(simd_floating_point);
@@ -165,7 +176,9 @@ static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| {
         .set_handler_fn(vmm_communication);
     idt.security_exception.set_handler_fn(security);
     // SAFETY: the IST indices name stacks that gdt::init installed in the TSS
-    // before the IDT is loaded; each stack is used by this one vector only.
+    // before the IDT is loaded; each stack is used by this one vector only
+    // (the page fault's moves down a level while a fault is handled, see
+    // fault_stack).
     unsafe {
         idt.double_fault
             .set_handler_fn(double_fault)
@@ -176,6 +189,9 @@ static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| {
         idt.machine_check
             .set_handler_fn(machine_check)
             .set_stack_index(gdt::MACHINE_CHECK_IST);
+        idt.page_fault
+            .set_handler_fn(page_fault)
+            .set_stack_index(gdt::PAGE_FAULT_IST);
     }
     idt[TIMER_VECTOR].set_handler_fn(timer);
     idt[APIC_SPURIOUS_VECTOR].set_handler_fn(apic_spurious);

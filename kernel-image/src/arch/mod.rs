@@ -2,6 +2,8 @@
 //! descriptor tables and control registers.
 
 pub mod apic;
+pub mod context;
+pub mod fault_stack;
 pub mod fpu;
 pub mod gdt;
 pub mod idt;

@@ -12,6 +12,7 @@
 //! listed in [`SUITES`] and run by the shell's `bench [SUITE]`.
 
 mod baseline;
+mod strands;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -223,11 +224,18 @@ pub struct Suite {
 }
 
 /// Every suite, in the order `bench` runs them.
-pub const SUITES: &[Suite] = &[Suite {
-    name: "baseline",
-    about: "empty loop, direct call, indirect call",
-    run: baseline::run,
-}];
+pub const SUITES: &[Suite] = &[
+    Suite {
+        name: "baseline",
+        about: "empty loop, direct call, indirect call",
+        run: baseline::run,
+    },
+    Suite {
+        name: "strands",
+        about: "fork-join, ping-pong, switch",
+        run: strands::run,
+    },
+];
 
 /// Runs the suite named `name`, or every suite, and prints the table.
 pub fn run(name: Option<&str>) -> Result<(), String> {

@@ -87,19 +87,46 @@ impl Platform for KernelPlatform {
             .map_err(|panicked| panic_record(&panicked))
     }
 
+    /// Before the image goes: the strands the extension spawned are killed
+    /// and reaped (their code is in the image), its scheduling policy is
+    /// retired (its strands go back to round-robin), and then raises in
+    /// progress get a bounded time to let go of its handlers.
     fn wait_for_release(&mut self, principal: &Principal) -> bool {
+        stop_strands_and_policy(principal);
         let deadline = crate::time::uptime_ns() + RELEASE_WAIT_NS;
         while principal.alive_binding_objects() > 0 {
             if crate::time::uptime_ns() > deadline {
                 return false;
             }
-            x86_64::instructions::hlt();
+            // Let the strands holding them run (and return).
+            if crate::strands::sleep_ticks(1).is_err() {
+                x86_64::instructions::hlt();
+            }
         }
         true
     }
 
     fn cycles(&self) -> u64 {
         rdtsc()
+    }
+}
+
+/// Undoes what an extension may have left in the strand service: its
+/// strands are killed and reaped, and its scheduling policy is retired.
+fn stop_strands_and_policy(principal: &Principal) {
+    let capability = events::capability();
+    let name = principal.name();
+    let killed = strand::service::kill_owned_by(capability, principal.id());
+    for &id in &killed {
+        // Gone already is just as good.
+        let _ = strand::service::join_any(capability, id);
+    }
+    if !killed.is_empty() {
+        log::info!("{name}: killed {} strand(s) it left running", killed.len());
+    }
+    let moved = strand::service::retire_policy_of(capability, principal.id());
+    if moved > 0 {
+        log::info!("{name}: its policy's {moved} strand(s) went back to round-robin");
     }
 }
 

@@ -5,6 +5,7 @@
 //! | `0xffff_8000_0000_0000..` | all physical memory (bootloader mapping, >= 4 GiB) |
 //! | [`layout::HEAP_START`]`..` | kernel heap, sized from the memory map |
 //! | `0xffff_a000_0000_0000..0xffff_c000_0000_0000` | bootloader's dynamic mappings (stack, boot info, ramdisk) |
+//! | [`layout::STRAND_STACKS_START`]`..`[`layout::STRAND_STACKS_END`] | strand stacks: 2 MiB slots, each stack at the top of its slot, the rest unmapped (the guard) |
 //! | [`crate::KERNEL_BASE`]`..` | kernel image |
 
 pub mod frames;
@@ -22,6 +23,10 @@ pub mod layout {
     pub const HEAP_MIN: u64 = 4 << 20;
     /// See [`HEAP_MIN`].
     pub const HEAP_MAX: u64 = 64 << 20;
+    /// First byte of the strand-stack region (see `strands::stack`).
+    pub const STRAND_STACKS_START: u64 = 0xffff_c000_0000_0000;
+    /// One past the last byte of the strand-stack region (8 TiB: 4 M slots).
+    pub const STRAND_STACKS_END: u64 = 0xffff_c800_0000_0000;
 }
 
 /// What the memory map said at boot, for `mem`.

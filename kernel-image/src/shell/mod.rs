@@ -29,6 +29,7 @@ const MAX_LINE: usize = 1024;
 mod bench;
 mod dispatch;
 mod extensions;
+mod strands;
 mod system;
 
 /// One shell command.
@@ -48,6 +49,7 @@ const GROUPS: &[&[Command]] = &[
     system::COMMANDS,
     dispatch::COMMANDS,
     extensions::COMMANDS,
+    strands::COMMANDS,
     bench::COMMANDS,
 ];
 
@@ -99,9 +101,11 @@ impl LineReader {
         line.clear();
         loop {
             let Some(byte) = serial::try_read_byte() else {
-                // Nothing waiting: sleep until the next interrupt (the timer
-                // guarantees one within 1/TIMER_HZ s).
-                x86_64::instructions::hlt();
+                // Nothing waiting: sleep for a timer tick, leaving the CPU
+                // to the other strands (or to the idle strand's `hlt`).
+                if crate::strands::sleep_ticks(1).is_err() {
+                    x86_64::instructions::hlt();
+                }
                 continue;
             };
             match byte {

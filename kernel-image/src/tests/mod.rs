@@ -7,3 +7,4 @@ mod debug;
 mod events;
 mod loader;
 mod memory;
+mod strands;
