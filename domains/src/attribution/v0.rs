@@ -20,7 +20,7 @@ struct V0<'s, 'v> {
     pos: usize,
     depth: u32,
     steps: u32,
-    /// Stop as soon as the owner is known (see [`attribute`]).
+    /// Stop as soon as the owner is known (see [`attribute`](super::attribute)).
     shallow: bool,
     visit: Option<CrateVisitor<'v>>,
 }
