@@ -119,6 +119,9 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageF
     if crate::strands::overflow::contain(&mut frame, address, nesting.depth()) {
         return;
     }
+    if crate::memory::faults::handle(&mut frame, address, code) {
+        return;
+    }
     if super::probe::fixup_page_fault(&mut frame, address, code.bits()) {
         return;
     }

@@ -80,6 +80,23 @@ pub unsafe fn unmap(page: Page<Size4KiB>) -> Result<PhysFrame<Size4KiB>, UnmapEr
     })
 }
 
+/// Replaces the flags of the mapped `page` (PRESENT is added) and flushes it.
+///
+/// # Safety
+/// Changing permissions must not break code that relies on them (the
+/// caller owns the page's mapping).
+pub unsafe fn update_flags(
+    page: Page<Size4KiB>,
+    flags: PageTableFlags,
+) -> Result<(), x86_64::structures::paging::mapper::FlagUpdateError> {
+    with(|table| {
+        // SAFETY: forwarded from the caller.
+        let flush = unsafe { table.update_flags(page, flags | PageTableFlags::PRESENT) }?;
+        flush.flush();
+        Ok(())
+    })
+}
+
 /// Frees the page-table frames (levels 1-3) left empty in `[start, end)`,
 /// so that mapping and unmapping an extension leaves no frame behind.
 ///
