@@ -48,6 +48,34 @@ pub struct FaultCounts {
 
 static COUNTS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
 
+/// Consecutive faults at the same page for the same access that a handler
+/// said it resolved: the last one's page and access, and how many in a
+/// row.
+static REPEAT: spin::Mutex<(u64, Option<Access>, u32)> = spin::Mutex::new((0, None, 0));
+
+/// A fault "resolved" this many times in a row at the same page for the
+/// same access made no progress (the page tables disagree with the
+/// mapping, say): it is reported instead of retried again.
+pub const MAX_REPEATED_FAULTS: u32 = 3;
+
+/// Counts a resolved fault; false if it repeats one that made no progress.
+fn progressing(address: u64, access: Access) -> bool {
+    let page = address & !(PAGE_SIZE - 1);
+    let Some(mut last) = REPEAT.try_lock() else {
+        return true;
+    };
+    if last.0 == page && last.1 == Some(access) {
+        last.2 += 1;
+    } else {
+        *last = (page, Some(access), 1);
+    }
+    if last.2 > MAX_REPEATED_FAULTS {
+        *last = (0, None, 0);
+        return false;
+    }
+    true
+}
+
 /// Installs the kernel's platform (once; false if already done).
 pub fn set_platform(_kernel: KernelCapability, platform: &'static dyn Platform) -> bool {
     let mut installed = false;
@@ -258,13 +286,15 @@ pub fn handle_fault(
     };
     COUNTS[counter].fetch_add(1, Ordering::Relaxed);
     let reply = event.raise(&fault).unwrap_or(FaultReply::NotResolved);
-    // Believe it only if the page now allows the access.
+    // Believe it only if the page now allows the access, and the same
+    // access has not just been "resolved" at this page again and again.
     let resolved = reply == FaultReply::Resolved
         && range.is_some()
         && TABLE
             .try_lock()
             .and_then(|t| t.get(address).map(|m| m.protection.allows(access)))
-            .unwrap_or(false);
+            .unwrap_or(false)
+        && progressing(address, access);
     if resolved {
         COUNTS[3].fetch_add(1, Ordering::Relaxed);
         FaultOutcome::Resolved

@@ -3,7 +3,7 @@
 
 use spin::Mutex;
 use x86_64::instructions::interrupts;
-use x86_64::registers::control::{Cr3, Efer, EferFlags};
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr3, Efer, EferFlags};
 use x86_64::structures::paging::mapper::{MapToError, Translate, UnmapError};
 use x86_64::structures::paging::{
     Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB,
@@ -28,6 +28,14 @@ pub fn init() {
             VirtAddr::new(PHYSICAL_MEMORY_OFFSET),
         )
     };
+    // Read-only pages must stop the kernel's own stores too (the
+    // Translation service's protection faults, W^X of extension images).
+    if !Cr0::read().contains(Cr0Flags::WRITE_PROTECT) {
+        // SAFETY: with CR0.WP the CPU honours read-only entries in
+        // supervisor mode as well; the kernel writes read-only memory only
+        // through the physical-memory mapping, which is writable.
+        unsafe { Cr0::update(|flags| flags.insert(Cr0Flags::WRITE_PROTECT)) };
+    }
     // NO_EXECUTE in page-table entries requires EFER.NXE.
     if !Efer::read().contains(EferFlags::NO_EXECUTE_ENABLE) {
         // SAFETY: enabling NXE only gives meaning to bit 63 of page-table
@@ -60,6 +68,34 @@ pub unsafe fn map(
                 page,
                 frame,
                 flags | PageTableFlags::PRESENT,
+                &mut KernelFrameSource,
+            )
+        }?;
+        flush.flush();
+        Ok(())
+    })
+}
+
+/// Maps `page` to `frame` with `flags` (PRESENT is added), creating any
+/// missing page tables above it present *and writable*, so that a later
+/// [`update_flags`] can make the page writable (the leaf entry alone then
+/// decides). For the VirtAddr region, whose pages change protection.
+///
+/// # Safety
+/// As for [`map`].
+pub unsafe fn map_changeable(
+    page: Page<Size4KiB>,
+    frame: PhysFrame<Size4KiB>,
+    flags: PageTableFlags,
+) -> Result<(), MapToError<Size4KiB>> {
+    with(|table| {
+        // SAFETY: forwarded from the caller.
+        let flush = unsafe {
+            table.map_to_with_table_flags(
+                page,
+                frame,
+                flags | PageTableFlags::PRESENT,
+                PageTableFlags::PRESENT | PageTableFlags::WRITABLE,
                 &mut KernelFrameSource,
             )
         }?;

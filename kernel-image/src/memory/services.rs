@@ -157,7 +157,8 @@ impl translation::Platform for KernelMemory {
         // `Frames` capability (zeroed, used by nothing else) at pages of a
         // range held through a `VirtRange`, in the VirtAddr region, which
         // only it maps; it checked the page is not mapped.
-        unsafe { paging::map(page(addr), phys_frame(frame), flags(protection)) }.map_err(|_| ())
+        unsafe { paging::map_changeable(page(addr), phys_frame(frame), flags(protection)) }
+            .map_err(|_| ())
     }
 
     fn unmap(&self, addr: u64) {
