@@ -14,8 +14,14 @@ use crate::table::{Mapping, MappingTable, Protection};
 
 /// What the kernel provides: the x86_64 page tables.
 pub trait Platform: Sync {
-    /// Maps `page` to `frame`; fails only for want of a page-table frame.
-    fn map(&self, page: u64, frame: FrameNumber, protection: Protection) -> Result<(), ()>;
+    /// Maps `page` to `frame`; fails only for want of a page-table frame
+    /// ([`TranslationError::PageTable`]).
+    fn map(
+        &self,
+        page: u64,
+        frame: FrameNumber,
+        protection: Protection,
+    ) -> Result<(), TranslationError>;
     /// Unmaps `page` (and flushes it from the TLB).
     fn unmap(&self, page: u64);
     /// Changes `page`'s permissions (and flushes it).
@@ -126,11 +132,9 @@ pub fn add_mapping(
     };
     locked(p, |table| {
         table.insert(mapping)?;
-        if p.map(address, frame, protection).is_err() {
+        p.map(address, frame, protection).inspect_err(|_| {
             table.remove(address);
-            return Err(TranslationError::PageTable { page: address });
-        }
-        Ok(())
+        })
     })
 }
 

@@ -152,13 +152,18 @@ fn flags(protection: Protection) -> PageTableFlags {
 }
 
 impl translation::Platform for KernelMemory {
-    fn map(&self, addr: u64, frame: FrameNumber, protection: Protection) -> Result<(), ()> {
+    fn map(
+        &self,
+        addr: u64,
+        frame: FrameNumber,
+        protection: Protection,
+    ) -> Result<(), translation::TranslationError> {
         // SAFETY: the Translation service maps only frames held through a
         // `Frames` capability (zeroed, used by nothing else) at pages of a
         // range held through a `VirtRange`, in the VirtAddr region, which
         // only it maps; it checked the page is not mapped.
         unsafe { paging::map_changeable(page(addr), phys_frame(frame), flags(protection)) }
-            .map_err(|_| ())
+            .map_err(|_| translation::TranslationError::PageTable { page: addr })
     }
 
     fn unmap(&self, addr: u64) {
