@@ -4,6 +4,7 @@
 
 pub mod gdb;
 pub mod qemu;
+pub mod scaffold;
 pub mod symbolize;
 pub mod trust;
 pub mod workspace;

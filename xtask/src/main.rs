@@ -8,6 +8,7 @@
 //! | `test` | host unit tests, in-kernel tests (BIOS and UEFI), integration tests |
 //! | `check` | rustfmt and clippy (`-D warnings`) for host and kernel targets |
 //! | `gdb` | attaches gdb to a kernel started with `run --gdb` |
+//! | `new-extension` | creates `extensions/NAME` from a template |
 //!
 //! Every command first checks the toolchain's components and target (and,
 //! where QEMU is needed, QEMU and OVMF) and installs what is missing.
@@ -68,6 +69,12 @@ enum Cmd {
     /// Install what is missing (toolchain components, QEMU, OVMF) and build
     /// the bootloader image builder.
     Setup,
+    /// Create `extensions/NAME` from a template: an extension answering the
+    /// shell command NAME.
+    NewExtension {
+        /// The extension's (and crate's, and command's) name.
+        name: String,
+    },
 }
 
 #[derive(Args, Clone, Copy)]
@@ -175,6 +182,7 @@ fn main() -> ExitCode {
         Cmd::Setup => setup::ensure_toolchain()
             .and_then(|()| setup::ensure_qemu())
             .and_then(|()| image_builder().map(drop)),
+        Cmd::NewExtension { name } => new_extension(&name),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -460,6 +468,25 @@ fn run_piped(options: &QemuOptions, timeout: Duration, kernel: &Path) -> Result<
             124,
         )),
     }
+}
+
+/// `cargo xtask new-extension NAME`.
+fn new_extension(name: &str) -> Result<(), Failure> {
+    let packages: Vec<String> = extensions::cargo_metadata()?["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect();
+    let dir = xtask::scaffold::create(&workspace::root().join("extensions"), name, &packages)
+        .map_err(|e| Failure::new(e.to_string()))?;
+    println!(
+        "created {} (extension `{name}`, answering the shell command `{name}`)\n\
+         next: `cargo xtask run` in one terminal, `cargo xtask push {name}` in another, \
+         then type `{name}` at the prompt",
+        dir.display()
+    );
+    Ok(())
 }
 
 fn check() -> Result<(), Failure> {
