@@ -3,6 +3,7 @@
 //! the images, the trust policy for extensions' dependencies).
 
 pub mod gdb;
+pub mod push;
 pub mod qemu;
 pub mod scaffold;
 pub mod symbolize;
