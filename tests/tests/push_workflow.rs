@@ -36,20 +36,16 @@ fn prepare_copy() -> (PathBuf, PathBuf) {
     let base = real_target.join("push-workflow");
     let ws = base.join("ws");
     let target = base.join("target");
+    let _ = std::fs::remove_dir_all(&ws);
     std::fs::create_dir_all(&ws).unwrap();
-    run_checked(
-        Command::new("rsync")
-            .args([
-                "-a",
-                "--delete",
-                "--exclude",
-                "/target",
-                "--exclude",
-                "/.git",
-            ])
-            .arg(format!("{}/", root.display()))
-            .arg(&ws),
-    );
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap();
+        if name == "target" || name == ".git" {
+            continue;
+        }
+        run_checked(Command::new("cp").arg("-a").arg(&path).arg(&ws));
+    }
     let _ = std::fs::remove_dir_all(ws.join("extensions/greeter"));
     if !target.exists() {
         std::fs::create_dir_all(&target).unwrap();

@@ -57,7 +57,7 @@ pub struct QemuOptions {
     /// Directory for scratch files (the UEFI variable store copy).
     pub scratch_dir: PathBuf,
     /// The push channel: COM2 on a unix socket QEMU listens on
-    /// (`cargo xtask push` connects to it); `None` leaves COM2 unconnected.
+    /// (`cargo xtask push` connects to it); `None`: no COM2.
     pub push_socket: Option<PathBuf>,
 }
 
@@ -94,8 +94,10 @@ impl QemuOptions {
             "none",
             "-no-reboot",
         ]);
-        match &self.push_socket {
-            Some(path) => {
+        // Without a push socket there is no COM2 at all (the kernel then
+        // starts no receiver).
+        if let Some(path) = &self.push_socket {
+            {
                 // A stale socket file from a killed run would stop QEMU binding.
                 let _ = fs::remove_file(path);
                 if let Some(dir) = path.parent() {
@@ -107,9 +109,6 @@ impl QemuOptions {
                     "-serial",
                     "chardev:push",
                 ]);
-            }
-            None => {
-                cmd.args(["-serial", "null"]);
             }
         }
         cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);

@@ -3,6 +3,7 @@
 //! catalogue and load it — replacing a loaded extension of the same name
 //! only when asked — or refuse and leave everything as it was.
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -31,7 +32,7 @@ enum Refusal {
     InUse { name: String, users: Vec<String> },
     Unload(loader::UnloadError),
     Catalogue(loader::CatalogueError),
-    Load(loader::LoadError, Option<String>),
+    Load(Box<loader::LoadError>, Option<String>),
 }
 
 impl Refusal {
@@ -174,7 +175,7 @@ fn install(push: PushRequest) -> Result<(LoadReport, bool), Refusal> {
                         None
                     }
                 };
-                Err(Refusal::Load(error, note))
+                Err(Refusal::Load(Box::new(error), note))
             }
         }
     })
