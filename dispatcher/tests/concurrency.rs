@@ -83,6 +83,11 @@ fn raises_are_linearizable_with_installs_and_uninstalls() {
     let owner = principal("Conc.Owner");
     let (event, _authority) = Event::<Probe, ()>::declare("Conc.Event", &owner, |probe| {
         probe.calls.lock().unwrap().push(ORIGINAL_LABEL);
+        // A raise is a few nanoseconds: stretch it so that raises overlap
+        // updates often even when threads rarely run at the same instant.
+        for _ in 0..2_000 {
+            std::hint::spin_loop();
+        }
     })
     .unwrap();
 
@@ -116,21 +121,24 @@ fn raises_are_linearizable_with_installs_and_uninstalls() {
                         (_, 1 | 3) => Kind::Guarded(label % 3),
                         _ => Kind::Plain,
                     };
-                    let mut builder = event.binding(move |probe: &Probe| {
+                    let builder = event.binding(move |probe: &Probe| {
                         probe.calls.lock().unwrap().push(label);
                     });
-                    builder = match kind {
-                        Kind::Plain => builder,
-                        Kind::Guarded(residue) => {
-                            builder.guard(move |p: &Probe| p.number % 3 == residue)
-                        }
+                    // Guards are part of the builder's type, so each kind
+                    // installs its own builder.
+                    let start = tick();
+                    let binding = match kind {
+                        Kind::Plain => builder.install(&owner),
+                        Kind::Guarded(residue) => builder
+                            .guard(move |p: &Probe| p.number % 3 == residue)
+                            .install(&owner),
                         Kind::Cancel => builder
                             .first()
                             .cancel()
-                            .guard(|p: &Probe| p.number % 4 == 0),
-                    };
-                    let start = tick();
-                    let binding = builder.install(&owner).unwrap();
+                            .guard(|p: &Probe| p.number % 4 == 0)
+                            .install(&owner),
+                    }
+                    .unwrap();
                     let end = tick();
                     live.push_back((label, kind, (start, end), binding));
                     if live.len() > 6 {
