@@ -139,7 +139,8 @@ impl Run {
     fn command(&mut self, line: &str) -> String {
         writeln!(self.stdin, "{line}").unwrap();
         self.stdin.flush().unwrap();
-        self.wait_for(&format!("{line}\n"), STEP);
+        // The kernel echoes the line, then ends it with `\r\n`.
+        self.wait_for(&format!("{line}\r\n"), STEP);
         self.wait_for(xtask::qemu::PROMPT, STEP)
     }
 }

@@ -520,8 +520,20 @@ fn push(args: &PushArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::new(e.to_string()))?;
     let built = extensions::build_one(args.release, &args.name)?;
     let build_time = started.elapsed();
-    let kernel_elf = std::fs::read(&built.kernel)
-        .map_err(|e| Failure::new(format!("{}: {e}", built.kernel.display())))?;
+    // The image carries the kernel without DWARF (see `make_images`); its
+    // symbol table is what the running kernel hashes.
+    let stripped = workspace::target_dir()
+        .join("spindle")
+        .join(profile_dir(args.release))
+        .join("push-kernel.stripped");
+    run_checked(
+        Command::new(llvm_objcopy()?)
+            .arg("--strip-debug")
+            .arg(&built.kernel)
+            .arg(&stripped),
+    )?;
+    let kernel_elf = std::fs::read(&stripped)
+        .map_err(|e| Failure::new(format!("{}: {e}", stripped.display())))?;
     let ours = spindle_package::push::build_id(&kernel_elf)
         .map_err(|e| Failure::new(format!("{}: {e}", built.kernel.display())))?;
     if ours != running {
