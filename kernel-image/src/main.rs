@@ -89,6 +89,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     unsafe { boot_data::init(boot_info) };
     debug::init();
     events::init();
+    memory::services::init();
     console::set_sink(events::capability(), |text| {
         arch::serial::write_bytes(text.as_bytes())
     });
