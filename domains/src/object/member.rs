@@ -395,7 +395,7 @@ fn check_overlaps(ranges: &mut [(u64, u64, String)]) -> Result<()> {
 }
 
 /// Reads and validates the member's symbols. Undefined globals get
-/// `Def::Import(u32::MAX)` as a placeholder, fixed by [`unify`].
+/// `Def::Import(u32::MAX)` as a placeholder, fixed by [`unify`](super::unify).
 fn parse_symbols<'a>(
     bytes: &'a [u8],
     headers: &[SectionHeader],

@@ -1,7 +1,7 @@
 //! `cache`: holds frames as a cache and gives them back when asked.
 //!
-//! At load it allocates [`CACHE_FRAMES`] frames from PhysAddr in chunks of
-//! [`CHUNK`]; its `PhysAddr.Reclaim` handler (which, by the service's
+//! At load it allocates `CACHE_FRAMES` (256) frames from PhysAddr in chunks of
+//! `CHUNK` (4); its `PhysAddr.Reclaim` handler (which, by the service's
 //! imposed guard, sees only requests addressed to the cache) drops chunks
 //! until the request is met and answers how many frames it released. The
 //! command `cache` prints what it holds and what it gave back.

@@ -1,6 +1,6 @@
 //! `hog`: takes frames and will not give them back.
 //!
-//! At load it allocates [`HOG_FRAMES`] frames in one allocation. Its
+//! At load it allocates `HOG_FRAMES` (256) frames in one allocation. Its
 //! `PhysAddr.Reclaim` handler refuses; after the deadline the abort
 //! protocol repossesses the frames it was asked for and records each in
 //! its repossession vector, and `PhysAddr.Repossessed` tells it so. The
