@@ -98,10 +98,18 @@ fn refused_after(
     for line in setup {
         command(&mut kernel.session, line);
     }
-    // Let the boot's last strands be reaped before the baseline.
-    command(&mut kernel.session, "mem");
-    std::thread::sleep(Duration::from_millis(500));
-    let before = memory_figures(&command(&mut kernel.session, "mem"));
+    // The idle states before the push: with the receiver strand sleeping
+    // beside the shell, the heap figure differs by one small allocation
+    // of the scheduler's depending on which strands were ready at the last
+    // switch. Memory is unchanged if afterwards `mem` shows one of these.
+    let mut idle_states = Vec::new();
+    for _ in 0..5 {
+        let figures = memory_figures(&command(&mut kernel.session, "mem"));
+        if !idle_states.contains(&figures) {
+            idle_states.push(figures);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let list_before = command(&mut kernel.session, "ext list");
     let bytes = wire(&kernel);
     kernel
@@ -129,21 +137,19 @@ fn refused_after(
         list_before,
         "{test}: the catalogue changed"
     );
-    assert_eq!(
-        settled_memory(&mut kernel.session, &before),
-        before,
-        "{test}: a refused push changed memory"
+    let after = settled_memory(&mut kernel.session, &idle_states);
+    assert!(
+        idle_states.contains(&after),
+        "{test}: a refused push changed memory: {after:?} is none of {idle_states:?}"
     );
 }
 
-/// `mem`'s figures once they equal `expected`, or the last of a few tries.
-/// With the receiver strand sleeping beside the shell, the heap figure
-/// depends by a few bytes on which strands were ready at the last switch
-/// (scheduler bookkeeping); that passes, a leak does not.
-fn settled_memory(session: &mut Session, expected: &(String, String)) -> (String, String) {
+/// `mem`'s figures once they are one of `idle_states`, or the last of a
+/// few tries (a leak never settles).
+fn settled_memory(session: &mut Session, idle_states: &[(String, String)]) -> (String, String) {
     let mut figures = memory_figures(&command(session, "mem"));
     for _ in 0..8 {
-        if &figures == expected {
+        if idle_states.contains(&figures) {
             break;
         }
         std::thread::sleep(Duration::from_millis(250));
