@@ -13,6 +13,7 @@
 
 mod baseline;
 mod strands;
+mod vm;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -234,6 +235,11 @@ pub const SUITES: &[Suite] = &[
         name: "strands",
         about: "fork-join, ping-pong, switch",
         run: strands::run,
+    },
+    Suite {
+        name: "vm",
+        about: "Appel & Li's VM primitives through PhysAddr/VirtAddr/Translation",
+        run: vm::run,
     },
 ];
 

@@ -64,8 +64,18 @@ impl Platform for KernelPlatform {
         memory::map_image(request)
     }
 
-    fn unmap(&mut self, _owner: &Principal, mapping: memory::Mapping) {
+    /// Unmaps the image, then takes back whatever the extension still
+    /// held in the memory services (ranges and frames it never returned,
+    /// whoever holds the capabilities now).
+    fn unmap(&mut self, owner: &Principal, mapping: memory::Mapping) {
         memory::unmap_image(mapping);
+        let (ranges, frames) = crate::memory::services::release_owner(owner.id());
+        if ranges > 0 || frames > 0 {
+            log::info!(
+                "{}: took back {ranges} range(s) and {frames} frame(s) it still held",
+                owner.name()
+            );
+        }
     }
 
     fn call_init(

@@ -110,9 +110,14 @@ fn started() -> bool {
 
 /// Starts the service: the running boot context becomes the strand
 /// `name` (it goes on to run the shell or the tests), and the idle strand,
-/// the reaper and the asynchronous-handler executor are created. Called
-/// once, after the events are declared and the timer runs.
-pub fn init(name: &str) {
+/// the reaper and the asynchronous-handler executor are created.
+///
+/// # Safety
+/// Called once, from the boot context on its own stack, with interrupts
+/// disabled, after the events are declared and the timer runs: the running
+/// context is adopted as a strand, and a second adoption would give two
+/// strands one stack.
+pub unsafe fn init(name: &str) {
     let capability = crate::events::authority().issuer.kernel_capability();
     strand::service::set_platform(capability, &platform::PLATFORM);
     let cpu = cpu::current();
