@@ -145,6 +145,23 @@ impl Run {
     }
 }
 
+impl Run {
+    /// `shutdown`, and waits for `cargo xtask run` to end (QEMU with it).
+    fn shutdown(&mut self) {
+        writeln!(self.stdin, "shutdown").unwrap();
+        self.stdin.flush().unwrap();
+        let deadline = Instant::now() + STEP;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "cargo xtask run ended with {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the kernel did not shut down");
+    }
+}
+
 impl Drop for Run {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -228,6 +245,7 @@ fn scaffold_run_push_use_edit_replace_unload() {
     assert!(unload.contains("unloaded greeter"), "{unload}");
     let gone = run.command("greeter");
     assert!(gone.contains("error: unknown command 'greeter'"), "{gone}");
+    run.shutdown();
     eprintln!(
         "push timings: first {:.1} s, after an edit {:.1} s",
         first.as_secs_f64(),
