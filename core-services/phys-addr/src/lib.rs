@@ -10,7 +10,7 @@
 //!   [`Frames::deallocate`], is `PhysAddr.Deallocate`. Every allocation has
 //!   an owner, the principal that asked (the kernel or an extension), and
 //!   [`owners`] lists them with their frame counts (the shell's `phys`).
-//! * **Visible revocation**, after the exokernel ([`reclaim`] module): when
+//! * **Visible revocation**, after the exokernel ([`reclaim`](mod@reclaim) module): when
 //!   free frames fall below the [`watermark`], or the kernel asks
 //!   ([`reclaim()`], the shell's `phys squeeze`), owners are asked through
 //!   `PhysAddr.Reclaim` to give frames back by a deadline; an owner that
@@ -23,7 +23,7 @@
 //!
 //! The logic is safe, `no_std` code tested on the host: the [`bitmap`] of
 //! free frames, the [`ledger`] of owners (against a model, in
-//! `tests/model.rs`) and the [`reclaim`] state machine. The kernel supplies
+//! `tests/model.rs`) and the [`reclaim`](mod@reclaim) state machine. The kernel supplies
 //! the machine ([`service::Platform`]).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
