@@ -39,6 +39,7 @@ mod loader;
 mod logger;
 mod memory;
 mod panic;
+mod push;
 mod shell;
 mod strands;
 mod tests;
@@ -112,6 +113,9 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     };
     x86_64::instructions::interrupts::enable();
     loader::init();
+    if test_filter.is_none() {
+        push::init();
+    }
     log::info!("boot complete in {} ms", time::uptime_ns() / 1_000_000);
 
     if let Some(filter) = test_filter {

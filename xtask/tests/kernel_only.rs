@@ -76,6 +76,20 @@ const REVIEWED: &[(&str, Access)] = &[
     ("dispatcher::executor::set_global_executor", Kernel),
     ("dispatcher::principal::PrincipalIssuer::take", Extension),
     ("dispatcher::public_event::PublicEvent::new", Extension),
+    // Observing events by name (a guard-only binding through the owner's
+    // authorizer) and the install right of Dispatcher.EventDeclared are
+    // public; publishing that event is the kernel's.
+    ("dispatcher::observe::declared_event", Extension),
+    ("dispatcher::observe::observable_events", Extension),
+    ("dispatcher::observe::observe", Extension),
+    ("dispatcher::observe::publish_declared_event", Kernel),
+    ("dispatcher::read_side::InterruptScope::enter", Kernel),
+    ("dispatcher::read_side::in_interrupt", Extension),
+    ("dispatcher::read_side::park", Kernel),
+    ("dispatcher::read_side::raise_depth", Extension),
+    // Waits (bounded) for raises in progress so retired tables can be freed;
+    // changes no state anyone else relies on.
+    ("dispatcher::read_side::synchronize", Extension),
     ("dispatcher::registry::bindings_of", Extension),
     ("dispatcher::registry::event_info", Extension),
     ("dispatcher::registry::events", Extension),
