@@ -278,6 +278,7 @@ impl<O: Copy + Ord> Ledger<O> {
             }
         }
         self.owners.remove(&owner);
+        self.release_empty_maps();
         frames
     }
 
@@ -308,6 +309,18 @@ impl<O: Copy + Ord> Ledger<O> {
             .is_some_and(|r| r.allocations == 0 && r.vector.is_empty())
         {
             self.owners.remove(&owner);
+        }
+        self.release_empty_maps();
+    }
+
+    /// An emptied `BTreeMap` keeps its root node; a fresh one holds no
+    /// memory, so an idle service leaves the heap as it found it.
+    fn release_empty_maps(&mut self) {
+        if self.allocations.is_empty() {
+            self.allocations = BTreeMap::new();
+        }
+        if self.owners.is_empty() {
+            self.owners = BTreeMap::new();
         }
     }
 }

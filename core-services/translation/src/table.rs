@@ -118,7 +118,13 @@ impl<O: Copy> MappingTable<O> {
 
     /// Removes the mapping of `page`.
     pub fn remove(&mut self, page: u64) -> Option<Mapping<O>> {
-        self.by_page.remove(&page)
+        let removed = self.by_page.remove(&page);
+        // An emptied `BTreeMap` keeps its root node; a fresh one holds no
+        // memory, so an idle service leaves the heap as it found it.
+        if self.by_page.is_empty() {
+            self.by_page = BTreeMap::new();
+        }
+        removed
     }
 
     /// The mapping of the page containing `addr`.

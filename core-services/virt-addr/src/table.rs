@@ -141,7 +141,17 @@ impl<O: Copy + Eq> RangeTable<O> {
             .find(|r| r.id == id)
             .map(|r| r.base)
             .ok_or(VirtError::Released(id))?;
-        Ok(self.ranges.remove(&base).expect("found above"))
+        let info = self.ranges.remove(&base).expect("found above");
+        self.release_if_empty();
+        Ok(info)
+    }
+
+    /// An emptied `BTreeMap` keeps its root node; a fresh one holds no
+    /// memory, so an idle service leaves the heap as it found it.
+    fn release_if_empty(&mut self) {
+        if self.ranges.is_empty() {
+            self.ranges = BTreeMap::new();
+        }
     }
 
     /// The range containing `addr`.
@@ -171,10 +181,12 @@ impl<O: Copy + Eq> RangeTable<O> {
             .filter(|r| r.owner == owner)
             .map(|r| r.base)
             .collect();
-        bases
+        let released = bases
             .into_iter()
             .filter_map(|b| self.ranges.remove(&b))
-            .collect()
+            .collect();
+        self.release_if_empty();
+        released
     }
 }
 
