@@ -58,6 +58,10 @@ pub struct ReaderCell {
     interrupts: AtomicU64,
     /// Host: whether a thread owns the cell (cells are recycled).
     in_use: AtomicBool,
+    /// Host: whether writers use `membarrier`, copied here when the cell is
+    /// handed out so that the read side finds it on a line it touches
+    /// anyway.
+    expedited: AtomicBool,
 }
 
 impl ReaderCell {
@@ -67,6 +71,7 @@ impl ReaderCell {
             word: AtomicU64::new(0),
             interrupts: AtomicU64::new(0),
             in_use: AtomicBool::new(false),
+            expedited: AtomicBool::new(false),
         }
     }
 
@@ -76,6 +81,7 @@ impl ReaderCell {
             word: AtomicU64::new(0),
             interrupts: AtomicU64::new(0),
             in_use: AtomicBool::new(false),
+            expedited: AtomicBool::new(false),
         }
     }
 
@@ -117,7 +123,7 @@ pub(crate) fn enter() -> Result<ReadGuard, TooDeep> {
         return Err(TooDeep);
     }
     cell.word.store(before + 1, Ordering::Relaxed);
-    light_fence();
+    light_fence(cell);
     Ok(ReadGuard {
         cell,
         before,
@@ -142,25 +148,24 @@ impl Drop for ReadGuard {
         if self.lent {
             context::give_back(self.cell);
         }
-        if outermost && DOMAIN.pending.load(Ordering::Relaxed) {
-            try_reclaim();
-        }
     }
 }
 
 /// The read side's half of the asymmetric fence: orders the depth store
 /// before the table load. Free on x86 when the writer has a heavy barrier.
 #[inline(always)]
-fn light_fence() {
+fn light_fence(cell: &ReaderCell) {
     #[cfg(any(miri, loom))]
     fence(Ordering::SeqCst);
     #[cfg(not(any(miri, loom)))]
     {
         core::sync::atomic::compiler_fence(Ordering::SeqCst);
         #[cfg(not(target_os = "none"))]
-        if !host::expedited() {
+        if !cell.expedited.load(Ordering::Relaxed) {
             fence(Ordering::SeqCst);
         }
+        #[cfg(target_os = "none")]
+        let _ = cell;
     }
 }
 
@@ -577,7 +582,6 @@ mod context {
     #[cold]
     #[inline(never)]
     fn adopt() -> (&'static ReaderCell, bool) {
-        super::host::expedited();
         let cell = {
             let mut cells = CELLS.lock();
             match cells
@@ -593,6 +597,8 @@ mod context {
             }
         };
         cell.in_use.store(true, Ordering::Relaxed);
+        cell.expedited
+            .store(super::host::expedited(), Ordering::Relaxed);
         let owned = OWNER.try_with(|_| ()).is_ok()
             && CURRENT.try_with(|current| current.set(Some(cell))).is_ok();
         (cell, !owned)

@@ -4,7 +4,7 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicU64, AtomicUsize};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 
 use super::writer::{Installed, WriterState};
 use super::{Event, EventAuthority, EventInner};
@@ -68,7 +68,6 @@ impl<A: 'static, R: 'static> EventBuilder<A, R> {
             let call: Shared<A, R> = Arc::new(Specialised::new(
                 move |args: &A| shared(args),
                 Arc::new(NoGuards),
-                Arc::from([]),
                 0,
                 alive,
             ));
@@ -177,6 +176,8 @@ impl<A: 'static, R: 'static> EventBuilder<A, R> {
         };
         let inner = Arc::new(EventInner {
             table: Published::new(Box::new(placeholder), writer),
+            solo: AtomicBool::new(false),
+            solo_raises: AtomicU64::new(0),
             raises: AtomicU64::new(0),
             original,
             binding_count: AtomicUsize::new(0),
