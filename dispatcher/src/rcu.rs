@@ -57,10 +57,12 @@ pub struct ReaderCell {
     /// Nested interrupt handlers the context is in (kernel-marked).
     interrupts: AtomicU64,
     /// Host: whether a thread owns the cell (cells are recycled).
+    #[cfg(not(target_os = "none"))]
     in_use: AtomicBool,
     /// Host: whether writers use `membarrier`, copied here when the cell is
     /// handed out so that the read side finds it on a line it touches
     /// anyway.
+    #[cfg(not(target_os = "none"))]
     expedited: AtomicBool,
 }
 
@@ -70,7 +72,9 @@ impl ReaderCell {
         ReaderCell {
             word: AtomicU64::new(0),
             interrupts: AtomicU64::new(0),
+            #[cfg(not(target_os = "none"))]
             in_use: AtomicBool::new(false),
+            #[cfg(not(target_os = "none"))]
             expedited: AtomicBool::new(false),
         }
     }
@@ -80,7 +84,9 @@ impl ReaderCell {
         ReaderCell {
             word: AtomicU64::new(0),
             interrupts: AtomicU64::new(0),
+            #[cfg(not(target_os = "none"))]
             in_use: AtomicBool::new(false),
+            #[cfg(not(target_os = "none"))]
             expedited: AtomicBool::new(false),
         }
     }

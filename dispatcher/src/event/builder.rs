@@ -34,7 +34,7 @@ pub struct EventBuilder<A: 'static, R: 'static> {
     key_of: Option<fn(&A) -> u64>,
     result: Option<ResultHandler<R>>,
     default: Option<Handler<A, R>>,
-    quantum: Option<u64>,
+    quantum: Option<crate::time_bounds::Micros>,
     defer: Option<DeferFn<A, R>>,
     executor: Option<Arc<dyn Executor>>,
     time_bounds: TimeBoundsRef,
@@ -104,8 +104,8 @@ impl<A: 'static, R: 'static> EventBuilder<A, R> {
     }
 
     /// The quantum for ephemeral bindings; see [`EventAuthority::set_quantum`].
-    pub fn quantum(mut self, ticks: u64) -> Self {
-        self.quantum = Some(ticks);
+    pub fn quantum(mut self, quantum: crate::time_bounds::Micros) -> Self {
+        self.quantum = Some(quantum);
         self
     }
 

@@ -31,7 +31,7 @@ use crate::rcu;
 use crate::registry::BindingInfo;
 use crate::step::{Guards, Shared, Specialised, WithImposed};
 use crate::table::{Extra, KeyedIndex, ResultHandler, Settings, Step, Table};
-use crate::time_bounds::OverrunHandler;
+use crate::time_bounds::{Micros, OverrunHandler};
 
 /// One installed binding (or the original handler), as the writers see it.
 pub(crate) struct Installed<A, R> {
@@ -41,7 +41,7 @@ pub(crate) struct Installed<A, R> {
     pub(crate) installer: Arc<PrincipalState>,
     pub(crate) imposed_guards: usize,
     pub(crate) options: BindingOptions,
-    pub(crate) quantum: Option<u64>,
+    pub(crate) quantum: Option<Micros>,
     pub(crate) stats: Arc<BindingStats>,
 }
 
@@ -61,7 +61,7 @@ pub(crate) struct WriterState<A, R> {
     pub(crate) result: Option<ResultHandler<R>>,
     pub(crate) default: Option<Handler<A, R>>,
     pub(crate) executor: Option<Arc<dyn Executor>>,
-    pub(crate) quantum: Option<u64>,
+    pub(crate) quantum: Option<Micros>,
     pub(crate) on_overrun: Option<OverrunHandler>,
     pub(crate) retired: bool,
 }

@@ -12,6 +12,7 @@
 //! listed in [`SUITES`] and run by the shell's `bench [SUITE]`.
 
 mod baseline;
+mod dispatch;
 mod strands;
 
 use alloc::string::String;
@@ -231,10 +232,18 @@ pub const SUITES: &[Suite] = &[
         run: baseline::run,
     },
     Suite {
+        name: "dispatch",
+        about: "raise with 0/5 args and 1-50 handlers, guards, keys, folding, async",
+        run: dispatch::run,
+    },
+    Suite {
         name: "strands",
         about: "fork-join, ping-pong, switch",
         run: strands::run,
     },
+    // The VM primitives (Appel & Li: Dirty, Fault, Trap, Prot1, Prot100,
+    // Unprot100, Appel1, Appel2) join here as a `memory` suite once the
+    // memory service provides them.
 ];
 
 /// Runs the suite named `name`, or every suite, and prints the table.
