@@ -64,8 +64,8 @@ fn parse_kernel_table(output: &str) -> (Vec<KernelRow>, Option<f64>) {
         // run of four numbers after it.
         let tokens: Vec<&str> = line.split_whitespace().collect();
         let numeric = |t: &&str| t.parse::<f64>().is_ok();
-        let Some(at) = (2..tokens.len().saturating_sub(3))
-            .find(|&i| tokens[i..i + 4].iter().all(numeric))
+        let Some(at) =
+            (2..tokens.len().saturating_sub(3)).find(|&i| tokens[i..i + 4].iter().all(numeric))
         else {
             continue;
         };
