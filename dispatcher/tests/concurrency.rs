@@ -78,8 +78,34 @@ struct RaiseRecord {
 
 const ORIGINAL_LABEL: u64 = 0;
 
+/// Raises that overlapped an update, and raises a Cancel binding stopped, in
+/// one run of [`linearizability_scenario`].
+struct Coverage {
+    overlapping_raises: usize,
+    cancelled: usize,
+}
+
 #[test]
 fn raises_are_linearizable_with_installs_and_uninstalls() {
+    // Every run checks linearizability of every raise it recorded. A run is
+    // only meaningful if raises really overlapped updates, which depends on
+    // how the OS schedules the threads: on a loaded machine a run may see
+    // few overlaps, so run again (bounded) until one covers enough.
+    let mut runs = Vec::new();
+    for _ in 0..8 {
+        let coverage = linearizability_scenario();
+        let enough = coverage.overlapping_raises > 100 && coverage.cancelled > 10;
+        runs.push((coverage.overlapping_raises, coverage.cancelled));
+        if enough {
+            return;
+        }
+    }
+    panic!(
+        "no run had 100 raises overlapping an update and 10 cancelled: (overlapping, cancelled) per run {runs:?}"
+    );
+}
+
+fn linearizability_scenario() -> Coverage {
     let owner = principal("Conc.Owner");
     let (event, _authority) = Event::<Probe, ()>::declare("Conc.Event", &owner, |probe| {
         probe.calls.lock().unwrap().push(ORIGINAL_LABEL);
@@ -325,20 +351,18 @@ fn raises_are_linearizable_with_installs_and_uninstalls() {
             }
         }
     }
-    // The test is only meaningful if raises really overlapped with updates.
     eprintln!(
         "{} raises ({overlapping_raises} overlapping an update, {cancelled} cancelled), {} installs",
         raises.len(),
         lives.len()
     );
-    assert!(
-        overlapping_raises > 100,
-        "only {overlapping_raises} raises overlapped an update"
-    );
-    assert!(cancelled > 10, "only {cancelled} raises were cancelled");
     assert_eq!(
         owner.alive_binding_objects(),
         1,
         "only the original is left"
     );
+    Coverage {
+        overlapping_raises,
+        cancelled,
+    }
 }

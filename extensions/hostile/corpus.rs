@@ -15,6 +15,7 @@
 //! | `sched-init-fails` | registers a scheduling policy and its handler, then fails in `init` | refused: init failed; the handler revoked and the policy retired |
 //! | `panic-in-init` | panics in `init` after installing a handler | contained: the panic unwinds to the loader, which undoes the load |
 //! | `panic-in-handler` | its shell command's handler panics, two calls deep | a backtrace naming the extension's functions (fatal until handlers are contained) |
+//! | `slow-init` | `init` sleeps for three seconds | loads; a push arriving meanwhile is refused: a load is in progress |
 //! | `private-import` | inlines a `stats` function that calls `libm`, which `stats` carries privately | refused: the symbol is named as private to `stats`, crate `libm` |
 //!
 //! This crate holds no code: it exists so that the workspace can find the

@@ -9,6 +9,8 @@
 //! | `check` | rustfmt and clippy (`-D warnings`) for host and kernel targets |
 //! | `gdb` | attaches gdb to a kernel started with `run --gdb` |
 //! | `bench` | in-kernel and host benchmarks beside SPIN's figures; JSON and SVG under `target/bench/` |
+//! | `new-extension` | creates `extensions/NAME` from a template |
+//! | `push` | builds, signs and loads one extension into the running kernel |
 //!
 //! Every command first checks the toolchain's components and target (and,
 //! where QEMU is needed, QEMU and OVMF) and installs what is missing.
@@ -61,7 +63,9 @@ enum Cmd {
     Run(RunArgs),
     /// Run every test tier and print one `N passed, M failed` line.
     Test(TestArgs),
-    /// rustfmt --check and clippy -D warnings, host and kernel targets.
+    /// rustfmt --check (workspace and fuzz targets), clippy -D warnings and
+    /// cargo doc -D warnings (private items too), host and kernel targets
+    /// (the kernel, its crates and every extension).
     Check,
     /// Attach gdb to a kernel started with `run --gdb`: kernel symbols at
     /// their run-time addresses, extension symbols following loads and
@@ -74,6 +78,16 @@ enum Cmd {
     /// criterion suite; print the table beside SPIN's figures, write
     /// target/bench/report.json and target/bench/raise.svg.
     Bench(BenchArgs),
+    /// Create `extensions/NAME` from a template: an extension answering the
+    /// shell command NAME.
+    NewExtension {
+        /// The extension's (and crate's, and command's) name.
+        name: String,
+    },
+    /// Build extension NAME against the running kernel's build, sign it and
+    /// load it into that kernel (started by `cargo xtask run`) over its
+    /// push channel; prints the kernel's answer, exits 1 on refusal.
+    Push(PushArgs),
 }
 
 #[derive(Args)]
@@ -84,6 +98,26 @@ struct BenchArgs {
     /// suites in the kernel, short criterion measurements.
     #[arg(long)]
     quick: bool,
+}
+
+#[derive(Args)]
+struct PushArgs {
+    /// The extension to push.
+    name: String,
+    /// Unload the loaded extension of that name first and replace it
+    /// (refused if other extensions import from it).
+    #[arg(long)]
+    replace: bool,
+    /// Build with the release profile (push to a `run --release` kernel).
+    #[arg(long)]
+    release: bool,
+    /// The running kernel's push socket (default: target/spindle/push.sock,
+    /// where `cargo xtask run` puts it).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Send even if the running kernel is another build (it will refuse).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args, Clone, Copy)]
@@ -192,6 +226,8 @@ fn main() -> ExitCode {
         Cmd::Setup => setup::ensure_toolchain()
             .and_then(|()| setup::ensure_qemu())
             .and_then(|()| image_builder().map(drop)),
+        Cmd::NewExtension { name } => new_extension(&name),
+        Cmd::Push(args) => push(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -383,6 +419,12 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     options.cmdline = args.cmdline.clone();
     options.gdb = args.gdb;
     options.gdb_port = args.gdb_port;
+    let socket = xtask::push::default_socket(&workspace::target_dir());
+    eprintln!(
+        "xtask: push channel (COM2) on {}: `cargo xtask push NAME` loads an extension into this kernel",
+        socket.display()
+    );
+    options.push_socket = Some(socket);
     if args.gdb {
         setup::ensure_gdb()?;
         let target = gdb_target(kernel.clone(), args.profile.release, args.gdb_port);
@@ -479,9 +521,108 @@ fn run_piped(options: &QemuOptions, timeout: Duration, kernel: &Path) -> Result<
     }
 }
 
+/// How long the kernel may take to answer a push (receive, verify, load).
+const PUSH_ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `cargo xtask push NAME`: handshake (build id), build, sign, send, answer.
+fn push(args: &PushArgs) -> Result<(), Failure> {
+    use xtask::push::Client;
+    setup::ensure_toolchain()?;
+    let socket = args
+        .socket
+        .clone()
+        .unwrap_or_else(|| xtask::push::default_socket(&workspace::target_dir()));
+    let started = Instant::now();
+    let mut client = Client::connect(&socket).map_err(|e| Failure::new(e.to_string()))?;
+    let running = client
+        .build_id(Duration::from_secs(30))
+        .map_err(|e| Failure::new(e.to_string()))?;
+    let built = extensions::build_one(args.release, &args.name)?;
+    let build_time = started.elapsed();
+    // The image carries the kernel without DWARF (see `make_images`); its
+    // symbol table is what the running kernel hashes.
+    let stripped = workspace::target_dir()
+        .join("spindle")
+        .join(profile_dir(args.release))
+        .join("push-kernel.stripped");
+    run_checked(
+        Command::new(llvm_objcopy()?)
+            .arg("--strip-debug")
+            .arg(&built.kernel)
+            .arg(&stripped),
+    )?;
+    let kernel_elf = std::fs::read(&stripped)
+        .map_err(|e| Failure::new(format!("{}: {e}", stripped.display())))?;
+    let ours = spindle_package::push::build_id(&kernel_elf)
+        .map_err(|e| Failure::new(format!("{}: {e}", built.kernel.display())))?;
+    if ours != running {
+        let message = format!(
+            "the running kernel is build {} but these sources build kernel {}: the kernel or \
+             interface sources changed since it booted, so `{}` would not link against it.\n\
+             Restart the kernel with `cargo xtask run{}` (it rebuilds), then push again.",
+            spindle_package::push::short_hex(&running, 8),
+            spindle_package::push::short_hex(&ours, 8),
+            args.name,
+            if args.release { " --release" } else { "" }
+        );
+        if !args.force {
+            return Err(Failure::new(message));
+        }
+        eprintln!("xtask: {message}\nxtask: --force: sending anyway");
+    }
+    let request = spindle_package::push::PushRequest {
+        build_id: ours,
+        replace: args.replace,
+        name: built.name,
+        version: built.version,
+        sha256: built.sha256,
+        signature: Some(built.signature),
+        object: built.bundle,
+    };
+    let sent = Instant::now();
+    let answer = client
+        .push(&request, PUSH_ANSWER_TIMEOUT)
+        .map_err(|e| Failure::new(e.to_string()))?;
+    let kernel_time = sent.elapsed();
+    println!("kernel: {}", answer.text);
+    println!(
+        "push: build {:.1} s, transfer + load {:.1} s, total {:.1} s ({} KiB)",
+        build_time.as_secs_f64(),
+        kernel_time.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        request.object.len() / 1024
+    );
+    if answer.loaded {
+        Ok(())
+    } else {
+        Err(Failure::new(format!("the kernel refused {}", args.name)))
+    }
+}
+
+/// `cargo xtask new-extension NAME`.
+fn new_extension(name: &str) -> Result<(), Failure> {
+    let packages: Vec<String> = extensions::cargo_metadata()?["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect();
+    let dir = xtask::scaffold::create(&workspace::root().join("extensions"), name, &packages)
+        .map_err(|e| Failure::new(e.to_string()))?;
+    println!(
+        "created {} (extension `{name}`, answering the shell command `{name}`)\n\
+         next: `cargo xtask run` in one terminal, `cargo xtask push {name}` in another, \
+         then type `{name}` at the prompt",
+        dir.display()
+    );
+    Ok(())
+}
+
 fn check() -> Result<(), Failure> {
     setup::ensure_toolchain()?;
     run_checked(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    // The fuzz targets are a workspace of their own.
+    run_checked(cargo().args(["fmt", "--manifest-path", "fuzz/Cargo.toml", "--", "--check"]))?;
     // Host: every crate that builds for the host, with tests and benches.
     run_checked(cargo().args([
         "clippy",
@@ -493,16 +634,42 @@ fn check() -> Result<(), Failure> {
         "-D",
         "warnings",
     ]))?;
-    // Kernel target: the kernel and the no_std crates it links.
+    // Kernel target: the kernel, the no_std crates it links and every
+    // extension (fixtures included).
+    let packages = kernel_target_packages()?;
+    let extensions = extensions::discover()?.len();
     let mut cmd = cargo();
     cmd.args(["clippy", "--target", KERNEL_TARGET])
         .args(KERNEL_BUILD_STD);
-    for package in kernel_target_packages()? {
-        cmd.args(["--package", &package]);
+    for package in &packages {
+        cmd.args(["--package", package]);
     }
     cmd.args(["--", "-D", "warnings"]);
     run_checked(&mut cmd)?;
-    println!("xtask: check passed (rustfmt, clippy host + {KERNEL_TARGET})");
+    // Documentation, private items included, with warnings (broken links,
+    // bad code blocks) denied: the host crates, then the kernel.
+    run_checked(
+        cargo()
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .args(["doc", "--workspace", "--exclude", "kernel-image"])
+            .args(["--no-deps", "--document-private-items"]),
+    )?;
+    run_checked(
+        cargo()
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .args(["doc", "--target", KERNEL_TARGET])
+            .args(KERNEL_BUILD_STD)
+            .args([
+                "--package",
+                "kernel-image",
+                "--no-deps",
+                "--document-private-items",
+            ]),
+    )?;
+    println!(
+        "xtask: check passed (rustfmt; clippy host + {KERNEL_TARGET}: {} packages, {extensions} of them extensions; cargo doc host + kernel)",
+        packages.len()
+    );
     Ok(())
 }
 

@@ -14,6 +14,7 @@
 mod baseline;
 mod dispatch;
 mod strands;
+mod vm;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -241,9 +242,11 @@ pub const SUITES: &[Suite] = &[
         about: "fork-join, ping-pong, switch",
         run: strands::run,
     },
-    // The VM primitives (Appel & Li: Dirty, Fault, Trap, Prot1, Prot100,
-    // Unprot100, Appel1, Appel2) join here as a `memory` suite once the
-    // memory service provides them.
+    Suite {
+        name: "vm",
+        about: "Appel & Li's VM primitives through PhysAddr/VirtAddr/Translation",
+        run: vm::run,
+    },
 ];
 
 /// Runs the suite named `name`, or every suite, and prints the table.

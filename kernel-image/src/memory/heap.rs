@@ -50,7 +50,13 @@ unsafe impl GlobalAlloc for KernelHeap {
 }
 
 /// Maps `size` bytes at `start` and hands them to the allocator.
-pub fn init(start: u64, size: u64) {
+///
+/// # Safety
+/// `start..start + size` is page-aligned address space reserved for the
+/// heap, unmapped and used by nothing else; the frame allocator and the
+/// page table are set up; called once (the allocator would otherwise be
+/// handed a second region while blocks of the first are live).
+pub unsafe fn init(start: u64, size: u64) {
     let flags = PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE | PageTableFlags::GLOBAL;
     let first = Page::containing_address(VirtAddr::new(start));
     let last = Page::containing_address(VirtAddr::new(start + size - 1));
@@ -65,6 +71,15 @@ pub fn init(start: u64, size: u64) {
         // used by nothing but this heap.
         unsafe { HEAP.0.lock().init(start as *mut u8, size as usize) };
     });
+}
+
+/// Counters once the binding tables the dispatcher retired (each install
+/// or uninstall retires one, freed after a grace period) are freed, as far
+/// as a bounded wait allows: what a comparison against a baseline needs.
+/// Inside a raise nothing retired can be freed yet, so this is [`stats`].
+pub fn settled_stats() -> HeapStats {
+    dispatcher::read_side::synchronize();
+    stats()
 }
 
 /// Current counters.

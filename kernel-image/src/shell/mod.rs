@@ -29,6 +29,7 @@ const MAX_LINE: usize = 1024;
 mod bench;
 mod dispatch;
 mod extensions;
+mod memory_services;
 mod strands;
 mod system;
 
@@ -51,6 +52,7 @@ const GROUPS: &[&[Command]] = &[
     extensions::COMMANDS,
     strands::COMMANDS,
     bench::COMMANDS,
+    memory_services::COMMANDS,
 ];
 
 /// Every built-in command.

@@ -110,9 +110,14 @@ fn started() -> bool {
 
 /// Starts the service: the running boot context becomes the strand
 /// `name` (it goes on to run the shell or the tests), and the idle strand,
-/// the reaper and the asynchronous-handler executor are created. Called
-/// once, after the events are declared and the timer runs.
-pub fn init(name: &str) {
+/// the reaper and the asynchronous-handler executor are created.
+///
+/// # Safety
+/// Called once, from the boot context on its own stack, with interrupts
+/// disabled, after the events are declared and the timer runs: the running
+/// context is adopted as a strand, and a second adoption would give two
+/// strands one stack.
+pub unsafe fn init(name: &str) {
     let capability = crate::events::authority().issuer.kernel_capability();
     strand::service::set_platform(capability, &platform::PLATFORM);
     let cpu = cpu::current();
@@ -479,6 +484,23 @@ pub fn zombies() -> usize {
 /// Checks the table's invariants against this CPU's run queue.
 pub fn check() -> Result<(), String> {
     locked(|t, rq| t.check(rq))
+}
+
+/// Spawns a kernel service strand (essential: it cannot be killed) with a
+/// stack of `stack_size` bytes.
+pub fn spawn_service(name: &str, stack_size: usize, entry: fn()) -> Result<StrandId, StrandError> {
+    spawn_strand(
+        SpawnRequest {
+            name: String::from(name),
+            owner: kernel(),
+            stack_size,
+            policy: PolicyId::ROUND_ROBIN,
+            tickets: 1,
+            entry: Box::new(entry),
+        },
+        true,
+    )
+    .map_err(|(e, _)| e)
 }
 
 /// Spawns a strand owned by the kernel.
