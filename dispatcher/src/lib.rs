@@ -3,10 +3,12 @@
 //! SPIN's event model (Bershad et al., SOSP'95; Pardyak & Bershad,
 //! OSDI'96), typed and safe: services declare *events*, extensions install
 //! *handlers* on them, and raising an event is a procedure call routed
-//! through a dispatch plan specialised to the handlers currently installed.
+//! through a dispatch table specialised to the handlers currently installed.
 //! Everything is checked by the compiler: a handler of `Event<A, R>` is a
 //! `Fn(&A) -> R`, a guard a `Fn(&A) -> bool`; there is no `Any` and no
-//! run-time cast. The crate is `no_std` + `alloc` and contains no `unsafe`.
+//! run-time cast. The crate is `no_std` + `alloc` on the kernel target
+//! (it uses `std` on a host for thread-local read state); its only
+//! `unsafe` is the read side's module, `rcu`, argued below.
 //!
 //! # Concepts
 //!
@@ -43,69 +45,88 @@
 //!
 //! # Raising and concurrency
 //!
-//! * **Fast path.** While the original handler is the only handler (no
-//!   binding, event not asynchronous), a raise is one `Acquire` load of a
-//!   flag, a relaxed counter update and a direct call of the original: no
-//!   reference count, no lock, no read-modify-write.
-//! * **General path.** Every change (install, uninstall, swap, authority
-//!   setting) produces a new immutable dispatch plan (ordered unkeyed
-//!   bindings, key index, result/default handlers, executor) and publishes
-//!   it through a two-slot copy-on-write cell (next section); writers are
-//!   serialized by a per-event spin mutex. A raise clones the
-//!   current plan's `Arc` under a `try_read` of one of the two slots (never
-//!   waiting: a writer holds at most one slot at a time) and runs it with no
-//!   lock held, so handlers may raise, install and uninstall freely. Each
-//!   update is atomic with respect to raises: a raise sees the bindings
-//!   either before or after it, never a mix. The plan's bindings are kept in
-//!   chunks of at most 16 shared between successive plans, so an update
-//!   copies one chunk and shares the rest: installing or uninstalling costs
-//!   `O(16 + n / 16)` reference-count updates rather than `O(n)` (when there
-//!   are before/after constraints, or for keyed bindings, the update is
-//!   linear instead). Four atomic read-modify-writes per raise (slot lock
-//!   and unlock, `Arc` clone and drop) are the price of a fully safe,
-//!   re-entrant, interrupt-safe read path; see the crate's README for
-//!   measurements.
-//! * Writer operations (install, uninstall, swap, authority setters,
-//!   revocation, registry listings) take spin locks: call them from thread
-//!   context (or from an asynchronous handler), not from interrupt handlers.
-//!   Raises may be called anywhere, including interrupt handlers.
-//! * When a raise holds the last reference to a replaced plan, dropping it
-//!   frees memory (and may drop uninstalled binding closures) in the
-//!   raising context, possibly an interrupt handler; the kernel's allocator
-//!   disables interrupts around its lock, so this is safe.
+//! * **Tables.** Every change (install, uninstall, swap, authority setting)
+//!   compiles the event's state into a new immutable *table*: a flat array
+//!   of steps in dispatch order, a hash index for keyed bindings, and the
+//!   result and default handlers. A step is one *specialised* object per
+//!   binding (`step::Specialised<A, G, H>`): the installer's guard chain `G`
+//!   and handler `H` are concrete types, so a raise reaches guards and
+//!   handler through one indirect call. The table is published with one
+//!   atomic pointer swap; writers are serialized by a per-event spin lock.
+//!   An update is linear in the number of bindings.
+//! * **Raise.** A raise opens a *read section* (it stores depth + 1 in its
+//!   context's cell: a thread's on a host, the CPU's in the kernel, where
+//!   strands park theirs on a switch), loads the table pointer, and walks
+//!   the array with no lock held: no reference count, no locked
+//!   instruction. Handlers may raise, install and uninstall freely. While
+//!   the original handler is the only handler, a raise skips the table and
+//!   calls it directly.
+//! * **Nesting.** A raise nested more than [`MAX_RAISE_DEPTH`] deep in one
+//!   strand or thread returns [`RaiseError::TooDeep`] before running
+//!   anything; the depth is the one the read section keeps, so the check
+//!   costs a compare.
+//! * **Writers** take spin locks: call them from thread context (or from an
+//!   asynchronous handler). The kernel marks interrupt handlers
+//!   ([`read_side::InterruptScope`]); there, writers return
+//!   [`InstallError::InInterrupt`] / [`BindingError::InInterrupt`] instead
+//!   of risking a deadlock with the code they interrupted (authority
+//!   setters do nothing). Raises may be called anywhere.
+//! * **Reclamation.** A replaced table is retired and freed after a grace
+//!   period (next section): by the writer right after the update when no
+//!   raise is in progress, else later, by the next update or by
+//!   [`Principal::alive_binding_objects`], [`PrincipalIssuer::revoke`] and
+//!   [`read_side::synchronize`], which wait a bounded time for other
+//!   threads. Freeing a table may drop uninstalled binding closures in that
+//!   context.
 //!
-//! # Why a raise never deadlocks and is linearizable
+//! # Why a raise is safe without reference counting
 //!
-//! The current plan is kept in **two** slots, each a `spin::RwLock<Arc<Plan>>`.
-//! A writer (holding the event's writer mutex) replaces slot 0, then slot 1:
-//! for each it first *claims* the slot (the lock's upgradeable bit, which
-//! turns new readers away at once), waits for the readers already inside
-//! (each holds the lock for one `Arc` clone), and swaps the pointer. A raise
-//! does `try_read` on slot 0, then slot 1, clones the `Arc` and releases the
-//! lock before running any handler.
+//! The `unsafe` is in one module, `rcu`. A reader obtains `&Table` from a
+//! raw pointer; the claim is that the table is not freed while that
+//! reference lives. Notation: reader `R` in context `C` does `S` (store
+//! depth + 1 into `C`'s cell), a light fence, `L` (load the table pointer),
+//! uses the table, then `E` (a release fence and the store that closes the
+//! section). Writer `W` does `X` (swap the pointer to the new table), the
+//! heavy barrier `B`, and later a reclaimer does `V` (read `C`'s cell) and,
+//! if `C` is seen outside the section, frees the old table `T`.
 //!
-//! * *No deadlock.* A raise never blocks: `try_read` fails at once on a
-//!   claimed or write-locked slot. A writer claims at most one slot at a
-//!   time and runs no foreign code meanwhile, so a raise in an interrupt
-//!   handler that interrupted a writer always finds the other slot free.
-//!   A writer never waits for a raise on its own CPU (a raise holds a read
-//!   lock only across one `Arc` clone). A raise on another CPU retries only
-//!   while a writer there is making progress (lock-free, not wait-free).
-//! * *Linearizable.* Write `k` takes effect when it releases slot 0 (slot 0
-//!   then holds plan `Pk`; slot 1 is updated before write `k + 1` can
-//!   start). A raise reading slot 0 gets the latest plan at that instant. A
-//!   raise reading slot 1 found slot 0 taken by write `k` a moment before:
-//!   slot 1 then held `P(k-1)`, the latest plan at that moment, or a later
-//!   plan `Pj` stored in between, which was the latest right after write
-//!   `j` stored it. Either way the plan was the latest at an instant within
-//!   the raise. (This relies on the real-time order of the lock words'
-//!   read-modify-writes, which x86's locked instructions provide.)
-//! * *The fast path* keeps the same guarantee: the flag is cleared *before*
-//!   publishing a plan that leaves the fast path and set *after* publishing
-//!   one that returns to it.
+//! 1. *Either `L` sees the new table or `V` sees `S`.* `B` is
+//!    `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` on Linux hosts: it
+//!    runs a full barrier on every CPU running a thread of the process, so
+//!    for any reader either its `S` is globally visible before `B` returns
+//!    (and `V`, after `B`, sees it or a later value of the cell), or the
+//!    reader had not yet executed the fence between `S` and `L`, so `L`
+//!    comes after `X` and reads the new table. (If the kernel refuses to
+//!    register the barrier, readers use a `SeqCst` fence instead of the
+//!    compiler fence; the decision is taken once, before any context gets
+//!    a cell.) In the kernel there is one CPU and the reader and writer are
+//!    interleaved by interrupts and strand switches on it: program order is
+//!    the order, and a compiler fence suffices. Under Miri and loom both
+//!    sides use `SeqCst` fences, which is what they can check.
+//! 2. *`V` seeing `C` outside the section means `R` is done with `T`.*
+//!    The reclaimer frees only if, for every context, the cell shows depth
+//!    0, or its count of finished outermost sections has moved on since the
+//!    reclaimer's first look (so a section open at that look has closed),
+//!    and no strand is parked inside a raise. `E` is a release fence before
+//!    the closing store and the reclaimer issues an acquire fence after
+//!    `V`, so all of `R`'s reads of `T` happen before the free. A cell is
+//!    written only by its own context (interrupts nest and restore it
+//!    exactly; a strand switch parks and restores it), so a stale value can
+//!    only make the reclaimer wait, never free early.
+//! 3. *The reclaimer's own context.* A writer inside a raise (a handler
+//!    that uninstalls) may be the reader of `T`: the reclaimer frees
+//!    nothing while its own depth is not 0.
 //!
-//! The concurrency test (`tests/concurrency.rs`) checks raises racing
-//! installs and uninstalls against a linearizable model.
+//! Linearizability: `X` is the update's linearization point. A raise that
+//! starts after the update returned loads the new table (its `L` follows
+//! `X` in real time; on the host the `AcqRel` swap and `Acquire` load order
+//! it), and a raise in progress finishes with the table it loaded, so each
+//! raise sees the bindings before or after an update, never a mix. The
+//! solo flag (original handler only) is cleared before publishing a table
+//! that leaves the solo path and set after publishing one that returns to
+//! it. `tests/concurrency.rs` checks raises racing updates against a
+//! linearizable model; `rcu`'s unit tests (also run under Miri) and its
+//! loom model (`RUSTFLAGS="--cfg loom"`) check the reclamation.
 //!
 //! # Unloading extensions safely
 //!
@@ -113,9 +134,9 @@
 //! the extension's memory) is reference-counted and only ever freed by
 //! ordinary Rust drops: nothing is leaked and nothing is freed early. Each
 //! principal counts its live binding objects
-//! ([`Principal::alive_binding_objects`]); a raise in progress, a queued
-//! asynchronous job or a swapped-out handler still holding one keeps it
-//! counted. To unload an extension the kernel calls
+//! ([`Principal::alive_binding_objects`]); a raise in progress, a retired
+//! table waiting for its grace period or a queued asynchronous job still
+//! holding one keeps it counted. To unload an extension the kernel calls
 //! [`PrincipalIssuer::revoke`] and then waits until the count is 0 before
 //! unmapping the extension's memory. Revoking the owner of an event also
 //! *retires* the event (all bindings, original and owner-supplied closures
@@ -153,12 +174,12 @@
 //!
 //! ```
 //! use std::sync::{Arc, OnceLock, atomic::{AtomicU64, Ordering}};
-//! use dispatcher::{Clock, Event, EventAuthority, PrincipalIssuer, registry, time_bounds};
+//! use dispatcher::{Clock, Event, EventAuthority, Micros, PrincipalIssuer, registry, time_bounds};
 //!
 //! static TICK: OnceLock<(Event<u64, ()>, EventAuthority<u64, ()>)> = OnceLock::new();
 //! static TICKS: AtomicU64 = AtomicU64::new(0);
 //! struct Ticks;
-//! impl Clock for Ticks { fn now(&self) -> u64 { TICKS.load(Ordering::Relaxed) } }
+//! impl Clock for Ticks { fn now(&self) -> Micros { Micros(TICKS.load(Ordering::Relaxed)) } }
 //!
 //! // Boot, before any extension runs:
 //! let issuer = PrincipalIssuer::take().expect("taken once, at boot");
@@ -168,7 +189,7 @@
 //! let declared = Event::<u64, ()>::builder("Clock.Tick")
 //!     .original(|&_tick| { /* scheduler bookkeeping */ })
 //!     .default_result(())
-//!     .quantum(2)
+//!     .quantum(Micros(2))
 //!     .declare(&kernel)
 //!     .expect("declared once");
 //! TICK.set(declared).ok();
@@ -179,7 +200,7 @@
 //! if let Some((tick, _)) = TICK.get() {
 //!     let _ = tick.raise(&now);
 //! }
-//! time_bounds::check_overruns(capability, now, |o| eprintln!("{} overran in {}", o.binding, o.event));
+//! time_bounds::check_overruns(capability, Micros(now), |o| eprintln!("{} overran in {}", o.binding, o.event));
 //!
 //! // Shell: `events` and `handlers Clock.Tick`.
 //! for e in registry::events() {
@@ -225,7 +246,7 @@ pub use read_side::{InterruptScope, MAX_RAISE_DEPTH};
 pub use registry::{BindingInfo, EventInfo};
 pub use step::{AndGuard, Guards, NoGuards};
 pub use table::ResultHandler;
-pub use time_bounds::{Clock, Detection, Overrun, TimeBounds};
+pub use time_bounds::{Clock, Detection, Micros, Overrun, TimeBounds};
 
 #[cfg(test)]
 pub(crate) mod test_support {

@@ -57,7 +57,13 @@ pub struct ReaderCell {
     /// Nested interrupt handlers the context is in (kernel-marked).
     interrupts: AtomicU64,
     /// Host: whether a thread owns the cell (cells are recycled).
+    #[cfg(not(target_os = "none"))]
     in_use: AtomicBool,
+    /// Host: whether writers use `membarrier`, copied here when the cell is
+    /// handed out so that the read side finds it on a line it touches
+    /// anyway.
+    #[cfg(not(target_os = "none"))]
+    expedited: AtomicBool,
 }
 
 impl ReaderCell {
@@ -66,7 +72,10 @@ impl ReaderCell {
         ReaderCell {
             word: AtomicU64::new(0),
             interrupts: AtomicU64::new(0),
+            #[cfg(not(target_os = "none"))]
             in_use: AtomicBool::new(false),
+            #[cfg(not(target_os = "none"))]
+            expedited: AtomicBool::new(false),
         }
     }
 
@@ -75,7 +84,10 @@ impl ReaderCell {
         ReaderCell {
             word: AtomicU64::new(0),
             interrupts: AtomicU64::new(0),
+            #[cfg(not(target_os = "none"))]
             in_use: AtomicBool::new(false),
+            #[cfg(not(target_os = "none"))]
+            expedited: AtomicBool::new(false),
         }
     }
 
@@ -117,7 +129,7 @@ pub(crate) fn enter() -> Result<ReadGuard, TooDeep> {
         return Err(TooDeep);
     }
     cell.word.store(before + 1, Ordering::Relaxed);
-    light_fence();
+    light_fence(cell);
     Ok(ReadGuard {
         cell,
         before,
@@ -142,25 +154,24 @@ impl Drop for ReadGuard {
         if self.lent {
             context::give_back(self.cell);
         }
-        if outermost && DOMAIN.pending.load(Ordering::Relaxed) {
-            try_reclaim();
-        }
     }
 }
 
 /// The read side's half of the asymmetric fence: orders the depth store
 /// before the table load. Free on x86 when the writer has a heavy barrier.
 #[inline(always)]
-fn light_fence() {
+fn light_fence(cell: &ReaderCell) {
     #[cfg(any(miri, loom))]
     fence(Ordering::SeqCst);
     #[cfg(not(any(miri, loom)))]
     {
         core::sync::atomic::compiler_fence(Ordering::SeqCst);
         #[cfg(not(target_os = "none"))]
-        if !host::expedited() {
+        if !cell.expedited.load(Ordering::Relaxed) {
             fence(Ordering::SeqCst);
         }
+        #[cfg(target_os = "none")]
+        let _ = cell;
     }
 }
 
@@ -577,7 +588,6 @@ mod context {
     #[cold]
     #[inline(never)]
     fn adopt() -> (&'static ReaderCell, bool) {
-        super::host::expedited();
         let cell = {
             let mut cells = CELLS.lock();
             match cells
@@ -593,6 +603,8 @@ mod context {
             }
         };
         cell.in_use.store(true, Ordering::Relaxed);
+        cell.expedited
+            .store(super::host::expedited(), Ordering::Relaxed);
         let owned = OWNER.try_with(|_| ()).is_ok()
             && CURRENT.try_with(|current| current.set(Some(cell))).is_ok();
         (cell, !owned)

@@ -60,7 +60,7 @@ pub struct BindingInfo {
     /// Guards imposed by the authority.
     pub imposed_guards: usize,
     /// The quantum recorded at install, for ephemeral bindings.
-    pub quantum: Option<u64>,
+    pub quantum: Option<crate::time_bounds::Micros>,
     /// Handler calls so far (relaxed counter, like [`EventInfo::raises`]).
     pub calls: u64,
     /// Quantum overruns so far.

@@ -71,12 +71,6 @@ pub(crate) fn bump(counter: &AtomicU64) {
     );
 }
 
-/// Guards imposed at install time, checked before the installer's own.
-#[inline(always)]
-fn imposed_hold<A>(imposed: &[Guard<A>], args: &A) -> bool {
-    imposed.iter().all(|guard| guard(args))
-}
-
 /// A binding's handler `H` with its guards `G`, specialised.
 ///
 /// The guards sit in their own allocation, shared with the object a hot
@@ -86,26 +80,20 @@ pub(crate) struct Specialised<A, G, H> {
     calls: AtomicU64,
     guards: Arc<G>,
     handler: H,
-    imposed: Arc<[Guard<A>]>,
     /// Counts the object for its installer; last, so it drops after the
     /// closures.
     _alive: AliveToken,
+    _args: core::marker::PhantomData<fn(&A)>,
 }
 
 impl<A, G, H> Specialised<A, G, H> {
-    pub(crate) fn new(
-        handler: H,
-        guards: Arc<G>,
-        imposed: Arc<[Guard<A>]>,
-        calls: u64,
-        alive: AliveToken,
-    ) -> Self {
+    pub(crate) fn new(handler: H, guards: Arc<G>, calls: u64, alive: AliveToken) -> Self {
         Specialised {
             calls: AtomicU64::new(calls),
             guards,
             handler,
-            imposed,
             _alive: alive,
+            _args: core::marker::PhantomData,
         }
     }
 }
@@ -119,7 +107,7 @@ where
 {
     #[inline]
     fn call(&self, args: &A) -> Option<R> {
-        if !(imposed_hold(&self.imposed, args) && self.guards.hold(args)) {
+        if !self.guards.hold(args) {
             return None;
         }
         bump(&self.calls);
@@ -127,7 +115,7 @@ where
     }
 
     fn holds(&self, args: &A) -> bool {
-        imposed_hold(&self.imposed, args) && self.guards.hold(args)
+        self.guards.hold(args)
     }
 
     fn run(&self, args: &A) -> R {
@@ -143,7 +131,6 @@ where
         Arc::new(Swapped(Specialised::new(
             handler,
             Arc::clone(&self.guards),
-            Arc::clone(&self.imposed),
             self.calls(),
             alive,
         )))
@@ -160,15 +147,14 @@ where
     G: Guards<A>,
 {
     fn call(&self, args: &A) -> Option<R> {
-        let inner = &self.0;
-        if !(imposed_hold(&inner.imposed, args) && inner.guards.hold(args)) {
+        if !self.0.guards.hold(args) {
             return None;
         }
         Some(self.run(args))
     }
 
     fn holds(&self, args: &A) -> bool {
-        imposed_hold(&self.0.imposed, args) && self.0.guards.hold(args)
+        self.0.guards.hold(args)
     }
 
     fn run(&self, args: &A) -> R {
@@ -181,26 +167,31 @@ where
     }
 
     fn swap(&self, handler: Handler<A, R>, alive: AliveToken) -> Shared<A, R> {
-        let inner = &self.0;
         Arc::new(Swapped(Specialised::new(
             handler,
-            Arc::clone(&inner.guards),
-            Arc::clone(&inner.imposed),
+            Arc::clone(&self.0.guards),
             self.calls(),
             alive,
         )))
     }
 }
 
-/// A guard imposed on an installed binding, checked before its guards.
+/// A guard imposed by the event's authority, checked before the binding's
+/// own guards: at install (by the authorizer) or later
+/// ([`EventAuthority::impose_guard`](crate::EventAuthority::impose_guard),
+/// which counts it as one more binding object).
 pub(crate) struct WithImposed<A, R> {
     guard: Arc<Guard<A>>,
     inner: Shared<A, R>,
-    _alive: AliveToken,
+    _alive: Option<AliveToken>,
 }
 
 impl<A, R> WithImposed<A, R> {
-    pub(crate) fn new(guard: Arc<Guard<A>>, inner: Shared<A, R>, alive: AliveToken) -> Self {
+    pub(crate) fn new(
+        guard: Arc<Guard<A>>,
+        inner: Shared<A, R>,
+        alive: Option<AliveToken>,
+    ) -> Self {
         WithImposed {
             guard,
             inner,
@@ -231,7 +222,8 @@ impl<A: 'static, R: 'static> Callable<A, R> for WithImposed<A, R> {
     }
 
     fn swap(&self, handler: Handler<A, R>, alive: AliveToken) -> Shared<A, R> {
-        let inner = self.inner.swap(handler, alive.duplicate());
-        Arc::new(WithImposed::new(Arc::clone(&self.guard), inner, alive))
+        let own = self._alive.as_ref().map(|_| alive.duplicate());
+        let inner = self.inner.swap(handler, alive);
+        Arc::new(WithImposed::new(Arc::clone(&self.guard), inner, own))
     }
 }

@@ -21,7 +21,7 @@ use crate::error::RaiseError;
 use crate::executor::{Executor, global_executor};
 use crate::principal::PrincipalId;
 use crate::step::Shared;
-use crate::time_bounds::{CallRecord, OverrunHandler, TimeBoundsRef};
+use crate::time_bounds::{CallRecord, Micros, OverrunHandler, TimeBoundsRef};
 
 /// Folds handler results: called with the accumulated result and the next
 /// handler's result, returns the new accumulated result.
@@ -69,7 +69,7 @@ pub(crate) type KeyedIndex<A, R> = HashMap<u64, Box<[Step<A, R>]>, BuildHasherDe
 /// time-bounded bindings only.
 pub(crate) struct Extra<A, R> {
     pub(crate) spawn: Option<SpawnFn<A, R>>,
-    pub(crate) quantum: Option<u64>,
+    pub(crate) quantum: Option<Micros>,
     pub(crate) id: BindingId,
     pub(crate) installer: PrincipalId,
     pub(crate) stats: Arc<BindingStats>,
@@ -313,7 +313,7 @@ pub(crate) fn run_step<A, R>(step: &Step<A, R>, settings: &Settings<A, R>, args:
 fn run_timed<A, R>(
     step: &Step<A, R>,
     extra: &Extra<A, R>,
-    quantum: u64,
+    quantum: Micros,
     settings: &Settings<A, R>,
     args: &A,
 ) -> R {

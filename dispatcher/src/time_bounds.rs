@@ -1,7 +1,7 @@
 //! Time-bounded (ephemeral) handlers: quanta, in-flight records and the
 //! overrun hook for the kernel's timer.
 //!
-//! An event's authority sets a *quantum* (in ticks of a [`Clock`]) with
+//! An event's authority sets a *quantum* (in [`Micros`] of a [`Clock`]) with
 //! [`EventAuthority::set_quantum`](crate::EventAuthority::set_quantum). A
 //! binding installed with [`ephemeral`](crate::BindingBuilder::ephemeral)
 //! records the quantum in force at install time. Each time such a handler
@@ -44,10 +44,33 @@ use crate::KernelCapability;
 use crate::binding::{BindingId, BindingStats};
 use crate::principal::PrincipalId;
 
-/// A monotonic tick source provided by the kernel.
+/// A time or a duration in microseconds: the unit of the dispatcher's
+/// clock, quanta and overrun reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Micros(pub u64);
+
+impl Micros {
+    /// `self + other`, saturating.
+    pub const fn saturating_add(self, other: Micros) -> Micros {
+        Micros(self.0.saturating_add(other.0))
+    }
+
+    /// `self - other`, saturating at zero.
+    pub const fn saturating_sub(self, other: Micros) -> Micros {
+        Micros(self.0.saturating_sub(other.0))
+    }
+}
+
+impl fmt::Display for Micros {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} us", self.0)
+    }
+}
+
+/// A monotonic microsecond clock provided by the kernel.
 pub trait Clock: Send + Sync {
-    /// The current time in ticks. Must never go backwards.
-    fn now(&self) -> u64;
+    /// The current time. Must never go backwards.
+    fn now(&self) -> Micros;
 }
 
 /// Who noticed an overrun.
@@ -69,11 +92,11 @@ pub struct Overrun {
     /// Who installed that binding.
     pub installer: PrincipalId,
     /// Clock reading when the handler was called.
-    pub started: u64,
+    pub started: Micros,
     /// `started + quantum`.
-    pub deadline: u64,
+    pub deadline: Micros,
     /// Clock reading at detection (`> deadline`).
-    pub observed_at: u64,
+    pub observed_at: Micros,
     /// Who noticed.
     pub detected_by: Detection,
 }
@@ -90,15 +113,15 @@ struct InFlight {
     event: Arc<str>,
     binding: BindingId,
     installer: PrincipalId,
-    started: u64,
-    deadline: u64,
+    started: Micros,
+    deadline: Micros,
     reported: bool,
     stats: Arc<BindingStats>,
     on_overrun: Option<OverrunHandler>,
 }
 
 impl InFlight {
-    fn overrun(&self, observed_at: u64, detected_by: Detection) -> Overrun {
+    fn overrun(&self, observed_at: Micros, detected_by: Detection) -> Overrun {
         Overrun {
             event: Arc::clone(&self.event),
             binding: self.binding,
@@ -145,8 +168,8 @@ pub(crate) struct CallRecord<'a> {
     pub(crate) event: &'a Arc<str>,
     pub(crate) binding: BindingId,
     pub(crate) installer: PrincipalId,
-    pub(crate) started: u64,
-    pub(crate) deadline: u64,
+    pub(crate) started: Micros,
+    pub(crate) deadline: Micros,
     pub(crate) stats: &'a Arc<BindingStats>,
     pub(crate) on_overrun: Option<&'a OverrunHandler>,
 }
@@ -210,7 +233,7 @@ impl TimeBounds {
     /// Never waits: a slot that is locked at this instant is skipped until
     /// the next call. Safe to call from an interrupt handler, including one
     /// that interrupted a running handler, and from inside a handler.
-    pub fn check_overruns(&self, now: u64, mut report: impl FnMut(&Overrun)) -> usize {
+    pub fn check_overruns(&self, now: Micros, mut report: impl FnMut(&Overrun)) -> usize {
         let mut reported = 0;
         for slot in &self.slots {
             let Some(mut guard) = slot.try_lock() else {
@@ -321,7 +344,11 @@ pub fn set_clock(_kernel: KernelCapability, clock: Arc<dyn Clock>) -> Result<(),
 
 /// The kernel's timer hook on the process-wide table (kernel only); see
 /// [`TimeBounds::check_overruns`].
-pub fn check_overruns(_kernel: KernelCapability, now: u64, report: impl FnMut(&Overrun)) -> usize {
+pub fn check_overruns(
+    _kernel: KernelCapability,
+    now: Micros,
+    report: impl FnMut(&Overrun),
+) -> usize {
     GLOBAL.check_overruns(now, report)
 }
 

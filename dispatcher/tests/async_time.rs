@@ -10,7 +10,8 @@ use std::sync::{Arc, Barrier, Mutex};
 use common::{FakeClock, QueueExecutor, issuer, principal};
 use dispatcher::time_bounds::{self, IN_FLIGHT_SLOTS};
 use dispatcher::{
-    Decision, Detection, Event, InstallError, Overrun, RaiseError, TimeBounds, set_global_executor,
+    Decision, Detection, Event, InstallError, Micros, Overrun, RaiseError, TimeBounds,
+    set_global_executor,
 };
 
 #[test]
@@ -204,7 +205,7 @@ fn ephemeral_needs_a_quantum_and_a_clock() {
             .unwrap_err(),
         InstallError::NoQuantum
     );
-    authority.set_quantum(Some(10));
+    authority.set_quantum(Some(Micros(10)));
     assert_eq!(
         event
             .binding(|_| ())
@@ -230,7 +231,7 @@ fn timed(name: &str, quantum: u64) -> Timed {
     let clock = FakeClock::new();
     let bounds = Arc::new(TimeBounds::with_clock(clock.clone()));
     let (event, authority) = Event::<u64, u64>::builder(name)
-        .quantum(quantum)
+        .quantum(Micros(quantum))
         .time_bounds(bounds.clone())
         .declare(&owner)
         .unwrap();
@@ -252,13 +253,13 @@ fn quantum_is_recorded_at_install_time() {
     let owner = principal("Tb.Recorded.Installer");
     t.authority.set_authorizer(|_| Decision::Allow);
     let a = t.event.binding(|&x| x).ephemeral().install(&owner).unwrap();
-    t.authority.set_quantum(Some(20));
+    t.authority.set_quantum(Some(Micros(20)));
     let b = t.event.binding(|&x| x).ephemeral().install(&owner).unwrap();
     let plain = t.event.binding(|&x| x).install(&owner).unwrap();
     let infos = t.event.bindings();
     let quantum_of = |id| infos.iter().find(|i| i.id == id).unwrap().quantum;
-    assert_eq!(quantum_of(a.id()), Some(10));
-    assert_eq!(quantum_of(b.id()), Some(20));
+    assert_eq!(quantum_of(a.id()), Some(Micros(10)));
+    assert_eq!(quantum_of(b.id()), Some(Micros(20)));
     assert_eq!(quantum_of(plain.id()), None);
     assert!(
         infos
@@ -298,7 +299,7 @@ fn overrun_is_detected_when_the_handler_returns() {
     assert_eq!(&*overrun.event, "Tb.Return");
     assert_eq!(
         (overrun.started, overrun.deadline, overrun.observed_at),
-        (10, 20, 21)
+        (Micros(10), Micros(20), Micros(21))
     );
     assert_eq!(t.event.bindings()[0].overruns, 1);
     assert_eq!(t.bounds.in_flight(), 0);
@@ -327,7 +328,8 @@ fn timer_hook_called_from_inside_the_handler_reports_once() {
             );
             let now = clock.advance(ticks);
             let first = bounds.check_overruns(now, |o| tr.lock().unwrap().push(o.clone()));
-            let again = bounds.check_overruns(now + 1, |o| tr.lock().unwrap().push(o.clone()));
+            let again =
+                bounds.check_overruns(Micros(now.0 + 1), |o| tr.lock().unwrap().push(o.clone()));
             (first * 10 + again) as u64
         })
         .ephemeral()
@@ -344,7 +346,7 @@ fn timer_hook_called_from_inside_the_handler_reports_once() {
             timer_reports[0].deadline,
             timer_reports[0].observed_at
         ),
-        (0, 5, 13)
+        (Micros(0), Micros(5), Micros(13))
     );
     // The authority heard of it once; the return check did not count it
     // a second time.
@@ -380,12 +382,16 @@ fn timer_hook_on_another_thread_sees_a_running_handler() {
     entered.wait();
     assert_eq!(t.bounds.in_flight(), 1);
     assert_eq!(
-        t.bounds.check_overruns(100, |_| ()),
+        t.bounds.check_overruns(Micros(100), |_| ()),
         0,
         "deadline not passed"
     );
     let mut seen = Vec::new();
-    assert_eq!(t.bounds.check_overruns(101, |o| seen.push(o.clone())), 1);
+    assert_eq!(
+        t.bounds
+            .check_overruns(Micros(101), |o| seen.push(o.clone())),
+        1
+    );
     checked.wait();
     assert_eq!(raiser.join().unwrap(), Ok(1));
     assert_eq!(seen[0].detected_by, Detection::Timer);
@@ -446,7 +452,7 @@ fn global_clock_and_timer_hook() {
     time_bounds::set_clock(kernel, clock.clone()).unwrap();
     assert!(time_bounds::set_clock(kernel, FakeClock::new()).is_err());
     let (event, _authority) = Event::<(), ()>::builder("Tb.Global")
-        .quantum(2)
+        .quantum(Micros(2))
         .declare(&owner)
         .unwrap();
     let c = clock.clone();

@@ -24,7 +24,8 @@
 use console::{Line, Reply};
 use dispatcher::observe::{self, EventDeclared};
 use dispatcher::{
-    Decision, Event, EventAuthority, Imposition, KernelCapability, Principal, PrincipalIssuer,
+    Decision, Event, EventAuthority, Imposition, KernelCapability, Micros, Principal,
+    PrincipalIssuer,
 };
 use strand::events::{
     KernelEvents, pick_authorizer, round_robin, signal_authorizer, signal_original,
@@ -33,7 +34,7 @@ use strand::{Pick, PickArgs, StrandSignal};
 
 /// Time bound of an ephemeral `Clock.Tick` handler, in microseconds (the
 /// dispatcher's clock, see [`crate::time`]): a tenth of a tick.
-pub const TICK_HANDLER_QUANTUM_US: u64 = 1_000_000 / crate::arch::apic::TIMER_HZ / 10;
+pub const TICK_HANDLER_QUANTUM: Micros = Micros(1_000_000 / crate::arch::apic::TIMER_HZ / 10);
 
 /// The kernel's capabilities over the dispatcher. Kernel-internal: nothing
 /// of it may be stored where a public crate (and so an extension) reaches.
@@ -70,17 +71,17 @@ pub fn init() {
 
     let (tick, clock_tick) = Event::<u64, ()>::builder(clock::TICK_EVENT)
         .original(move |tick| clock::account_tick(capability, tick))
-        .quantum(TICK_HANDLER_QUANTUM_US)
+        .quantum(TICK_HANDLER_QUANTUM)
         .declare(&kernel)
         .expect("Clock.Tick is declared once");
     clock_tick.set_authorizer(|_request| Decision::Allow);
     clock_tick.set_overrun_handler(|overrun| {
         log::warn!(
-            "{} handler {:?} of principal {:?} overran its quantum ({} ticks late)",
+            "{} handler {:?} of principal {:?} overran its quantum ({} late)",
             overrun.event,
             overrun.binding,
             overrun.installer,
-            overrun.observed_at - overrun.deadline
+            overrun.observed_at.saturating_sub(overrun.deadline)
         );
     });
     clock::publish_tick_event(capability, tick.clone());

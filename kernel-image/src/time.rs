@@ -15,8 +15,8 @@ static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
 struct MicrosecondClock;
 
 impl dispatcher::Clock for MicrosecondClock {
-    fn now(&self) -> u64 {
-        uptime_ns() / 1000
+    fn now(&self) -> dispatcher::Micros {
+        dispatcher::Micros(uptime_ns() / 1000)
     }
 }
 
@@ -53,7 +53,11 @@ pub fn on_timer_interrupt() {
     // of one; a retired event would simply stop counting.
     let _ = authority.tick.raise(&tick);
     let capability = authority.issuer.kernel_capability();
-    dispatcher::time_bounds::check_overruns(capability, uptime_ns() / 1000, |_| {});
+    dispatcher::time_bounds::check_overruns(
+        capability,
+        dispatcher::Micros(uptime_ns() / 1000),
+        |_| {},
+    );
 }
 
 /// Timer ticks counted by `Clock.Tick`'s original handler.

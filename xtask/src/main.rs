@@ -8,6 +8,7 @@
 //! | `test` | host unit tests, in-kernel tests (BIOS and UEFI), integration tests |
 //! | `check` | rustfmt and clippy (`-D warnings`) for host and kernel targets |
 //! | `gdb` | attaches gdb to a kernel started with `run --gdb` |
+//! | `bench` | in-kernel and host benchmarks beside SPIN's figures; JSON and SVG under `target/bench/` |
 //! | `new-extension` | creates `extensions/NAME` from a template |
 //! | `push` | builds, signs and loads one extension into the running kernel |
 //!
@@ -18,6 +19,7 @@
 //! ended unexpectedly or could not start; 3 when piped input ended without
 //! `shutdown`; 124 on timeout.
 
+mod bench;
 mod extensions;
 mod gate;
 mod setup;
@@ -72,6 +74,10 @@ enum Cmd {
     /// Install what is missing (toolchain components, QEMU, OVMF) and build
     /// the bootloader image builder.
     Setup,
+    /// Boot the kernel, run the in-kernel benchmark suites and the host
+    /// criterion suite; print the table beside SPIN's figures, write
+    /// target/bench/report.json and target/bench/raise.svg.
+    Bench(BenchArgs),
     /// Create `extensions/NAME` from a template: an extension answering the
     /// shell command NAME.
     NewExtension {
@@ -82,6 +88,16 @@ enum Cmd {
     /// load it into that kernel (started by `cargo xtask run`) over its
     /// push channel; prints the kernel's answer, exits 1 on refusal.
     Push(PushArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    profile: ProfileArgs,
+    /// A short run (about a minute of measuring): the baseline and dispatch
+    /// suites in the kernel, short criterion measurements.
+    #[arg(long)]
+    quick: bool,
 }
 
 #[derive(Args)]
@@ -206,6 +222,7 @@ fn main() -> ExitCode {
         Cmd::Test(args) => test_runner::run(args.profile.release, !args.bios_only),
         Cmd::Check => check(),
         Cmd::Gdb(args) => gdb(&args),
+        Cmd::Bench(args) => bench::run(args.quick, args.profile.release),
         Cmd::Setup => setup::ensure_toolchain()
             .and_then(|()| setup::ensure_qemu())
             .and_then(|()| image_builder().map(drop)),

@@ -86,11 +86,11 @@ impl<A: 'static, R: 'static> EventAuthority<A, R> {
         self.inner().swap_handler(id, Arc::new(handler))
     }
 
-    /// Sets the quantum (clock ticks) for ephemeral bindings. It is
+    /// Sets the quantum for ephemeral bindings. It is
     /// recorded on each binding when it is installed: changing it affects
     /// later installs only. `None` refuses new ephemeral bindings.
-    pub fn set_quantum(&self, ticks: Option<u64>) {
-        self.inner().set(|writer| writer.quantum = ticks);
+    pub fn set_quantum(&self, quantum: Option<crate::time_bounds::Micros>) {
+        self.inner().set(|writer| writer.quantum = quantum);
     }
 
     /// Sets the result handler: the raise's result is

@@ -4,7 +4,7 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicU64, AtomicUsize};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 
 use super::writer::{Installed, WriterState};
 use super::{Event, EventAuthority, EventInner};
@@ -34,7 +34,7 @@ pub struct EventBuilder<A: 'static, R: 'static> {
     key_of: Option<fn(&A) -> u64>,
     result: Option<ResultHandler<R>>,
     default: Option<Handler<A, R>>,
-    quantum: Option<u64>,
+    quantum: Option<crate::time_bounds::Micros>,
     defer: Option<DeferFn<A, R>>,
     executor: Option<Arc<dyn Executor>>,
     time_bounds: TimeBoundsRef,
@@ -68,7 +68,6 @@ impl<A: 'static, R: 'static> EventBuilder<A, R> {
             let call: Shared<A, R> = Arc::new(Specialised::new(
                 move |args: &A| shared(args),
                 Arc::new(NoGuards),
-                Arc::from([]),
                 0,
                 alive,
             ));
@@ -105,8 +104,8 @@ impl<A: 'static, R: 'static> EventBuilder<A, R> {
     }
 
     /// The quantum for ephemeral bindings; see [`EventAuthority::set_quantum`].
-    pub fn quantum(mut self, ticks: u64) -> Self {
-        self.quantum = Some(ticks);
+    pub fn quantum(mut self, quantum: crate::time_bounds::Micros) -> Self {
+        self.quantum = Some(quantum);
         self
     }
 
@@ -177,6 +176,8 @@ impl<A: 'static, R: 'static> EventBuilder<A, R> {
         };
         let inner = Arc::new(EventInner {
             table: Published::new(Box::new(placeholder), writer),
+            solo: AtomicBool::new(false),
+            solo_raises: AtomicU64::new(0),
             raises: AtomicU64::new(0),
             original,
             binding_count: AtomicUsize::new(0),

@@ -16,7 +16,7 @@ mod writer;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicU64, AtomicUsize};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 pub use authority::EventAuthority;
 pub use builder::{Declared, EventBuilder};
@@ -69,7 +69,14 @@ pub(crate) struct EventInner<A: 'static, R: 'static> {
     /// The table raises run, and (behind its writer lock) the state it is
     /// compiled from.
     table: Published<Table<A, R>, WriterState<A, R>>,
-    /// Raises so far (relaxed load + store).
+    /// `true` while the original handler is the only thing to run (no
+    /// binding, not asynchronous, not retired): raises then call it
+    /// directly, without reading the table.
+    solo: AtomicBool,
+    /// Raises that took the solo path (relaxed load + store); they are
+    /// also the original's calls on that path.
+    solo_raises: AtomicU64,
+    /// Raises that ran the table (relaxed load + store).
     raises: AtomicU64,
     /// The original handler as callers may call it through
     /// ([`EventAuthority::original`]).
@@ -86,12 +93,20 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
     #[inline]
     fn raise(&self, args: &A) -> Result<R, RaiseError> {
         let section = rcu::enter().map_err(|_| RaiseError::TooDeep)?;
+        if self.solo.load(Ordering::Acquire)
+            && let Some(original) = &self.original
+        {
+            bump(&self.solo_raises);
+            return Ok(original(args));
+        }
         bump(&self.raises);
         self.table.get(&section).raise(args)
     }
 
     fn raises(&self) -> u64 {
-        self.raises.load(core::sync::atomic::Ordering::Relaxed)
+        self.raises
+            .load(Ordering::Relaxed)
+            .wrapping_add(self.solo_raises.load(Ordering::Relaxed))
     }
 }
 

@@ -31,7 +31,7 @@ use crate::rcu;
 use crate::registry::BindingInfo;
 use crate::step::{Guards, Shared, Specialised, WithImposed};
 use crate::table::{Extra, KeyedIndex, ResultHandler, Settings, Step, Table};
-use crate::time_bounds::OverrunHandler;
+use crate::time_bounds::{Micros, OverrunHandler};
 
 /// One installed binding (or the original handler), as the writers see it.
 pub(crate) struct Installed<A, R> {
@@ -41,7 +41,7 @@ pub(crate) struct Installed<A, R> {
     pub(crate) installer: Arc<PrincipalState>,
     pub(crate) imposed_guards: usize,
     pub(crate) options: BindingOptions,
-    pub(crate) quantum: Option<u64>,
+    pub(crate) quantum: Option<Micros>,
     pub(crate) stats: Arc<BindingStats>,
 }
 
@@ -61,7 +61,7 @@ pub(crate) struct WriterState<A, R> {
     pub(crate) result: Option<ResultHandler<R>>,
     pub(crate) default: Option<Handler<A, R>>,
     pub(crate) executor: Option<Arc<dyn Executor>>,
-    pub(crate) quantum: Option<u64>,
+    pub(crate) quantum: Option<Micros>,
     pub(crate) on_overrun: Option<OverrunHandler>,
     pub(crate) retired: bool,
 }
@@ -113,6 +113,15 @@ impl<A, R> WriterState<A, R> {
     /// they are installed, and removing bindings only drops constraints).
     pub(crate) fn current_order(entries: &[&Installed<A, R>]) -> Vec<usize> {
         Self::order_of(entries, None).unwrap_or_else(|_| (0..entries.len()).collect())
+    }
+
+    /// Whether raises may skip the table and call the original directly.
+    fn is_solo(&self, asynchronous: bool) -> bool {
+        !self.retired
+            && self.original.is_some()
+            && self.original_enabled
+            && self.bindings.is_empty()
+            && !asynchronous
     }
 
     fn enabled(&self, entry: &Installed<A, R>) -> bool {
@@ -187,7 +196,17 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
         let mut writer = self.table.lock();
         let value = change(&mut writer)?;
         let table = self.compile(&writer);
+        let solo = writer.is_solo(self.defer.is_some());
+        // Leaving the solo path: clear the flag first, so that every raise
+        // after the publication reads the table. Entering it: publish
+        // first.
+        if !solo {
+            self.solo.store(false, Ordering::Release);
+        }
         writer.replace(Box::new(table));
+        if solo {
+            self.solo.store(true, Ordering::Release);
+        }
         self.binding_count
             .store(writer.bindings.len(), Ordering::Relaxed);
         drop(writer);
@@ -291,13 +310,16 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
                 WriterState::order_of(&writer.entries(), Some((id, placement)))?;
             }
             let imposed_guards = imposed.len();
-            let call: Shared<A, R> = Arc::new(Specialised::new(
+            let mut call: Shared<A, R> = Arc::new(Specialised::new(
                 handler,
                 Arc::new(guards),
-                imposed.into(),
                 0,
                 principal.alive_token(),
             ));
+            // The authorizer's guards, checked first (in their order).
+            for guard in imposed.into_iter().rev() {
+                call = Arc::new(WithImposed::new(Arc::new(guard), call, None));
+            }
             let stats = Arc::new(BindingStats::default());
             let extra = (spawn.is_some() || quantum.is_some()).then(|| {
                 Arc::new(Extra {
@@ -377,7 +399,11 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
         let guard = Arc::new(guard);
         self.replace_call(id, |installed| {
             let alive = installed.call_alive_token();
-            installed.call = Arc::new(WithImposed::new(guard, Arc::clone(&installed.call), alive));
+            installed.call = Arc::new(WithImposed::new(
+                guard,
+                Arc::clone(&installed.call),
+                Some(alive),
+            ));
             installed.imposed_guards += 1;
         })
     }
@@ -428,7 +454,14 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
                     },
                     imposed_guards: entry.imposed_guards,
                     quantum: entry.quantum,
-                    calls: entry.call.calls(),
+                    calls: if original {
+                        entry
+                            .call
+                            .calls()
+                            .wrapping_add(self.solo_raises.load(Ordering::Relaxed))
+                    } else {
+                        entry.call.calls()
+                    },
                     overruns: entry.stats.overruns.load(Ordering::Relaxed),
                     enabled: writer.enabled(entry) && !writer.retired,
                 }

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use dispatcher::{Clock, Executor, Job, Principal, PrincipalIssuer};
+use dispatcher::{Clock, Executor, Job, Micros, Principal, PrincipalIssuer};
 
 /// The process's one issuer, taken on first use by any test.
 pub fn issuer() -> &'static PrincipalIssuer {
@@ -73,14 +73,14 @@ impl FakeClock {
         Arc::new(Self::default())
     }
 
-    pub fn advance(&self, ticks: u64) -> u64 {
-        self.now.fetch_add(ticks, Ordering::SeqCst) + ticks
+    pub fn advance(&self, micros: u64) -> Micros {
+        Micros(self.now.fetch_add(micros, Ordering::SeqCst) + micros)
     }
 }
 
 impl Clock for FakeClock {
-    fn now(&self) -> u64 {
-        self.now.load(Ordering::SeqCst)
+    fn now(&self) -> Micros {
+        Micros(self.now.load(Ordering::SeqCst))
     }
 }
 

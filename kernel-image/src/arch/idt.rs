@@ -143,6 +143,8 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageF
 
 extern "x86-interrupt" fn timer(_frame: InterruptStackFrame) {
     let _context = crate::containment::InterruptContext::enter();
+    // Dispatcher writers (install, uninstall, ...) are refused in here.
+    let _dispatch = dispatcher::InterruptScope::enter(crate::events::capability());
     // Acknowledge first: the handler may switch to another strand, which
     // returns from a different interrupt (or none) much later. Interrupts
     // stay disabled until this strand's `iretq`.

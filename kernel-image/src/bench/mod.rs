@@ -12,6 +12,7 @@
 //! listed in [`SUITES`] and run by the shell's `bench [SUITE]`.
 
 mod baseline;
+mod dispatch;
 mod strands;
 mod vm;
 
@@ -230,6 +231,11 @@ pub const SUITES: &[Suite] = &[
         name: "baseline",
         about: "empty loop, direct call, indirect call",
         run: baseline::run,
+    },
+    Suite {
+        name: "dispatch",
+        about: "raise with 0/5 args and 1-50 handlers, guards, keys, folding, async",
+        run: dispatch::run,
     },
     Suite {
         name: "strands",

@@ -65,7 +65,7 @@ fn handlers(args: &[&str]) -> Result<(), String> {
             options.push(String::from("async"));
         }
         if let Some(q) = binding.quantum {
-            options.push(alloc::format!("ephemeral({q} us)"));
+            options.push(alloc::format!("ephemeral({q})"));
         }
         if !binding.enabled {
             options.push(String::from("disabled"));

@@ -325,6 +325,9 @@ fn schedule(cause: Cause) {
     cpu.switch_in(next, bounds, rdtsc());
     // Catch frames are the strand's: keep ours on our stack meanwhile.
     let depth = StrandDepth::save();
+    // So are raises in progress (read sections, nesting depth) and the
+    // interrupt mark: the next strand starts with none.
+    let reads = dispatcher::read_side::park(crate::events::capability());
     // SAFETY: interrupts are disabled. Both contexts are boxed in records
     // that stay in the table: `prev` is running (or a zombie the reaper
     // cannot free before this switch completes: the reaper is a strand and
@@ -332,6 +335,7 @@ fn schedule(cause: Cause) {
     // the table just marked running, switched out earlier by this function
     // or prepared by `Context::new_strand`, with its stack mapped.
     unsafe { context::switch(save, load) };
+    reads.restore(crate::events::capability());
     depth.restore();
 }
 

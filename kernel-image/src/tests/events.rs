@@ -60,6 +60,39 @@ fn clock_tick_handlers_run_in_the_timer_interrupt() -> KtestResult {
 }
 
 #[ktest]
+fn installing_from_the_timer_interrupt_is_refused_and_the_kernel_runs_on() -> KtestResult {
+    let principal = authority().issuer.issue("ktest-installer-in-irq");
+    // What an install attempted inside the timer interrupt returned.
+    let outcome: Arc<spin::Mutex<Option<Result<(), dispatcher::InstallError>>>> =
+        Arc::new(spin::Mutex::new(None));
+    let (o, p) = (outcome.clone(), principal.clone());
+    let tick = clock::tick_event().ok_or_else(|| failure("Clock.Tick not published"))?;
+    let target = tick.clone();
+    let binding = tick
+        .binding(move |_tick| {
+            if let Some(mut slot) = o.try_lock()
+                && slot.is_none()
+            {
+                *slot = Some(target.install(&p, |_| ()).map(|b| {
+                    // Not reached when the refusal works; undo if it is.
+                    let _ = b.uninstall();
+                }));
+            }
+        })
+        .install(&principal)
+        .map_err(failure)?;
+    let tried = wait_until(|| outcome.lock().is_some());
+    binding.uninstall().map_err(failure)?;
+    ensure!(tried, "tick handler never ran");
+    ensure_eq!(
+        outcome.lock().clone(),
+        Some(Err(dispatcher::InstallError::InInterrupt))
+    );
+    ensure!(!dispatcher::read_side::in_interrupt());
+    Ok(())
+}
+
+#[ktest]
 fn console_line_authorizer_keeps_builtin_commands_for_the_kernel() -> KtestResult {
     let principal = authority().issuer.issue("ktest-greedy");
     let calls = Arc::new(AtomicU64::new(0));
@@ -125,7 +158,7 @@ fn kernel_installs_without_asking_its_own_authorizer() -> KtestResult {
 #[ktest]
 fn ephemeral_tick_handler_overrun_is_reported() -> KtestResult {
     let principal = authority().issuer.issue("ktest-slow");
-    let busy_us = 3 * crate::events::TICK_HANDLER_QUANTUM_US;
+    let busy_us = 3 * crate::events::TICK_HANDLER_QUANTUM.0;
     let binding = clock::tick_event()
         .ok_or_else(|| failure("Clock.Tick not published"))?
         .binding(move |_| {
@@ -155,6 +188,6 @@ fn ephemeral_tick_handler_overrun_is_reported() -> KtestResult {
         .iter()
         .find(|b| b.id == binding.id())
         .and_then(|b| b.quantum);
-    ensure_eq!(quantum, Some(crate::events::TICK_HANDLER_QUANTUM_US));
+    ensure_eq!(quantum, Some(crate::events::TICK_HANDLER_QUANTUM));
     binding.uninstall().map_err(failure)
 }

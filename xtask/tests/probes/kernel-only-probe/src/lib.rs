@@ -26,8 +26,8 @@ impl dispatcher::Executor for Inline {
 struct Frozen;
 
 impl dispatcher::Clock for Frozen {
-    fn now(&self) -> u64 {
-        0
+    fn now(&self) -> dispatcher::Micros {
+        dispatcher::Micros(0)
     }
 }
 
@@ -77,7 +77,7 @@ fn probe_set_clock() {
 
 /// The kernel's timer hook run by an extension.
 fn probe_check_overruns() {
-    time_bounds::check_overruns(u64::MAX, |_| {});
+    time_bounds::check_overruns(dispatcher::Micros(u64::MAX), |_| {});
 }
 
 /// The shell's commands (`shutdown`) run by raising the kernel's event.

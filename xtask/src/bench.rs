@@ -1,0 +1,345 @@
+//! `cargo xtask bench`: boots the kernel, runs the in-kernel benchmark
+//! suites (`bench` in the shell), runs the host criterion suite of the
+//! dispatcher, and prints one report with SPIN's published figures beside
+//! ours. Writes `target/bench/report.json` (fields documented in the
+//! README) and `target/bench/raise.svg` (raise cost against the number of
+//! handlers, ours beside SPIN's, as ratios to a procedure call).
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Cursor;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use plotters::prelude::*;
+use serde_json::{Value, json};
+use xtask::qemu::{Firmware, PipedOutcome, QemuOptions};
+use xtask::workspace;
+
+use crate::Failure;
+
+/// SPIN's raise with the specialised stub, 0 arguments (OSDI'96), as a
+/// ratio to its 0.10 µs procedure call: (handlers, ratio).
+const SPIN_STUB_RATIOS: [(u32, f64); 4] = [(1, 2.3), (5, 4.1), (10, 6.3), (50, 24.8)];
+/// The same without the stub ("plain" dispatch).
+const SPIN_PLAIN_RATIOS: [(u32, f64); 4] = [(1, 3.7), (5, 11.8), (10, 21.5), (50, 116.9)];
+
+/// One in-kernel row as the shell printed it.
+struct KernelRow {
+    suite: String,
+    name: String,
+    cycles: f64,
+    min: f64,
+    max: f64,
+    ratio: f64,
+    published: Option<String>,
+}
+
+/// Parses the table `bench` prints (fixed-width columns, see
+/// `kernel-image/src/bench/mod.rs`).
+fn parse_kernel_table(output: &str) -> (Vec<KernelRow>, Option<f64>) {
+    let mut rows = Vec::new();
+    let mut unit = None;
+    let mut inside = false;
+    for line in output.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.starts_with("SUITE ") {
+            inside = true;
+            continue;
+        }
+        if line.starts_with("cycles: ") {
+            inside = false;
+            unit = line
+                .rsplit_once("boot (")
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .and_then(|v| v.parse().ok());
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        // SUITE NAME... CYCLES MIN MAX RATIO [PUBLISHED...]: the name may
+        // hold spaces and single numbers, the four figures are the first
+        // run of four numbers after it.
+        let tokens: Vec<&str> = line.split_whitespace().collect();
+        let numeric = |t: &&str| t.parse::<f64>().is_ok();
+        let Some(at) =
+            (2..tokens.len().saturating_sub(3)).find(|&i| tokens[i..i + 4].iter().all(numeric))
+        else {
+            continue;
+        };
+        let suite = tokens[0].to_string();
+        let name = tokens[1..at].join(" ");
+        let values: Vec<f64> = tokens[at..at + 4]
+            .iter()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let rest = tokens[at + 4..].join(" ");
+        let published = (!rest.is_empty()).then_some(rest);
+        if let [cycles, min, max, ratio] = values[..] {
+            rows.push(KernelRow {
+                suite,
+                name,
+                cycles,
+                min,
+                max,
+                ratio,
+                published,
+            });
+        }
+    }
+    (rows, unit)
+}
+
+/// Boots the BIOS image and runs `bench` in its shell.
+fn run_kernel_suites(image: &Path, quick: bool) -> Result<String, Failure> {
+    let options = QemuOptions::new(image, Firmware::Bios, crate::scratch_dir());
+    let input = if quick {
+        "bench baseline\nbench dispatch\nshutdown\n"
+    } else {
+        "bench\nshutdown\n"
+    };
+    let (outcome, output) = xtask::qemu::run_piped(
+        &options,
+        Cursor::new(input),
+        Duration::from_secs(420),
+        false,
+    )
+    .map_err(|e| Failure::new(format!("booting the benchmark kernel: {e}")))?;
+    match outcome {
+        PipedOutcome::Exited(_) | PipedOutcome::InputEnded => Ok(output),
+        PipedOutcome::Timeout => Err(Failure::new(
+            "the in-kernel benchmarks did not finish in 420 s",
+        )),
+    }
+}
+
+/// Runs the dispatcher's criterion suite and reads the table it writes.
+fn run_host_suite(quick: bool) -> Result<Value, Failure> {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(["bench", "-p", "dispatcher", "--bench", "dispatch"]);
+    if quick {
+        cmd.env("DISPATCH_BENCH_QUICK", "1");
+    }
+    crate::run_checked(&mut cmd)?;
+    let path = workspace::target_dir().join("dispatch-bench.json");
+    let text =
+        fs::read_to_string(&path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| Failure::new(format!("{}: {e}", path.display())))
+}
+
+/// In-kernel ratio of "raise, 0 args, N handler(s)".
+fn kernel_raise_ratios(rows: &[KernelRow]) -> Vec<(u32, f64)> {
+    [1u32, 5, 10, 50]
+        .into_iter()
+        .filter_map(|n| {
+            let name = format!("raise, 0 args, {n} handler(s)");
+            rows.iter().find(|r| r.name == name).map(|r| (n, r.ratio))
+        })
+        .collect()
+}
+
+/// Host ratio (to an indirect call) of Table 1's 0-argument rows.
+fn host_raise_ratios(host: &Value) -> Vec<(u32, f64)> {
+    host["table1"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|row| row["args"] == 0)
+        .filter_map(|row| {
+            Some((
+                row["handlers"].as_u64()? as u32,
+                row["ratio_to_call"].as_f64()?,
+            ))
+        })
+        .collect()
+}
+
+/// One line of the plot: its label, its (handlers, ratio) points, its colour.
+type Series<'a> = (&'a str, &'a [(u32, f64)], RGBColor);
+
+fn plot(path: &Path, series: &[Series<'_>]) -> Result<(), Failure> {
+    let fail =
+        |e: &dyn std::fmt::Display| Failure::new(format!("plotting {}: {e}", path.display()));
+    let top = series
+        .iter()
+        .flat_map(|(_, points, _)| points.iter().map(|&(_, y)| y))
+        .fold(1.0f64, f64::max)
+        * 1.1;
+    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Event raise: cost / procedure call vs handlers (0 args)",
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0u32..52u32, 0f64..top)
+        .map_err(|e| fail(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("handlers")
+        .y_desc("ratio to a procedure call")
+        .draw()
+        .map_err(|e| fail(&e))?;
+    for &(label, points, color) in series {
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| fail(&e))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(|e| fail(&e))?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| fail(&e))?;
+    root.present().map_err(|e| fail(&e))?;
+    Ok(())
+}
+
+/// `cargo xtask bench [--quick]`.
+pub fn run(quick: bool, release: bool) -> Result<(), Failure> {
+    crate::setup::ensure_toolchain()?;
+    crate::setup::ensure_qemu()?;
+    let (images, _kernel) = crate::make_images(release)?;
+    eprintln!("xtask: booting the kernel for the in-kernel suites (TCG)...");
+    let output = run_kernel_suites(&images.bios, quick)?;
+    let (rows, unit) = parse_kernel_table(&output);
+    if rows.is_empty() {
+        return Err(Failure::new(format!(
+            "no benchmark table in the kernel's output:\n{output}"
+        )));
+    }
+    eprintln!("xtask: running the host criterion suite (dispatcher)...");
+    let host = run_host_suite(quick)?;
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nIn-kernel (QEMU TCG; cycles = TSC cycles per operation, median of runs; ratio = to an indirect call in the same boot{})\n",
+        unit.map_or(String::new(), |u| format!(", {u:.1} cycles"))
+    );
+    let _ = writeln!(
+        out,
+        "{:<10} {:<44} {:>9} {:>8}   SPIN (µs at 133 MHz, cycles, ratio to its procedure call)",
+        "suite", "benchmark", "cycles", "ratio"
+    );
+    for row in &rows {
+        let _ = writeln!(
+            out,
+            "{:<10} {:<44} {:>9.1} {:>8.2}   {}",
+            row.suite,
+            row.name,
+            row.cycles,
+            row.ratio,
+            row.published.as_deref().unwrap_or("—")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nHost-native (criterion medians, ns) and the dispatch targets\n"
+    );
+    for target in host["targets"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{:<44} {:>10} {:<46} {}",
+            target["benchmark"].as_str().unwrap_or(""),
+            target["ns"]
+                .as_f64()
+                .map_or("—".into(), |v| format!("{v:.2}")),
+            target["derived"].as_str().unwrap_or(""),
+            match target["met"].as_bool() {
+                Some(true) => "met",
+                Some(false) => "NOT met",
+                None => "",
+            }
+        );
+    }
+    print!("{out}");
+
+    let dir = workspace::target_dir().join("bench");
+    fs::create_dir_all(&dir).map_err(|e| Failure::new(format!("{}: {e}", dir.display())))?;
+    let kernel_json: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "suite": r.suite, "benchmark": r.name, "cycles_median": r.cycles,
+                "cycles_min": r.min, "cycles_max": r.max, "ratio_to_indirect_call": r.ratio,
+                "published": r.published,
+            })
+        })
+        .collect();
+    let report = json!({
+        "quick": quick,
+        "kernel": {
+            "environment": "QEMU TCG, TSC cycles (host cycles spent emulating)",
+            "indirect_call_cycles": unit,
+            "rows": kernel_json,
+        },
+        "host": host,
+        "spin": {
+            "machine": "DEC Alpha 3000/400, 133 MHz",
+            "procedure_call_us": {"args0": 0.10, "args5": 0.14},
+            "raise_stub_ratio_args0": SPIN_STUB_RATIOS.iter().map(|&(n, r)| json!({"handlers": n, "ratio": r})).collect::<Vec<_>>(),
+            "raise_plain_ratio_args0": SPIN_PLAIN_RATIOS.iter().map(|&(n, r)| json!({"handlers": n, "ratio": r})).collect::<Vec<_>>(),
+        },
+    });
+    let json_path = dir.join("report.json");
+    fs::write(
+        &json_path,
+        serde_json::to_string_pretty(&report).unwrap_or_default(),
+    )
+    .map_err(|e| Failure::new(format!("{}: {e}", json_path.display())))?;
+    let ours_kernel = kernel_raise_ratios(&rows);
+    let ours_host = host_raise_ratios(&host);
+    let svg = dir.join("raise.svg");
+    plot(
+        &svg,
+        &[
+            ("Spindle, in-kernel (TCG)", &ours_kernel, BLUE),
+            ("Spindle, host-native", &ours_host, GREEN),
+            ("SPIN, specialised stub", &SPIN_STUB_RATIOS, RED),
+            ("SPIN, plain dispatch", &SPIN_PLAIN_RATIOS, MAGENTA),
+        ],
+    )?;
+    println!("\nwrote {} and {}", json_path.display(), svg.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_kernel_table() {
+        let out = "\
+SUITE      BENCHMARK                                        CYCLES        MIN        MAX    RATIO  PUBLISHED (us, cycles, ratio to its call)
+baseline   direct call                                        29.0       28.0       31.0     0.76  SPIN 0.10 us, 13 cyc, 1.00x
+dispatch   raise, 0 args, 5 handler(s)                       310.5      300.0      400.0     8.17  
+cycles: TSC cycles per operation, median of the runs (TCG: host cycles spent emulating); ratio: to an indirect call in this boot (38.0 cycles)
+";
+        let (rows, unit) = parse_kernel_table(out);
+        assert_eq!(unit, Some(38.0));
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].name, "direct call");
+        assert_eq!(
+            rows[0].published.as_deref(),
+            Some("SPIN 0.10 us, 13 cyc, 1.00x")
+        );
+        assert_eq!(rows[1].name, "raise, 0 args, 5 handler(s)");
+        assert_eq!(rows[1].cycles, 310.5);
+        assert_eq!(rows[1].ratio, 8.17);
+        assert!(rows[1].published.is_none());
+    }
+}
