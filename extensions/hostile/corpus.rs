@@ -14,7 +14,7 @@
 //! | `bad-sched` | a scheduling policy whose every answer names a strand that does not exist or is not its own | each answer refused and counted; round-robin's choice runs; no strand lost |
 //! | `sched-init-fails` | registers a scheduling policy and its handler, then fails in `init` | refused: init failed; the handler revoked and the policy retired |
 //! | `panic-in-init` | panics in `init` after installing a handler | contained: the panic unwinds to the loader, which undoes the load |
-//! | `panic-in-handler` | its shell command's handler panics, two calls deep | a backtrace naming the extension's functions (fatal until handlers are contained) |
+//! | `panic-in-handler` | its shell command's handler panics, two calls deep | contained: the command is abandoned, the report names the extension, the panic and a backtrace through its functions; the extension is unloaded |
 //! | `private-import` | inlines a `stats` function that calls `libm`, which `stats` carries privately | refused: the symbol is named as private to `stats`, crate `libm` |
 //!
 //! This crate holds no code: it exists so that the workspace can find the
