@@ -15,6 +15,9 @@
 //! | `sched-init-fails` | registers a scheduling policy and its handler, then fails in `init` | refused: init failed; the handler revoked and the policy retired |
 //! | `panic-in-init` | panics in `init` after installing a handler | contained: the panic unwinds to the loader, which undoes the load |
 //! | `panic-in-handler` | its shell command's handler panics, two calls deep | contained: the command is abandoned, the report names the extension, the panic and a backtrace through its functions; the extension is unloaded |
+//! | `panic-in-tick` | its `Clock.Tick` handler panics (in the timer interrupt) once armed by the command `panic-in-tick` | contained inside the interrupt handler; reported and unloaded from a kernel strand |
+//! | `panic-elsewhere` | a `Console.Line` guard panics (`panic-in-guard`); an asynchronous handler panics in its strand (`panic-in-async`) | contained at the raise / at the strand's entry; reported and unloaded |
+//! | `two-faults` | arms a panicking `Clock.Tick` handler, then panics in its `Console.Line` handler: two faults in flight | both contained and reported; unloaded once |
 //! | `private-import` | inlines a `stats` function that calls `libm`, which `stats` carries privately | refused: the symbol is named as private to `stats`, crate `libm` |
 //!
 //! This crate holds no code: it exists so that the workspace can find the

@@ -47,10 +47,13 @@ pub fn on_timer_interrupt() {
     // The event has an original handler, so a raise cannot fail for lack
     // of one; a retired event would simply stop counting.
     // A panic in an extension's handler stops here, inside this
-    // interrupt's own frames (unwinding cannot cross the interrupt frame);
-    // the extension is unloaded from thread context (`faults::kick`).
-    let _ = crate::containment::faults::call_extensions(clock::TICK_EVENT, || {
-        authority.tick.raise(&tick)
+    // interrupt's own frames (unwinding cannot cross the interrupt frame),
+    // on a stack of known size; the extension is unloaded from thread
+    // context (`faults::kick`).
+    crate::containment::interrupt_stack::call_on_interrupt_stack(&mut || {
+        let _ = crate::containment::faults::call_extensions(clock::TICK_EVENT, || {
+            authority.tick.raise(&tick)
+        });
     });
     let capability = authority.issuer.kernel_capability();
     dispatcher::time_bounds::check_overruns(capability, uptime_ns() / 1000, |_| {});

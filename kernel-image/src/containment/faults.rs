@@ -43,7 +43,7 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use x86_64::instructions::interrupts;
 
@@ -126,14 +126,20 @@ pub fn report(site: &'static str, panicked: &Panicked) -> ExtensionFailed {
         extension: extension.clone(),
         site,
     };
-    let mut text = String::new();
-    let _ = writeln!(text, "{failed}: {panicked}");
-    if let Some(backtrace) = &panicked.backtrace {
-        let _ = backtrace.print(&mut text);
+    FAULTS.fetch_add(1, Ordering::Relaxed);
+    if !mark_failed(&extension) {
+        // Failed already: reported once, and its unload is on its way.
+        return failed;
     }
     let mut reason = FixedText::new();
     let _ = write!(reason, "{panicked}");
+    // Interrupts off while the debug registry is held for the symbols.
     interrupts::without_interrupts(|| {
+        let mut text = String::new();
+        let _ = writeln!(text, "{failed}: {panicked}");
+        if let Some(backtrace) = &panicked.backtrace {
+            let _ = backtrace.print(&mut text);
+        }
         let mut pending = PENDING.lock();
         if !pending.iter().any(|f| f.extension == extension.as_str()) {
             pending.push_back(Fault {
@@ -150,8 +156,60 @@ pub fn report(site: &'static str, panicked: &Panicked) -> ExtensionFailed {
         });
         history.total += 1;
     });
-    FAULTS.fetch_add(1, Ordering::Relaxed);
     failed
+}
+
+/// Most extensions marked failed and not yet unloaded at once.
+const MAX_FAILED: usize = 8;
+
+/// Extensions marked failed, until their unload is over.
+static FAILED: spin::Mutex<[Option<FixedText<NAME_CAPACITY>>; MAX_FAILED]> =
+    spin::Mutex::new([const { None }; MAX_FAILED]);
+/// How many entries of [`FAILED`] are taken (read first, without the lock).
+static FAILED_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// Marks `extension` failed; false if it was already.
+fn mark_failed(extension: &FixedText<NAME_CAPACITY>) -> bool {
+    interrupts::without_interrupts(|| {
+        let mut failed = FAILED.lock();
+        if failed
+            .iter()
+            .flatten()
+            .any(|f| f.as_str() == extension.as_str())
+        {
+            return false;
+        }
+        if let Some(free) = failed.iter_mut().find(|f| f.is_none()) {
+            *free = Some(extension.clone());
+            FAILED_COUNT.fetch_add(1, Ordering::Release);
+        }
+        true
+    })
+}
+
+/// Clears the mark once `extension` is unloaded.
+fn unmark_failed(extension: &str) {
+    interrupts::without_interrupts(|| {
+        let mut failed = FAILED.lock();
+        for entry in failed.iter_mut() {
+            if entry.as_ref().is_some_and(|f| f.as_str() == extension) {
+                *entry = None;
+                FAILED_COUNT.fetch_sub(1, Ordering::Release);
+            }
+        }
+    });
+}
+
+/// Whether the extension `name` failed and awaits its unload. The kernel's
+/// authorizers impose this as a guard on every extension binding of the
+/// kernel's events, so a failed extension's handlers stop being called at
+/// once, in any context, before the unload revokes them: one atomic load
+/// while no extension is failed.
+pub fn is_failed(name: &str) -> bool {
+    if FAILED_COUNT.load(Ordering::Acquire) == 0 {
+        return false;
+    }
+    interrupts::without_interrupts(|| FAILED.lock().iter().flatten().any(|f| f.as_str() == name))
 }
 
 /// A fault waiting for its extension to be unloaded.
@@ -234,6 +292,7 @@ pub fn handle_pending() -> usize {
         println!("{}", fault.report.trim_end());
         drop(fault.report);
         unload_failed(&fault.extension, 0);
+        unmark_failed(&fault.extension);
         handled += 1;
     }
 }

@@ -26,6 +26,7 @@
 //! `Clock.Tick` raise).
 
 pub mod faults;
+pub mod interrupt_stack;
 
 use alloc::boxed::Box;
 use core::cell::Cell;
@@ -290,6 +291,11 @@ fn catch_as<R>(takes: Takes, f: impl FnOnce() -> R) -> Result<R, Box<Panicked>> 
 /// is on the stack (a kernel bug: the caller stops the machine), or if no
 /// catch frame took it.
 pub fn begin_unwind(info: &PanicInfo<'_>) {
+    // No interrupt until the boundary: the unwinder's frame registry and
+    // the debug registry are locked while the unwind looks frames up, and
+    // a contained panic in an interrupt handler needs them too. The
+    // boundary restores the interrupt flag it found.
+    x86_64::instructions::interrupts::disable();
     let backtrace = Backtrace::capture();
     let culprit = faults::culprit(&backtrace);
     if culprit.is_none() && !catches_everything() {

@@ -96,8 +96,10 @@ fn raise(which: Signal, signal: &strand::StrandSignal) {
         Signal::Checkpoint => strand::CHECKPOINT_EVENT,
         Signal::Resume => strand::RESUME_EVENT,
     };
-    let _ = faults::call_extensions(site, || {
-        signals::raise(crate::events::capability(), which, signal);
+    containment::interrupt_stack::call_on_interrupt_stack(&mut || {
+        let _ = faults::call_extensions(site, || {
+            signals::raise(crate::events::capability(), which, signal);
+        });
     });
 }
 
@@ -288,10 +290,16 @@ fn schedule(cause: Cause) {
     });
     // A policy whose handler panics is passed over: round-robin answers.
     let answer = args.as_ref().map(|args| {
-        faults::call_extensions(strand::PICK_NEXT_EVENT, || {
-            signals::ask_policy(crate::events::capability(), args)
-        })
-        .unwrap_or_else(|_| Ok(strand::events::round_robin(args)))
+        let mut answer = None;
+        containment::interrupt_stack::call_on_interrupt_stack(&mut || {
+            answer = Some(
+                faults::call_extensions(strand::PICK_NEXT_EVENT, || {
+                    signals::ask_policy(crate::events::capability(), args)
+                })
+                .unwrap_or_else(|_| Ok(strand::events::round_robin(args))),
+            );
+        });
+        answer.unwrap_or_else(|| Ok(strand::events::round_robin(args)))
     });
     let switch = locked(|t, rq| {
         let committed = match (&args, answer) {
