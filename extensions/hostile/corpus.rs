@@ -18,6 +18,8 @@
 //! | `panic-in-tick` | its `Clock.Tick` handler panics (in the timer interrupt) once armed by the command `panic-in-tick` | contained inside the interrupt handler; reported and unloaded from a kernel strand |
 //! | `panic-elsewhere` | a `Console.Line` guard panics (`panic-in-guard`); an asynchronous handler panics in its strand (`panic-in-async`) | contained at the raise / at the strand's entry; reported and unloaded |
 //! | `two-faults` | arms a panicking `Clock.Tick` handler, then panics in its `Console.Line` handler: two faults in flight | both contained and reported; unloaded once |
+//! | `endless-loop` | its shell command's handler loops for ever | stopped by the watchdog from the timer interrupt (forced unwind through a trampoline); unloaded |
+//! | `self-deadlock` | its shell command's handler locks a spin lock it already holds | stopped by the watchdog; unloaded, the lock dying with it |
 //! | `private-import` | inlines a `stats` function that calls `libm`, which `stats` carries privately | refused: the symbol is named as private to `stats`, crate `libm` |
 //!
 //! This crate holds no code: it exists so that the workspace can find the

@@ -253,3 +253,44 @@ fn a_hundred_contained_panics_in_one_boot_leak_nothing() {
     );
     still_serving(session, &baseline);
 }
+
+#[test]
+fn an_endless_loop_in_a_handler_is_stopped_by_the_watchdog() {
+    let (mut session, baseline) = boot_with_baseline();
+    load(&mut session, "endless-loop");
+    let out = command(&mut session, "endless-loop");
+    assert!(
+        out.contains(
+            "error: 'endless-loop' abandoned: extension 'endless-loop' failed during Console.Line"
+        ) && out.contains(
+            "watchdog: extension code ran for 100 timer ticks without returning to the kernel"
+        ) && out.contains("endless_loop::spin_forever+0x")
+            && out.contains("extension 'endless-loop' unloaded (failed): 1 binding(s) revoked"),
+        "{out}"
+    );
+    still_serving(session, &baseline);
+}
+
+#[test]
+fn a_self_deadlock_on_a_spin_lock_is_stopped_by_the_watchdog() {
+    let (mut session, baseline) = boot_with_baseline();
+    load(&mut session, "self-deadlock");
+    let out = command(&mut session, "self-deadlock");
+    assert!(
+        out.contains(
+            "error: 'self-deadlock' abandoned: extension 'self-deadlock' failed during Console.Line"
+        ) && out.contains("watchdog: extension code ran for 100 timer ticks")
+            && out.contains("self_deadlock::bump_twice+0x")
+            && out.contains("extension 'self-deadlock' unloaded (failed): 1 binding(s) revoked"),
+        "{out}"
+    );
+    // The lock it left held died with it: a fresh load starts unlocked
+    // and deadlocks (and is stopped) again.
+    load(&mut session, "self-deadlock");
+    let again = command(&mut session, "self-deadlock");
+    assert!(
+        again.contains("extension 'self-deadlock' unloaded (failed)"),
+        "{again}"
+    );
+    still_serving(session, &baseline);
+}

@@ -12,6 +12,7 @@ pub mod pit;
 pub mod probe;
 pub mod qemu;
 pub mod serial;
+pub mod timer_entry;
 
 /// Reads the time-stamp counter.
 #[inline]

@@ -27,6 +27,7 @@
 
 pub mod faults;
 pub mod interrupt_stack;
+pub mod watchdog;
 
 use alloc::boxed::Box;
 use core::cell::Cell;
@@ -175,6 +176,9 @@ pub struct ContainmentState {
     depth: Cell<usize>,
     /// Of those, the frames that take any panic ([`catch`]).
     catch_all: Cell<usize>,
+    /// Timer ticks that found this context in extension code since its
+    /// outermost extension-fault frame opened (see [`watchdog`]).
+    extension_samples: Cell<u32>,
 }
 
 impl ContainmentState {
@@ -183,6 +187,7 @@ impl ContainmentState {
         Self {
             depth: Cell::new(0),
             catch_all: Cell::new(0),
+            extension_samples: Cell::new(0),
         }
     }
 }
@@ -236,6 +241,10 @@ impl Frame {
         state.depth.set(state.depth.get() + 1);
         if takes == Takes::Everything {
             state.catch_all.set(state.catch_all.get() + 1);
+        }
+        if state.depth.get() == 1 {
+            // A new call into extensions: the watchdog starts counting.
+            state.extension_samples.set(0);
         }
         Frame(takes)
     }
@@ -321,6 +330,7 @@ fn resume_unwind(record: Box<Panicked>) {
 pub struct StrandDepth {
     depth: usize,
     catch_all: usize,
+    extension_samples: u32,
 }
 
 impl StrandDepth {
@@ -328,6 +338,7 @@ impl StrandDepth {
     pub const NONE: StrandDepth = StrandDepth {
         depth: 0,
         catch_all: 0,
+        extension_samples: 0,
     };
 
     /// The running strand's depth, as it is switched out.
@@ -336,6 +347,7 @@ impl StrandDepth {
         Self {
             depth: state.depth.get(),
             catch_all: state.catch_all.get(),
+            extension_samples: state.extension_samples.get(),
         }
     }
 
@@ -344,6 +356,14 @@ impl StrandDepth {
         let state = state();
         state.depth.set(self.depth);
         state.catch_all.set(self.catch_all);
+        state.extension_samples.set(self.extension_samples);
+    }
+
+    /// Whether only extension-fault frames are open (the context is inside
+    /// a kernel raise that may run extensions, and in no catch-everything
+    /// frame, such as a strand's entry).
+    pub fn in_extension_call(&self) -> bool {
+        self.depth > 0 && self.catch_all == 0
     }
 }
 
@@ -361,6 +381,11 @@ impl InterruptContext {
         let saved = StrandDepth::save();
         StrandDepth::NONE.restore();
         Self { saved }
+    }
+
+    /// The interrupted context's containment state, restored on drop.
+    pub fn interrupted(&mut self) -> &mut StrandDepth {
+        &mut self.saved
     }
 }
 

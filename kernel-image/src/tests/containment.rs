@@ -118,3 +118,34 @@ fn catch_returns_the_value_when_nothing_panics() -> KtestResult {
     ensure!(matches!(value, Ok(42)), "{value:?}");
     Ok(())
 }
+
+/// Forced unwinding from the timer path: the `endless-loop` fixture's
+/// handler never returns; the watchdog redirects it from the timer
+/// interrupt, the unwind reaches the boundary, and the extension is
+/// unloaded with the heap back exactly.
+#[ktest]
+fn the_watchdog_unwinds_an_endless_loop_from_the_timer_interrupt() -> KtestResult {
+    use crate::containment::faults;
+    let fail = |e: &dyn core::fmt::Display| crate::ktest::KtestFailure::new(alloc::format!("{e}"));
+    let heap_before = heap::stats().used;
+    let faults_before = faults::count();
+    crate::loader::load("endless-loop").map_err(|e| fail(&e))?;
+    let line = console::Line::new("endless-loop");
+    let result = faults::call_extensions("ktest", || crate::events::authority().line.raise(&line));
+    drop(line);
+    let failed = match result {
+        Ok(_) => return Err(fail(&"the endless loop returned")),
+        Err(failed) => failed,
+    };
+    ensure_eq!(failed.extension.as_str(), "endless-loop");
+    ensure_eq!(failed.site, "ktest");
+    ensure_eq!(faults::count(), faults_before + 1);
+    ensure!(!containment::may_unwind(), "catch frame left open");
+    ensure_eq!(faults::handle_pending(), 1);
+    ensure!(
+        !crate::loader::with(|l| l.is_loaded("endless-loop")),
+        "endless-loop still loaded"
+    );
+    ensure_eq!(heap::stats().used, heap_before);
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! The watchdog: extension code that runs for a second without returning
+//! to the kernel (an endless loop, a spin on a lock it holds itself) is
+//! made to panic, and the panic is contained like any other.
+//!
+//! **Detection.** Every timer interrupt looks at the context it
+//! interrupted. If that context is inside a kernel call into extensions (an
+//! extension-fault frame is open, see [`super::faults`], and no
+//! catch-everything frame: a strand's own code is not timed) and the
+//! interrupted instruction lies in a loaded extension's image, the tick is
+//! counted against that call; [`LIMIT_TICKS`] such ticks (one second at
+//! the timer's rate) within one call fire the watchdog. The count belongs
+//! to the interrupted strand's containment state, so it follows the strand
+//! across switches and restarts with each new call into extensions. Ticks
+//! that find the kernel's own code running (a kernel function the
+//! extension called) do not count: that code may hold kernel locks and is
+//! never interrupted this way.
+//!
+//! **Forcing the unwind.** Unwinding cannot start at the interrupted
+//! instruction: the personality routine finds no call-site entry for an
+//! arbitrary instruction and would abort. Instead the handler follows the
+//! unwind rules from the interrupted registers (all of them, saved by the
+//! timer's entry stub, [`crate::arch::timer_entry`]) out through the
+//! extension's frames to the innermost kernel frame that called into the
+//! extension ([`crate::debug::unwind::unwind_to_kernel`]), restoring that
+//! frame's callee-saved registers on the way. It then rewrites the
+//! interrupted context so that `iretq` enters [`trampoline`] as if that
+//! kernel frame had just called it: the stack pointer at the return
+//! address into the kernel, the kernel frame's callee-saved registers, and
+//! in `rdi` the panic record (extension, message, the backtrace of the
+//! looping code). The trampoline starts an ordinary unwind with that
+//! record; the kernel frame's return address is a call site, so its
+//! landing pads run, and the unwind ends at the boundary, which reports
+//! and unloads the extension. The abandoned extension frames never run
+//! again and their destructors do not run: everything they owned belongs
+//! to the extension being unloaded (its locks, its statics, its image).
+//! The one thing they could hold of the kernel's — a guard of a kernel
+//! lock — no public interface hands to an extension.
+//!
+//! **`Clock.Tick` handlers** run inside the timer interrupt with
+//! interrupts disabled, so the timer cannot interrupt them: an endless
+//! loop there is not caught by this watchdog (see ARCHITECTURE.md).
+
+use alloc::boxed::Box;
+use core::fmt::Write;
+
+use super::{FixedText, Panicked, StrandDepth};
+use crate::arch::timer_entry::InterruptedRegisters;
+use crate::debug::backtrace::Backtrace;
+use crate::debug::extensions::try_snapshot;
+use crate::debug::symbols;
+use crate::debug::unwind::{self, Registers};
+
+/// Timer ticks in extension code within one call before the watchdog
+/// fires: one second.
+pub const LIMIT_TICKS: u32 = crate::arch::apic::TIMER_HZ as u32;
+
+/// Most extension frames followed out to the kernel.
+const MAX_EXTENSION_FRAMES: usize = 100_000;
+
+/// RFLAGS.IF.
+const INTERRUPT_FLAG: u64 = 1 << 9;
+
+/// Called by the timer interrupt with the interrupted registers and the
+/// interrupted context's containment state; redirects the context to
+/// [`trampoline`] when the watchdog fires.
+pub fn on_timer(registers: &mut InterruptedRegisters, interrupted: &mut StrandDepth) {
+    if !interrupted.in_extension_call() || registers.rflags & INTERRUPT_FLAG == 0 {
+        return;
+    }
+    let start = Registers {
+        rip: registers.rip,
+        rsp: registers.rsp,
+        rbp: registers.rbp,
+        rbx: registers.rbx,
+        r12: registers.r12,
+        r13: registers.r13,
+        r14: registers.r14,
+        r15: registers.r15,
+    };
+    let (culprit, kernel_frame) = {
+        let Some(registry) = try_snapshot() else {
+            return;
+        };
+        let Some(frame) = registry.find(start.rip) else {
+            return;
+        };
+        interrupted.extension_samples += 1;
+        if interrupted.extension_samples < LIMIT_TICKS {
+            return;
+        }
+        let Some(kernel) = symbols::kernel() else {
+            return;
+        };
+        let mut culprit = FixedText::new();
+        let _ = culprit.write_str(frame.name);
+        let kernel_frame = unwind::unwind_to_kernel(start, kernel, &registry, MAX_EXTENSION_FRAMES);
+        (culprit, kernel_frame)
+    };
+    let kernel_frame = match kernel_frame {
+        Ok(frame) => frame,
+        Err(reason) => {
+            log::error!(
+                "watchdog: {} ran for {} ticks but its frames cannot be left ({reason}); it keeps running",
+                culprit,
+                interrupted.extension_samples
+            );
+            interrupted.extension_samples = 0;
+            return;
+        }
+    };
+    let mut record = Box::new(Panicked {
+        message: FixedText::new(),
+        file: FixedText::new(),
+        line: 0,
+        column: 0,
+        culprit: Some(culprit),
+        backtrace: Some(Backtrace::from_registers(start)),
+    });
+    let _ = write!(
+        record.message,
+        "watchdog: extension code ran for {} timer ticks without returning to the kernel",
+        interrupted.extension_samples
+    );
+    let _ = record.file.write_str(file!());
+    record.line = line!();
+    interrupted.extension_samples = 0;
+    // As if the kernel frame had just called the trampoline: the return
+    // address into it on top of the stack, its callee-saved registers.
+    registers.rip = trampoline as *const () as u64;
+    registers.rsp = kernel_frame.rsp - 8;
+    registers.rbp = kernel_frame.rbp;
+    registers.rbx = kernel_frame.rbx;
+    registers.r12 = kernel_frame.r12;
+    registers.r13 = kernel_frame.r13;
+    registers.r14 = kernel_frame.r14;
+    registers.r15 = kernel_frame.r15;
+    registers.rdi = Box::into_raw(record) as u64;
+}
+
+// Entered by `iretq` with the stack pointer at a return address into the
+// kernel (so the frame rules are those at a function's first
+// instruction), the panic record in `rdi`. It keeps the stack aligned for
+// the call and never returns.
+core::arch::global_asm!(
+    ".pushsection .text.spindle_watchdog_trampoline,\"ax\",@progbits",
+    ".global spindle_watchdog_trampoline",
+    ".type spindle_watchdog_trampoline,@function",
+    "spindle_watchdog_trampoline:",
+    ".cfi_startproc",
+    "sub rsp, 8",
+    ".cfi_adjust_cfa_offset 8",
+    "call {unwind}",
+    "ud2",
+    ".cfi_endproc",
+    ".size spindle_watchdog_trampoline, . - spindle_watchdog_trampoline",
+    ".popsection",
+    unwind = sym unwind_from_trampoline,
+);
+
+unsafe extern "C" {
+    /// The trampoline (above). Never called as a function: only its
+    /// address is used, as the instruction pointer `iretq` resumes at.
+    #[link_name = "spindle_watchdog_trampoline"]
+    fn trampoline();
+}
+
+/// Starts the unwind with the record the watchdog prepared.
+extern "C-unwind" fn unwind_from_trampoline(record: *mut Panicked) -> ! {
+    // SAFETY: `record` is the pointer `on_timer` made with `Box::into_raw`
+    // and put in `rdi` of this one redirected context; it is taken back
+    // exactly once, here.
+    let record = unsafe { Box::from_raw(record) };
+    // As in the panic handler: no interrupt until the boundary.
+    x86_64::instructions::interrupts::disable();
+    let fallback = record.clone();
+    super::resume_unwind(record);
+    // No catch frame took it (cannot happen: the context was inside one).
+    crate::panic::fatal_caught(&fallback)
+}
