@@ -294,3 +294,22 @@ fn a_self_deadlock_on_a_spin_lock_is_stopped_by_the_watchdog() {
     );
     still_serving(session, &baseline);
 }
+
+#[test]
+fn unbounded_recursion_hits_the_guard_page_and_is_contained() {
+    let (mut session, baseline) = boot_with_baseline();
+    load(&mut session, "unbounded-recursion");
+    let out = command(&mut session, "recurse");
+    assert!(
+        out.contains(
+            "error: 'recurse' abandoned: extension 'unbounded-recursion' failed during Console.Line"
+        ) && out.contains("stack overflow: extension code ran into the guard page at")
+            && out.contains("unbounded_recursion::descend+0x")
+            && out.contains(
+                "extension 'unbounded-recursion' unloaded (failed): 1 binding(s) revoked"
+            ),
+        "{out}"
+    );
+    assert!(!out.contains("double fault"), "{out}");
+    still_serving(session, &baseline);
+}

@@ -114,8 +114,16 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageF
     // Runs on its own IST stack; first of all, give a nested fault the
     // level below this one.
     let nesting = super::fault_stack::Nesting::enter();
-    let _context = crate::containment::InterruptContext::enter();
+    let mut context = crate::containment::InterruptContext::enter();
     let address = Cr2::read_raw();
+    if crate::containment::watchdog::redirect_overflow(
+        &mut frame,
+        address,
+        code.bits(),
+        context.interrupted(),
+    ) {
+        return;
+    }
     if crate::strands::overflow::contain(&mut frame, address, nesting.depth()) {
         return;
     }

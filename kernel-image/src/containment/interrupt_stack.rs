@@ -30,6 +30,11 @@ pub fn init() {
     core::mem::forget(stack);
 }
 
+/// The top of the interrupt stack (0 before [`init`]).
+pub fn top() -> u64 {
+    TOP.load(Ordering::Acquire)
+}
+
 /// Runs `f` on the interrupt stack if interrupts are disabled and it is
 /// not in use already; otherwise (and before [`init`]) on the current
 /// stack. `f` must not let a panic escape (it opens its own catch frame)
