@@ -12,6 +12,7 @@
 //! listed in [`SUITES`] and run by the shell's `bench [SUITE]`.
 
 mod baseline;
+mod containment;
 mod strands;
 
 use alloc::string::String;
@@ -234,6 +235,11 @@ pub const SUITES: &[Suite] = &[
         name: "strands",
         about: "fork-join, ping-pong, switch",
         run: strands::run,
+    },
+    Suite {
+        name: "containment",
+        about: "the extension boundary on a raise; a contained panic",
+        run: containment::run,
     },
 ];
 

@@ -274,7 +274,9 @@ fn catch_as<R>(takes: Takes, f: impl FnOnce() -> R) -> Result<R, Box<Panicked>> 
         let _frame = Frame::open(takes);
         unwinding::panic::catch_unwind(f)
     };
-    if interrupts {
+    // Only after a panic (which disables them) is there anything to
+    // restore; `sti` is not free, so the common case skips it.
+    if interrupts && !x86_64::instructions::interrupts::are_enabled() {
         x86_64::instructions::interrupts::enable();
     }
     result.map_err(|payload| match payload.downcast::<Panicked>() {
