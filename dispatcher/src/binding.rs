@@ -9,74 +9,18 @@
 //! installer.
 
 use alloc::sync::{Arc, Weak};
-use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{BindingError, InstallError};
 use crate::event::{Event, EventInner};
-use crate::executor::Executor;
 use crate::order::{Placement, Position};
-use crate::plan::Plan;
-use crate::principal::{AliveToken, Principal, PrincipalId};
+use crate::principal::Principal;
+use crate::step::{AndGuard, Guards, NoGuards};
+use crate::table::{SpawnFn, spawn_step};
 
 /// A side-effect-free predicate over an event's arguments.
 pub type Guard<A> = alloc::boxed::Box<dyn Fn(&A) -> bool + Send + Sync>;
-
-/// The guards of one binding: checked in order (`first`, then `rest`),
-/// then (for guards imposed after install) the older set it extends.
-/// Immutable and shared by the plans that contain the binding. The first
-/// guard is stored inline so that the common one-guard case costs one
-/// pointer hop from the plan to the guard's code.
-pub(crate) struct GuardSet<A> {
-    pub(crate) first: Guard<A>,
-    pub(crate) rest: alloc::boxed::Box<[Guard<A>]>,
-    pub(crate) next: Option<Arc<GuardSet<A>>>,
-    /// Counts the guard closures for the installer (released by its `Drop`
-    /// only); must stay last.
-    pub(crate) _alive: AliveToken,
-}
-
-impl<A> GuardSet<A> {
-    /// A set of `guards` (checked in order) in front of `next`; `next`
-    /// itself when `guards` is empty.
-    pub(crate) fn new(
-        guards: Vec<Guard<A>>,
-        next: Option<Arc<GuardSet<A>>>,
-        alive: AliveToken,
-    ) -> Option<Arc<GuardSet<A>>> {
-        let mut guards = guards.into_iter();
-        match guards.next() {
-            None => next,
-            Some(first) => Some(Arc::new(GuardSet {
-                first,
-                rest: guards.collect(),
-                next,
-                _alive: alive,
-            })),
-        }
-    }
-
-    /// Whether every guard of the chain holds for `args`.
-    #[inline(always)]
-    pub(crate) fn hold(&self, args: &A) -> bool {
-        let mut set = self;
-        loop {
-            if !(set.first)(args) {
-                return false;
-            }
-            for guard in set.rest.iter() {
-                if !guard(args) {
-                    return false;
-                }
-            }
-            match &set.next {
-                Some(next) => set = next,
-                None => return true,
-            }
-        }
-    }
-}
 
 /// A handler (or the original handler, or a default handler) of an event
 /// with arguments `A` and result `R`.
@@ -140,55 +84,11 @@ pub struct BindingOptions {
     pub guards: usize,
 }
 
-/// Statistics of one binding, shared by every handler swapped into it.
+/// Statistics of one binding that are not on the raise path.
 #[derive(Default)]
 pub(crate) struct BindingStats {
-    /// Handler calls. Updated with a relaxed load and store (not a
-    /// read-modify-write): exact on one CPU, where interrupts nest, and may
-    /// under-count when several CPUs run the same handler at once.
-    pub(crate) calls: AtomicU64,
     /// Overruns of the quantum.
     pub(crate) overruns: AtomicU64,
-}
-
-/// Spawns one asynchronous handler call; instantiated where `A: Clone + Send`
-/// is known.
-pub(crate) type SpawnHandlerFn<A, R> =
-    fn(&Arc<Plan<A, R>>, &Arc<BindingCore<A, R>>, &A, &dyn Executor);
-
-/// The immutable binding object that raises see: handler, closure,
-/// flags. Replaced as a whole (never mutated) by a handler swap. The
-/// binding's guards live beside it in the plan ([`GuardSet`]), so that
-/// imposing a guard does not replace the handler.
-pub(crate) struct BindingCore<A, R> {
-    pub(crate) handler: Handler<A, R>,
-    pub(crate) cancel: bool,
-    pub(crate) spawn: Option<SpawnHandlerFn<A, R>>,
-    /// `Some(quantum)` for ephemeral bindings.
-    pub(crate) quantum: Option<u64>,
-    pub(crate) id: BindingId,
-    pub(crate) stats: Arc<BindingStats>,
-    /// Must stay the last field: it is dropped after the closures above.
-    pub(crate) alive: AliveToken,
-}
-
-impl<A, R> BindingCore<A, R> {
-    pub(crate) fn installer(&self) -> PrincipalId {
-        self.alive.principal().id
-    }
-
-    /// The same binding with another handler (same id, flags, statistics).
-    pub(crate) fn with_handler(&self, handler: Handler<A, R>) -> Self {
-        BindingCore {
-            handler,
-            cancel: self.cancel,
-            spawn: self.spawn,
-            quantum: self.quantum,
-            id: self.id,
-            stats: Arc::clone(&self.stats),
-            alive: self.alive.duplicate(),
-        }
-    }
 }
 
 /// The capability to uninstall one binding or swap its handler.
@@ -263,32 +163,70 @@ impl<A: 'static, R: 'static> fmt::Debug for Binding<A, R> {
 /// assert_eq!(packet.raise(&(80, 512)), Ok(80));
 /// http.uninstall().unwrap();
 /// ```
+///
+/// The builder's type carries the handler `H` and the guard chain `G`, so
+/// that the installed binding is one specialised object: a raise calls
+/// guards and handler through a single indirect call.
 #[must_use = "a binding builder does nothing until `install` is called"]
-pub struct BindingBuilder<'e, A: 'static, R: 'static> {
+pub struct BindingBuilder<'e, A: 'static, R: 'static, H, G = NoGuards> {
     pub(crate) event: &'e Event<A, R>,
-    pub(crate) handler: Handler<A, R>,
-    pub(crate) guards: Vec<Guard<A>>,
+    pub(crate) handler: H,
+    pub(crate) guards: G,
     pub(crate) options: BindingOptions,
-    pub(crate) spawn: Option<SpawnHandlerFn<A, R>>,
+    pub(crate) spawn: Option<SpawnFn<A, R>>,
 }
 
-impl<'e, A: 'static, R: 'static> BindingBuilder<'e, A, R> {
-    pub(crate) fn new(event: &'e Event<A, R>, handler: Handler<A, R>) -> Self {
+impl<'e, A: 'static, R: 'static, H> BindingBuilder<'e, A, R, H, NoGuards>
+where
+    H: Fn(&A) -> R + Send + Sync + 'static,
+{
+    pub(crate) fn new(event: &'e Event<A, R>, handler: H) -> Self {
         BindingBuilder {
             event,
             handler,
-            guards: Vec::new(),
+            guards: NoGuards,
             options: BindingOptions::default(),
             spawn: None,
         }
     }
+}
 
-    /// Adds a guard; the handler runs only if all guards hold. Guards must
-    /// be free of side effects: they may be evaluated for every raise.
-    pub fn guard(mut self, guard: impl Fn(&A) -> bool + Send + Sync + 'static) -> Self {
-        self.guards.push(alloc::boxed::Box::new(guard));
-        self.options.guards += 1;
-        self
+impl<'e, A: 'static, R: 'static, H, G> BindingBuilder<'e, A, R, H, G>
+where
+    H: Fn(&A) -> R + Send + Sync + 'static,
+    G: Guards<A>,
+{
+    /// Adds a guard; the handler runs only if all guards hold (checked in
+    /// the order they were added). Guards must be free of side effects:
+    /// they may be evaluated for every raise.
+    pub fn guard<F>(self, guard: F) -> BindingBuilder<'e, A, R, H, AndGuard<G, F>>
+    where
+        F: Fn(&A) -> bool + Send + Sync + 'static,
+    {
+        let mut options = self.options;
+        options.guards += 1;
+        BindingBuilder {
+            event: self.event,
+            handler: self.handler,
+            guards: AndGuard(self.guards, guard),
+            options,
+            spawn: self.spawn,
+        }
+    }
+
+    /// Replaces the handler by `wrap(handler)`, keeping guards and options
+    /// (for example to run it inside a containment boundary).
+    pub fn map_handler<H2>(self, wrap: impl FnOnce(H) -> H2) -> BindingBuilder<'e, A, R, H2, G>
+    where
+        H2: Fn(&A) -> R + Send + Sync + 'static,
+    {
+        BindingBuilder {
+            event: self.event,
+            handler: wrap(self.handler),
+            guards: self.guards,
+            options: self.options,
+            spawn: self.spawn,
+        }
     }
 
     /// Runs in the `First` band.
@@ -344,28 +282,18 @@ impl<'e, A: 'static, R: 'static> BindingBuilder<'e, A, R> {
     }
 }
 
-impl<A: Clone + Send + 'static, R: 'static> BindingBuilder<'_, A, R> {
+impl<A: Clone + Send + 'static, R: 'static, H, G> BindingBuilder<'_, A, R, H, G>
+where
+    H: Fn(&A) -> R + Send + Sync + 'static,
+    G: Guards<A>,
+{
     /// Runs the handler later, through the event's executor: its guards are
     /// evaluated during the raise, and if they hold the handler is queued as
     /// a job with a clone of the arguments. Its result is discarded; it does
     /// not contribute to the raise's result.
     pub fn asynchronous(mut self) -> Self {
         self.options.asynchronous = true;
-        self.spawn = Some(spawn_handler::<A, R>);
+        self.spawn = Some(spawn_step::<A, R>);
         self
     }
-}
-
-fn spawn_handler<A: Clone + Send + 'static, R: 'static>(
-    plan: &Arc<Plan<A, R>>,
-    core: &Arc<BindingCore<A, R>>,
-    args: &A,
-    executor: &dyn Executor,
-) {
-    let plan = Arc::clone(plan);
-    let core = Arc::clone(core);
-    let args = args.clone();
-    executor.spawn(alloc::boxed::Box::new(move || {
-        let _result = plan.run_handler(&core, &args);
-    }));
 }

@@ -26,6 +26,10 @@ pub enum RaiseError {
     /// The event's owner was revoked (its extension unloaded); the event no
     /// longer has any handler.
     Retired,
+    /// The raise was nested more than
+    /// [`MAX_RAISE_DEPTH`](crate::MAX_RAISE_DEPTH) deep in this strand (a
+    /// handler raising its own event without end); nothing ran.
+    TooDeep,
 }
 
 impl fmt::Display for RaiseError {
@@ -37,6 +41,9 @@ impl fmt::Display for RaiseError {
             }
             RaiseError::NoExecutor => f.write_str("asynchronous dispatch needs an executor"),
             RaiseError::Retired => f.write_str("the event's owner was revoked"),
+            RaiseError::TooDeep => {
+                write!(f, "raises nested more than {} deep", crate::MAX_RAISE_DEPTH)
+            }
         }
     }
 }
@@ -63,6 +70,9 @@ pub enum InstallError {
     Order(OrderError),
     /// The event's owner was revoked.
     Retired,
+    /// Called from an interrupt handler, where the writer lock could
+    /// deadlock with the interrupted code; install from thread context.
+    InInterrupt,
 }
 
 impl fmt::Display for InstallError {
@@ -75,6 +85,7 @@ impl fmt::Display for InstallError {
             InstallError::NoClock => f.write_str("no clock for time-bounded handlers"),
             InstallError::Order(error) => write!(f, "impossible order: {error}"),
             InstallError::Retired => f.write_str("the event's owner was revoked"),
+            InstallError::InInterrupt => f.write_str("cannot install from an interrupt handler"),
         }
     }
 }
@@ -97,6 +108,9 @@ pub enum BindingError {
     Original,
     /// The event no longer exists.
     EventGone,
+    /// Called from an interrupt handler, where the writer lock could
+    /// deadlock with the interrupted code; call from thread context.
+    InInterrupt,
 }
 
 impl fmt::Display for BindingError {
@@ -105,6 +119,9 @@ impl fmt::Display for BindingError {
             BindingError::NotInstalled(id) => write!(f, "{id} is not installed on this event"),
             BindingError::Original => f.write_str("not applicable to the original handler"),
             BindingError::EventGone => f.write_str("the event no longer exists"),
+            BindingError::InInterrupt => {
+                f.write_str("cannot change a binding from an interrupt handler")
+            }
         }
     }
 }

@@ -189,7 +189,7 @@
 //! assert_eq!(handlers[0].id, dispatcher::BindingId::ORIGINAL);
 //! assert_eq!(registry::event_info("Clock.Tick").unwrap().raises, 1);
 //! ```
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(target_os = "none", no_std)]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -202,11 +202,13 @@ pub mod error;
 pub mod event;
 pub mod executor;
 pub mod order;
-mod plan;
 pub mod principal;
 pub mod public_event;
+mod rcu;
+pub mod read_side;
 pub mod registry;
-mod snapshot;
+pub mod step;
+mod table;
 pub mod time_bounds;
 
 pub use authorize::{Authorizer, Decision, Imposition, InstallRequest};
@@ -216,10 +218,12 @@ pub use error::{BindingError, DeclareError, InstallError, RaiseError};
 pub use event::{Declared, Event, EventAuthority, EventBuilder};
 pub use executor::{Executor, Job, set_global_executor};
 pub use order::{OrderError, Placement, Position};
-pub use plan::ResultHandler;
 pub use principal::{Principal, PrincipalId, PrincipalIssuer, Revocation};
 pub use public_event::PublicEvent;
+pub use read_side::{InterruptScope, MAX_RAISE_DEPTH};
 pub use registry::{BindingInfo, EventInfo};
+pub use step::{AndGuard, Guards, NoGuards};
+pub use table::ResultHandler;
 pub use time_bounds::{Clock, Detection, Overrun, TimeBounds};
 
 #[cfg(test)]

@@ -86,12 +86,14 @@ impl Principal {
     /// How many binding objects installed by this principal are still
     /// allocated.
     ///
-    /// A binding is made of up to two such objects: the handler object
-    /// (handler closure and flags) and, if it has guards, its guard set;
-    /// for an extension their code and data live in the extension's memory.
-    /// The count includes objects that are no longer installed but are still
-    /// referenced by a raise in progress (which works on a snapshot), by a
-    /// pending asynchronous job, or by an old handler that was swapped out.
+    /// A binding is one such object (handler and guards, specialised),
+    /// plus one per guard the authority imposed after install; for an
+    /// extension their code and data live in the extension's memory. The
+    /// count includes objects that are no longer installed but are still
+    /// referenced by a raise in progress or a retired dispatch table
+    /// waiting for its grace period, or by a pending asynchronous job.
+    /// From thread context, the call first frees retired tables whose
+    /// grace period is over (waiting briefly for other threads' raises).
     /// The loader must wait until this reaches 0 after [`PrincipalIssuer::revoke`]
     /// before it unmaps the extension. (The counter is decremented as the
     /// very last step of dropping the object; a CPU may still be executing
@@ -99,6 +101,9 @@ impl Principal {
     /// should also wait for one quiescent state, e.g. every CPU passing
     /// through the scheduler, before reusing the memory.)
     pub fn alive_binding_objects(&self) -> usize {
+        if !crate::rcu::in_interrupt() {
+            crate::rcu::synchronize();
+        }
         self.state.alive.load(Ordering::Acquire)
     }
 
@@ -139,15 +144,11 @@ pub(crate) struct AliveToken {
 }
 
 impl AliveToken {
-    fn new(state: &Arc<PrincipalState>) -> Self {
+    pub(crate) fn new(state: &Arc<PrincipalState>) -> Self {
         state.alive.fetch_add(1, Ordering::AcqRel);
         AliveToken {
             state: Arc::clone(state),
         }
-    }
-
-    pub(crate) fn principal(&self) -> &Arc<PrincipalState> {
-        &self.state
     }
 
     /// A second token for the same principal (for a new object that
@@ -230,6 +231,7 @@ impl PrincipalIssuer {
         for event in registry::live_events() {
             uninstalled += event.revoke_principal(principal.id());
         }
+        crate::rcu::synchronize();
         Revocation {
             uninstalled,
             still_alive: principal.alive_binding_objects(),

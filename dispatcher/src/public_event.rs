@@ -31,10 +31,10 @@ impl<A: 'static, R: 'static> PublicEvent<A, R> {
 
     /// Starts building a binding of `handler` to this event (see
     /// [`Event::binding`]).
-    pub fn binding(
-        &self,
-        handler: impl Fn(&A) -> R + Send + Sync + 'static,
-    ) -> BindingBuilder<'_, A, R> {
+    pub fn binding<H>(&self, handler: H) -> BindingBuilder<'_, A, R, H>
+    where
+        H: Fn(&A) -> R + Send + Sync + 'static,
+    {
         self.event.binding(handler)
     }
 

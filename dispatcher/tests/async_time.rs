@@ -401,6 +401,10 @@ fn a_full_in_flight_table_runs_calls_untracked() {
     let event = t.event.clone();
     let max_in_flight = Arc::new(AtomicU64::new(0));
     let (m, bounds) = (max_in_flight.clone(), t.bounds.clone());
+    // Two threads nest raises (each within the nesting limit) and meet at
+    // the bottom, so that 71 calls are in flight at once.
+    let bottom = Arc::new(std::sync::Barrier::new(2));
+    let at_bottom = bottom.clone();
     let recursive = t
         .event
         .binding(move |&depth| {
@@ -408,20 +412,29 @@ fn a_full_in_flight_table_runs_calls_untracked() {
             if depth > 0 {
                 event.raise(&(depth - 1)).unwrap() + 1
             } else {
+                at_bottom.wait();
                 0
             }
         })
         .ephemeral()
         .install(&owner)
         .unwrap();
-    let depth = IN_FLIGHT_SLOTS as u64 + 6;
-    assert_eq!(t.event.raise(&depth), Ok(depth));
+    let first = 40u64;
+    let second = IN_FLIGHT_SLOTS as u64 + 6 - first - 1;
+    assert!(first < dispatcher::MAX_RAISE_DEPTH && second < dispatcher::MAX_RAISE_DEPTH);
+    let other = {
+        let event = t.event.clone();
+        std::thread::spawn(move || event.raise(&first))
+    };
+    assert_eq!(t.event.raise(&second), Ok(second));
+    assert_eq!(other.join().unwrap(), Ok(first));
     assert_eq!(max_in_flight.load(Ordering::SeqCst), IN_FLIGHT_SLOTS as u64);
     assert_eq!(t.bounds.untracked(), 7);
     assert_eq!(t.bounds.in_flight(), 0);
     assert!(t.reported.lock().unwrap().is_empty());
     // The handler holds its own event: uninstalling breaks the cycle.
     recursive.uninstall().unwrap();
+    drop(bottom);
 }
 
 #[test]

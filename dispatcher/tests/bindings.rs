@@ -596,14 +596,14 @@ fn guard_closures_are_counted_with_the_binding_objects() {
         .unwrap();
     assert_eq!(
         extension.alive_binding_objects(),
-        2,
-        "handler object + guard set"
+        1,
+        "handler and guard specialised into one object"
     );
     authority.impose_guard(binding.id(), |&x| x < 10).unwrap();
     assert_eq!(
         extension.alive_binding_objects(),
-        3,
-        "the imposed set chains the old one"
+        2,
+        "the imposed guard wraps the object"
     );
     assert_eq!(event.raise(&5), Ok(6));
     assert_eq!(event.raise(&50), Ok(50));

@@ -247,18 +247,20 @@ proptest! {
         for (index, spec) in specs.iter().enumerate() {
             let l = log.clone();
             let value = spec.value;
-            let mut b = event.binding(move |_| {
-                l.lock().unwrap().push(index);
-                value
-            });
+            // Guards are part of the builder's type: every binding gets
+            // one, which holds for all arguments when the spec has none.
+            let guard_bit = spec.guard_bit;
+            let mut b = event
+                .binding(move |_| {
+                    l.lock().unwrap().push(index);
+                    value
+                })
+                .guard(move |&arg| guard_bit.is_none_or(|bit| arg >> bit & 1 == 1));
             b = match position(spec.position) {
                 Position::First => b.first(),
                 Position::Middle => b,
                 Position::Last => b.last(),
             };
-            if let Some(bit) = spec.guard_bit {
-                b = b.guard(move |&arg| arg >> bit & 1 == 1);
-            }
             if let Some(key) = spec.key {
                 b = b.key(key);
             }

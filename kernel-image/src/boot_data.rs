@@ -18,7 +18,12 @@ static KERNEL_ELF: spin::Once<KernelElf> = spin::Once::new();
 static RAMDISK: spin::Once<&'static [u8]> = spin::Once::new();
 
 /// Records the kernel ELF and the ramdisk from the boot information.
-pub fn init(boot_info: &BootInfo) {
+///
+/// # Safety
+/// `boot_info` is the one the bootloader passed to the kernel for this
+/// boot: its kernel file and ramdisk ranges are memory that nothing writes
+/// and that stays mapped for the kernel's life.
+pub unsafe fn init(boot_info: &BootInfo) {
     // SAFETY: the bootloader loaded the kernel file at physical
     // `kernel_addr` and reports its length; that memory is in a region it
     // marked as used (never handed to the frame allocator) and nobody writes

@@ -77,27 +77,39 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     arch::fpu::enable();
     logger::init();
     log::info!("Spindle {} booting", env!("CARGO_PKG_VERSION"));
-    arch::gdt::init();
-    arch::idt::init();
-    memory::init(boot_info);
-    boot_data::init(boot_info);
+    // SAFETY: once, on the boot CPU; interrupts are disabled from the
+    // bootloader until `interrupts::enable` below.
+    unsafe { arch::gdt::init() };
+    // SAFETY: the GDT and TSS (with the IST stacks) were loaded just above.
+    unsafe { arch::idt::init() };
+    // SAFETY: `boot_info` is the bootloader's, this runs once, and nothing
+    // has allocated yet.
+    unsafe { memory::init(boot_info) };
+    // SAFETY: `boot_info` is the bootloader's for this boot.
+    unsafe { boot_data::init(boot_info) };
     debug::init();
     events::init();
     console::set_sink(events::capability(), |text| {
         arch::serial::write_bytes(text.as_bytes())
     });
     arch::pic::remap_and_mask();
-    time::init();
+    // SAFETY: once, interrupts still disabled, the IDT has the timer and
+    // spurious handlers, and the PIC was masked just above.
+    unsafe { time::init() };
     containment::interrupt_stack::init();
     let cmdline = arch::qemu::fw_cfg_cmdline();
     let test_filter = ktest::mode_from_cmdline(cmdline.as_deref());
     // From here on the boot context is a strand: the shell's, or the test
     // runner's.
-    strands::init(if test_filter.is_some() {
-        "ktest"
-    } else {
-        "shell"
-    });
+    // SAFETY: once, from the boot context on the boot stack, interrupts
+    // still disabled, after events::init and time::init.
+    unsafe {
+        strands::init(if test_filter.is_some() {
+            "ktest"
+        } else {
+            "shell"
+        })
+    };
     x86_64::instructions::interrupts::enable();
     loader::init();
     log::info!("boot complete in {} ms", time::uptime_ns() / 1_000_000);

@@ -21,8 +21,13 @@ impl dispatcher::Clock for MicrosecondClock {
 }
 
 /// Calibrates and starts the timer, and gives the dispatcher its clock.
-pub fn init() {
-    let calibration = apic::init();
+///
+/// # Safety
+/// As for [`apic::init`]: once, interrupts disabled, the IDT loaded and
+/// the PIC masked.
+pub unsafe fn init() {
+    // SAFETY: our caller's contract is apic::init's.
+    let calibration = unsafe { apic::init() };
     TSC_HZ.store(calibration.tsc_hz.max(1), Ordering::Relaxed);
     APIC_TIMER_HZ.store(calibration.apic_timer_hz, Ordering::Relaxed);
     let capability = crate::events::capability();
@@ -51,7 +56,7 @@ pub fn on_timer_interrupt() {
     // on a stack of known size; the extension is unloaded from thread
     // context (`faults::kick`).
     crate::containment::interrupt_stack::call_on_interrupt_stack(&mut || {
-        let _ = crate::containment::faults::call_extensions(clock::TICK_EVENT, || {
+        let _ = crate::containment::faults::call_extensions_deferred(clock::TICK_EVENT, || {
             authority.tick.raise(&tick)
         });
     });

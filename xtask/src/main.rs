@@ -59,7 +59,9 @@ enum Cmd {
     Run(RunArgs),
     /// Run every test tier and print one `N passed, M failed` line.
     Test(TestArgs),
-    /// rustfmt --check and clippy -D warnings, host and kernel targets.
+    /// rustfmt --check (workspace and fuzz targets), clippy -D warnings and
+    /// cargo doc -D warnings (private items too), host and kernel targets
+    /// (the kernel, its crates and every extension).
     Check,
     /// Attach gdb to a kernel started with `run --gdb`: kernel symbols at
     /// their run-time addresses, extension symbols following loads and
@@ -465,6 +467,8 @@ fn run_piped(options: &QemuOptions, timeout: Duration, kernel: &Path) -> Result<
 fn check() -> Result<(), Failure> {
     setup::ensure_toolchain()?;
     run_checked(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    // The fuzz targets are a workspace of their own.
+    run_checked(cargo().args(["fmt", "--manifest-path", "fuzz/Cargo.toml", "--", "--check"]))?;
     // Host: every crate that builds for the host, with tests and benches.
     run_checked(cargo().args([
         "clippy",
@@ -476,16 +480,42 @@ fn check() -> Result<(), Failure> {
         "-D",
         "warnings",
     ]))?;
-    // Kernel target: the kernel and the no_std crates it links.
+    // Kernel target: the kernel, the no_std crates it links and every
+    // extension (fixtures included).
+    let packages = kernel_target_packages()?;
+    let extensions = extensions::discover()?.len();
     let mut cmd = cargo();
     cmd.args(["clippy", "--target", KERNEL_TARGET])
         .args(KERNEL_BUILD_STD);
-    for package in kernel_target_packages()? {
-        cmd.args(["--package", &package]);
+    for package in &packages {
+        cmd.args(["--package", package]);
     }
     cmd.args(["--", "-D", "warnings"]);
     run_checked(&mut cmd)?;
-    println!("xtask: check passed (rustfmt, clippy host + {KERNEL_TARGET})");
+    // Documentation, private items included, with warnings (broken links,
+    // bad code blocks) denied: the host crates, then the kernel.
+    run_checked(
+        cargo()
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .args(["doc", "--workspace", "--exclude", "kernel-image"])
+            .args(["--no-deps", "--document-private-items"]),
+    )?;
+    run_checked(
+        cargo()
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .args(["doc", "--target", KERNEL_TARGET])
+            .args(KERNEL_BUILD_STD)
+            .args([
+                "--package",
+                "kernel-image",
+                "--no-deps",
+                "--document-private-items",
+            ]),
+    )?;
+    println!(
+        "xtask: check passed (rustfmt; clippy host + {KERNEL_TARGET}: {} packages, {extensions} of them extensions; cargo doc host + kernel)",
+        packages.len()
+    );
     Ok(())
 }
 

@@ -22,6 +22,22 @@ use crate::report::{
     ExtensionInfo, LoadReport, LoadedInfo, UnloadReport,
 };
 
+/// Stage 1, as the configuration asks: always the signature check, except
+/// in a fuzzing build told to skip it.
+fn verify<'a>(
+    entry: &'a CatalogueEntry,
+    config: &Config,
+) -> Result<pipeline::Verified<'a>, LoadError> {
+    #[cfg(fuzzing)]
+    if config.fuzzing_skips_signature {
+        return Ok(pipeline::Verified::assume_verified(
+            &entry.name,
+            entry.object(),
+        ));
+    }
+    pipeline::verify(entry, &config.public_key)
+}
+
 /// The loader's fixed settings.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -40,6 +56,11 @@ pub struct Config {
     pub interfaces: &'static [(&'static str, u64)],
     /// Limits for parsing objects.
     pub limits: Limits,
+    /// Skip the signature check, so that mutated objects reach the parser.
+    /// Exists only in fuzzing builds (cargo-fuzz sets `--cfg fuzzing`; the
+    /// kernel is never built with it).
+    #[cfg(fuzzing)]
+    pub fuzzing_skips_signature: bool,
 }
 
 impl Config {
@@ -54,6 +75,8 @@ impl Config {
             max_pushed: 16,
             interfaces: &spindle_sdk::INTERFACES,
             limits: Limits::default(),
+            #[cfg(fuzzing)]
+            fuzzing_skips_signature: false,
         }
     }
 }
@@ -209,7 +232,7 @@ impl<P: Platform> Loader<P> {
 
         // 1. Trust: the signature, before anything else is read.
         let t = platform.cycles();
-        let verified = pipeline::verify(entry, &config.public_key)?;
+        let verified = verify(entry, config)?;
         report.cycles.verify = platform.cycles().saturating_sub(t);
 
         // 2. Parse; read and check the descriptor.

@@ -55,8 +55,13 @@ pub struct Calibration {
 }
 
 /// Enables the local APIC, calibrates its timer and the TSC against the PIT,
-/// and starts the periodic timer. Interrupts must still be disabled.
-pub fn init() -> Calibration {
+/// and starts the periodic timer.
+///
+/// # Safety
+/// Called once, with interrupts disabled, after the IDT is loaded with
+/// handlers for [`TIMER_VECTOR`] and [`APIC_SPURIOUS_VECTOR`] and the legacy
+/// PIC is masked: from here on the timer fires.
+pub unsafe fn init() -> Calibration {
     // SAFETY: IA32_APIC_BASE exists on every x86_64 CPU; reading it has no
     // side effects, and setting bit 11 (global enable) keeps the base as is.
     let apic_base = unsafe {

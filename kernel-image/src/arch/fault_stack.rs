@@ -37,18 +37,33 @@ fn region() -> (u64, u64) {
     (top.as_u64(), size / LEVELS as u64)
 }
 
+/// Points the page-fault IST entry at nesting level `depth` of the region.
+/// Runs with interrupts disabled (in the handler, or inside [`install`]'s
+/// contract), and a level at or past [`LEVELS`] lands on the unmapped page
+/// below the region, which turns the next fault into a reported double
+/// fault.
 fn point_at_level(depth: usize) {
     let (top, level_size) = region();
-    gdt::set_interrupt_stack(
-        gdt::PAGE_FAULT_IST,
-        VirtAddr::new(top - depth as u64 * level_size),
-    );
+    // SAFETY: levels below `top` are the page-fault region (mapped,
+    // writable, used by page faults alone) and level `depth` is below every
+    // running handler's frame; past the region is the guard page, which the
+    // double fault (its own stack) reports. The entry changes only with
+    // interrupts disabled, and a page fault cannot arrive during the write.
+    unsafe {
+        gdt::set_interrupt_stack(
+            gdt::PAGE_FAULT_IST,
+            VirtAddr::new(top - depth as u64 * level_size),
+        )
+    };
 }
 
-/// Moves page faults to `LEVELS` levels of `level_size` bytes below `top`
-/// (a region with an unmapped page below it). Interrupts must be disabled
-/// and no page fault in progress.
-pub fn install(top: VirtAddr, level_size: u64) {
+/// Moves page faults to `LEVELS` levels of `level_size` bytes below `top`.
+///
+/// # Safety
+/// `top - LEVELS * level_size .. top` is mapped, writable and used by
+/// nothing else for the kernel's life, with an unmapped page below it;
+/// interrupts are disabled and no page fault is being handled.
+pub unsafe fn install(top: VirtAddr, level_size: u64) {
     debug_assert_eq!(
         crate::cpu::current()
             .page_fault_depth

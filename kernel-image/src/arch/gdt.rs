@@ -67,7 +67,9 @@ fn init_tss() {
     {
         // Only the address is taken; the stacks are written by the CPU alone.
         let start = VirtAddr::from_ptr(IST_STACKS[slot].0.get());
-        set_interrupt_stack(index, start + IST_STACK_SIZE as u64);
+        // SAFETY: each IST stack is a static used by its one vector only,
+        // and the GDT (so the TSS) is not loaded yet.
+        unsafe { set_interrupt_stack(index, start + IST_STACK_SIZE as u64) };
     }
 }
 
@@ -77,14 +79,22 @@ pub fn boot_page_fault_stack() -> (VirtAddr, u64) {
     (start + IST_STACK_SIZE as u64, IST_STACK_SIZE as u64)
 }
 
-/// Points IST entry `index` at `top`.
-pub fn set_interrupt_stack(index: u16, top: VirtAddr) {
+/// Points IST entry `index` (0..7) at `top`.
+///
+/// # Safety
+/// `top` is the top of a mapped, writable stack that nothing else uses,
+/// large enough for the handlers of the vectors that name entry `index`,
+/// for as long as the entry points to it; no exception that uses the entry
+/// can be delivered while it changes (interrupts disabled, or the entry not
+/// yet in use).
+pub unsafe fn set_interrupt_stack(index: u16, top: VirtAddr) {
+    assert!(index < 7, "IST entry {index} does not exist (0..7)");
     let tss = TSS.0.get();
-    // SAFETY: `tss` points to the static TSS; the IST array is in bounds
-    // for the indices used (0..7). The field is inside a packed struct, so
-    // the entry is written unaligned through a raw pointer, never a
-    // reference; the CPU reads the entry only at exception delivery, and
-    // callers run with interrupts disabled or before the entry is in use.
+    // SAFETY: `tss` points to the static TSS; the IST array has 7 entries
+    // and `index` was checked. The field is inside a packed struct, so the
+    // entry is written unaligned through a raw pointer, never a reference;
+    // the CPU reads the entry only at exception delivery, which our
+    // caller's contract keeps away while it changes.
     unsafe {
         let entry = (&raw mut (*tss).interrupt_stack_table)
             .cast::<VirtAddr>()
@@ -111,7 +121,12 @@ static GDT: Lazy<(GlobalDescriptorTable, Selectors)> = Lazy::new(|| {
 });
 
 /// Loads the GDT, reloads the segment registers and loads the TSS.
-pub fn init() {
+///
+/// # Safety
+/// Called once, on the boot CPU, with interrupts disabled: loading the TSS
+/// again faults (its descriptor is marked busy), and code that runs
+/// between the segment reloads must not take an interrupt.
+pub unsafe fn init() {
     GDT.0.load();
     let selectors = &GDT.1;
     // SAFETY: the selectors index descriptors of the GDT just loaded, which

@@ -4,8 +4,8 @@
 //! Exceptions the kernel cannot recover from print their vector, name, error
 //! code and RIP (and, for page faults, the faulting address from CR2) and
 //! panic, which ends the run with a failure status. Three are recoverable: a
-//! breakpoint returns, a page fault raised by a [`super::probe`] access
-//! resumes at the probe's fixup, and a strand that overflows its stack into
+//! breakpoint returns, a page fault or general-protection fault raised by a
+//! [`super::probe`] access resumes at the probe's fixup, and a strand that overflows its stack into
 //! its guard page is stopped (see [`crate::strands::overflow`]) while the
 //! others keep running.
 
@@ -90,7 +90,6 @@ fatal_handlers_with_code! {
     invalid_tss => 10, "invalid TSS";
     segment_not_present => 11, "segment not present";
     stack_segment => 12, "stack-segment fault";
-    general_protection => 13, "general protection fault";
     alignment_check => 17, "alignment check";
     control_protection => 21, "control protection";
     vmm_communication => 29, "VMM communication";
@@ -110,12 +109,24 @@ extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
     fatal(18, "machine check", &frame, None)
 }
 
+extern "x86-interrupt" fn general_protection(mut frame: InterruptStackFrame, code: u64) {
+    if super::probe::fixup_general_protection(&mut frame, code) {
+        return;
+    }
+    fatal(13, "general protection fault", &frame, Some(code))
+}
+
 extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageFaultErrorCode) {
     // Runs on its own IST stack; first of all, give a nested fault the
     // level below this one.
     let nesting = super::fault_stack::Nesting::enter();
     let mut context = crate::containment::InterruptContext::enter();
     let address = Cr2::read_raw();
+    // A probe first: `peek` of the running strand's own guard page is a
+    // caught probe fault, not a stack overflow.
+    if super::probe::fixup_page_fault(&mut frame, address, code.bits()) {
+        return;
+    }
     if crate::containment::watchdog::redirect_overflow(
         &mut frame,
         address,
@@ -125,9 +136,6 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageF
         return;
     }
     if crate::strands::overflow::contain(&mut frame, address, nesting.depth()) {
-        return;
-    }
-    if super::probe::fixup_page_fault(&mut frame, address, code.bits()) {
         return;
     }
     panic!(
@@ -219,7 +227,11 @@ static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| {
 });
 
 /// Loads the IDT.
-pub fn init() {
+///
+/// # Safety
+/// [`gdt::init`] has run on this CPU: the double-fault, NMI, machine-check
+/// and page-fault handlers name IST stacks that only its TSS provides.
+pub unsafe fn init() {
     IDT.load();
     log::debug!("IDT loaded: 21 exception handlers, timer, spurious vectors");
 }

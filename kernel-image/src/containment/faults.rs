@@ -94,13 +94,29 @@ pub fn culprit(backtrace: &Backtrace) -> Option<FixedText<NAME_CAPACITY>> {
 /// Runs `f`, which may call into extensions, at the boundary `site`. A
 /// panic in an extension's code unwinds back here: the extension is
 /// reported and queued for unloading, and the caller gets
-/// [`ExtensionFailed`]. Any other panic is not taken (see the module docs).
+/// [`ExtensionFailed`]; the caller then calls [`handle_pending`] from
+/// thread context. Any other panic is not taken (see the module docs).
 #[inline]
 pub fn call_extensions<R>(site: &'static str, f: impl FnOnce() -> R) -> Result<R, ExtensionFailed> {
     match catch_as(Takes::ExtensionFaults, f) {
         Ok(value) => Ok(value),
         Err(panicked) => Err(contain(site, panicked)),
     }
+}
+
+/// [`call_extensions`] for a caller that cannot unload (an interrupt
+/// handler, the scheduler): a fault is left to an asynchronous job, which
+/// the next [`kick`] queues.
+#[inline]
+pub fn call_extensions_deferred<R>(
+    site: &'static str,
+    f: impl FnOnce() -> R,
+) -> Result<R, ExtensionFailed> {
+    let result = call_extensions(site, f);
+    if result.is_err() {
+        JOB_WANTED.store(true, Ordering::Release);
+    }
+    result
 }
 
 /// Handles a panic caught at an extension boundary: a kernel panic is
@@ -241,6 +257,8 @@ static HISTORY_LOG: spin::Mutex<History> = spin::Mutex::new(History {
 });
 static FAULTS: AtomicU64 = AtomicU64::new(0);
 static JOB_QUEUED: AtomicBool = AtomicBool::new(false);
+/// A fault was reported where nobody will unload: [`kick`] queues a job.
+static JOB_WANTED: AtomicBool = AtomicBool::new(false);
 
 /// Faults contained since boot.
 pub fn count() -> u64 {
@@ -258,12 +276,28 @@ pub fn history() -> alloc::vec::Vec<Summary> {
     })
 }
 
-/// Makes sure pending faults get handled from thread context: queues one
-/// asynchronous job (a kernel strand) if any fault is waiting. Callable
-/// from the timer interrupt; not from inside the scheduler.
+/// Asks [`kick`] for a job: a fault was reported by [`report`] where
+/// nobody will call [`handle_pending`].
+pub fn want_job() {
+    JOB_WANTED.store(true, Ordering::Release);
+}
+
+/// Makes sure faults reported where nobody unloads get handled from
+/// thread context: queues one asynchronous job (a kernel strand) if such a
+/// fault is waiting. Callable from the timer interrupt; not from inside
+/// the scheduler.
 pub fn kick() {
+    if !JOB_WANTED.load(Ordering::Acquire) {
+        return;
+    }
     let waiting = interrupts::without_interrupts(|| !PENDING.lock().is_empty());
-    if waiting && !JOB_QUEUED.swap(true, Ordering::AcqRel) {
+    if !waiting {
+        // Handled meanwhile by a caller of `handle_pending`.
+        JOB_WANTED.store(false, Ordering::Release);
+        return;
+    }
+    if !JOB_QUEUED.swap(true, Ordering::AcqRel) {
+        JOB_WANTED.store(false, Ordering::Release);
         crate::strands::run_later(Box::new(|| {
             JOB_QUEUED.store(false, Ordering::Release);
             handle_pending();

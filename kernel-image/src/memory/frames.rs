@@ -13,7 +13,13 @@ use crate::PHYSICAL_MEMORY_OFFSET;
 static FRAMES: Mutex<Option<FrameBitmap<'static>>> = Mutex::new(None);
 
 /// Builds the bitmap, storing it in the first usable region large enough.
-pub fn init(regions: &MemoryRegions) {
+///
+/// # Safety
+/// `regions` is the bootloader's memory map for this boot: every region it
+/// marks usable is RAM that nothing else uses, covered by the
+/// physical-memory mapping. Called once: a second bitmap would hand out
+/// frames the first one already gave away.
+pub unsafe fn init(regions: &MemoryRegions) {
     let usable = || {
         regions
             .iter()

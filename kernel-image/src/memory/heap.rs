@@ -50,7 +50,13 @@ unsafe impl GlobalAlloc for KernelHeap {
 }
 
 /// Maps `size` bytes at `start` and hands them to the allocator.
-pub fn init(start: u64, size: u64) {
+///
+/// # Safety
+/// `start..start + size` is page-aligned address space reserved for the
+/// heap, unmapped and used by nothing else; the frame allocator and the
+/// page table are set up; called once (the allocator would otherwise be
+/// handed a second region while blocks of the first are live).
+pub unsafe fn init(start: u64, size: u64) {
     let flags = PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE | PageTableFlags::GLOBAL;
     let first = Page::containing_address(VirtAddr::new(start));
     let last = Page::containing_address(VirtAddr::new(start + size - 1));

@@ -53,7 +53,12 @@ pub fn firmware_name() -> &'static str {
 }
 
 /// Sets up the frame allocator, the kernel page table and the heap.
-pub fn init(boot_info: &BootInfo) {
+///
+/// # Safety
+/// `boot_info` is the one the bootloader passed to the kernel for this boot
+/// (its memory map is trusted), and this runs once, before anything
+/// allocates.
+pub unsafe fn init(boot_info: &BootInfo) {
     let offset = boot_info.physical_memory_offset.into_option();
     assert_eq!(
         offset,
@@ -74,10 +79,16 @@ pub fn init(boot_info: &BootInfo) {
         }
     }
     BOOT_MEMORY.call_once(|| figures);
-    frames::init(&boot_info.memory_regions);
-    paging::init();
+    // SAFETY: the memory map is the bootloader's (our caller's contract),
+    // and this runs once.
+    unsafe { frames::init(&boot_info.memory_regions) };
+    // SAFETY: once, with the bootloader's table active and physical memory
+    // mapped at the offset checked above.
+    unsafe { paging::init() };
     let heap_size = (figures.usable_bytes / 8).clamp(layout::HEAP_MIN, layout::HEAP_MAX) & !0xfff;
-    heap::init(layout::HEAP_START, heap_size);
+    // SAFETY: the layout reserves [HEAP_START, HEAP_START + HEAP_MAX) for the
+    // heap alone and nothing maps it before this; frames and paging are up.
+    unsafe { heap::init(layout::HEAP_START, heap_size) };
     log::info!(
         "memory: {} MiB RAM, {} MiB usable, heap {} MiB at {:#x}",
         figures.ram_bytes >> 20,

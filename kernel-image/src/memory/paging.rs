@@ -16,7 +16,13 @@ use crate::PHYSICAL_MEMORY_OFFSET;
 static PAGE_TABLE: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
 
 /// Takes over the active level-4 table.
-pub fn init() {
+///
+/// # Safety
+/// Called once, while the bootloader's page table is active and maps all of
+/// physical memory at [`PHYSICAL_MEMORY_OFFSET`]: from here on the kernel
+/// holds the only reference to the level-4 table, and a second call would
+/// make another.
+pub unsafe fn init() {
     let (level4_frame, _) = Cr3::read();
     let virt = PHYSICAL_MEMORY_OFFSET + level4_frame.start_address().as_u64();
     // SAFETY: CR3 names the active level-4 table, which the physical-memory

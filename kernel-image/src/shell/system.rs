@@ -2,6 +2,7 @@
 //! memory reads, logging, and stopping the machine.
 
 use alloc::string::String;
+use x86_64::VirtAddr;
 
 use super::{Command, groups};
 use crate::arch::{probe, qemu};
@@ -109,13 +110,15 @@ fn peek(args: &[&str]) -> Result<(), String> {
     let [address] = args else {
         return Err("expected one address".into());
     };
-    let address = parse_address(address)?;
+    let raw = parse_address(address)?;
+    let address = VirtAddr::try_new(raw).map_err(|_| {
+        alloc::format!(
+            "{raw:#x} is not a canonical address (bits 63-47 must be all zeros or all ones)"
+        )
+    })?;
     match probe::read_u64(address) {
-        Ok(value) => println!("{address:#018x}: {value:#018x}"),
-        Err(fault) => println!(
-            "{address:#018x}: page fault (address {:#x}, error code {:#x})",
-            fault.address, fault.error_code
-        ),
+        Ok(value) => println!("{raw:#018x}: {value:#018x}"),
+        Err(fault) => println!("{raw:#018x}: {fault}"),
     }
     Ok(())
 }

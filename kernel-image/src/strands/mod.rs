@@ -97,7 +97,7 @@ fn raise(which: Signal, signal: &strand::StrandSignal) {
         Signal::Resume => strand::RESUME_EVENT,
     };
     containment::interrupt_stack::call_on_interrupt_stack(&mut || {
-        let _ = faults::call_extensions(site, || {
+        let _ = faults::call_extensions_deferred(site, || {
             signals::raise(crate::events::capability(), which, signal);
         });
     });
@@ -123,9 +123,14 @@ fn started() -> bool {
 
 /// Starts the service: the running boot context becomes the strand
 /// `name` (it goes on to run the shell or the tests), and the idle strand,
-/// the reaper and the asynchronous-handler executor are created. Called
-/// once, after the events are declared and the timer runs.
-pub fn init(name: &str) {
+/// the reaper and the asynchronous-handler executor are created.
+///
+/// # Safety
+/// Called once, from the boot context on its own stack, with interrupts
+/// disabled, after the events are declared and the timer runs: the running
+/// context is adopted as a strand, and a second adoption would give two
+/// strands one stack.
+pub unsafe fn init(name: &str) {
     let capability = crate::events::authority().issuer.kernel_capability();
     strand::service::set_platform(capability, &platform::PLATFORM);
     let cpu = cpu::current();
@@ -253,6 +258,7 @@ extern "C" fn strand_entry() -> ! {
             // An extension's code panicked: the extension goes.
             faults::report("a strand", &panicked);
             drop(panicked);
+            faults::want_job();
             faults::kick();
             ExitReason::Panicked
         }
@@ -293,7 +299,7 @@ fn schedule(cause: Cause) {
         let mut answer = None;
         containment::interrupt_stack::call_on_interrupt_stack(&mut || {
             answer = Some(
-                faults::call_extensions(strand::PICK_NEXT_EVENT, || {
+                faults::call_extensions_deferred(strand::PICK_NEXT_EVENT, || {
                     signals::ask_policy(crate::events::capability(), args)
                 })
                 .unwrap_or_else(|_| Ok(strand::events::round_robin(args))),

@@ -37,7 +37,10 @@ pub fn init() {
     // The stack serves for the kernel's whole life.
     core::mem::forget(stack);
     x86_64::instructions::interrupts::without_interrupts(|| {
-        fault_stack::install(VirtAddr::new(top), FAULT_LEVEL_SIZE);
+        // SAFETY: the stack was just allocated with a guard page below it,
+        // sized for every level, and is forgotten (kept for ever); interrupts
+        // are off and no page fault is in progress outside a handler.
+        unsafe { fault_stack::install(VirtAddr::new(top), FAULT_LEVEL_SIZE) };
     });
 }
 

@@ -141,6 +141,8 @@ fn fault_cycle(
         x86_64::instructions::interrupts::are_enabled(),
         "interrupts left disabled"
     );
+    // The raise's read section was closed by the unwind.
+    ensure_eq!(dispatcher::read_side::raise_depth(), 0);
     ensure_eq!(faults::handle_pending(), 1);
     ensure!(
         !crate::loader::with(|l| l.is_loaded(name)),
@@ -163,8 +165,11 @@ fn the_watchdog_unwinds_an_endless_loop_from_the_timer_interrupt() -> KtestResul
     ensure_eq!(failed.extension.as_str(), "endless-loop");
     ensure_eq!(failed.site, "ktest");
     ensure_eq!(faults::count(), faults_before + 1);
+    // Retired dispatch tables are freed after their grace period.
+    dispatcher::read_side::synchronize();
     let heap_before = heap::stats().used;
     fault_cycle("endless-loop", "endless-loop")?;
+    dispatcher::read_side::synchronize();
     ensure_eq!(heap::stats().used, heap_before);
     Ok(())
 }
@@ -178,8 +183,10 @@ fn the_watchdog_unwinds_an_endless_loop_from_the_timer_interrupt() -> KtestResul
 fn an_overflow_into_the_guard_page_unwinds_to_the_boundary() -> KtestResult {
     let failed = fault_cycle("unbounded-recursion", "recurse")?;
     ensure_eq!(failed.extension.as_str(), "unbounded-recursion");
+    dispatcher::read_side::synchronize();
     let heap_before = heap::stats().used;
     fault_cycle("unbounded-recursion", "recurse")?;
+    dispatcher::read_side::synchronize();
     ensure_eq!(heap::stats().used, heap_before);
     Ok(())
 }
