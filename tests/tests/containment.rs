@@ -313,3 +313,21 @@ fn unbounded_recursion_hits_the_guard_page_and_is_contained() {
     assert!(!out.contains("double fault"), "{out}");
     still_serving(session, &baseline);
 }
+
+#[test]
+fn unbounded_recursive_raising_is_stopped_by_the_nesting_limit() {
+    let (mut session, baseline) = boot_with_baseline();
+    load(&mut session, "recursive-raise");
+    let out = command(&mut session, "recursive-raise");
+    assert!(
+        out.contains("recursive-raise: stopped at depth 63:")
+            && out.contains("raises nested more than 64 deep (TooDeep)"),
+        "{out}"
+    );
+    // Not a fault: the kernel's typed error ended it; the extension stays.
+    assert!(is_loaded(&mut session, "recursive-raise"));
+    assert!(
+        command(&mut session, "ext unload recursive-raise").contains("unloaded recursive-raise")
+    );
+    still_serving(session, &baseline);
+}
