@@ -58,7 +58,7 @@ pub fn run(report: &mut Report) {
     if let Some(stats) = to_serving {
         report.add(
             "containment",
-            "... then report printed and extension unloaded",
+            "... then report and unload (nested in bench's raise: waits out the 1 s release bound)",
             stats,
         );
     }
