@@ -201,6 +201,7 @@ pub mod capability;
 pub mod error;
 pub mod event;
 pub mod executor;
+pub mod observe;
 pub mod order;
 pub mod principal;
 pub mod public_event;

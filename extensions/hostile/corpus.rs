@@ -22,6 +22,7 @@
 //! | `self-deadlock` | its shell command's handler locks a spin lock it already holds | stopped by the watchdog; unloaded, the lock dying with it |
 //! | `unbounded-recursion` | its shell command recurses without bound | the guard page's fault is turned into a forced unwind from the kernel frame that called in (no double fault); unloaded |
 //! | `recursive-raise` | its own event's handler raises that event again without bound | the dispatcher's nesting limit returns `RaiseError::TooDeep` to the innermost raise (64 deep): a typed error, no stack overflow |
+//! | `slow-init` | `init` sleeps for three seconds | loads; a push arriving meanwhile is refused: a load is in progress |
 //! | `private-import` | inlines a `stats` function that calls `libm`, which `stats` carries privately | refused: the symbol is named as private to `stats`, crate `libm` |
 //!
 //! This crate holds no code: it exists so that the workspace can find the

@@ -9,12 +9,15 @@
 use std::path::{Path, PathBuf};
 
 /// Interface crates and their source directories, relative to this crate.
-const INTERFACES: [(&str, &str); 5] = [
+const INTERFACES: [(&str, &str); 8] = [
     ("spindle-sdk", "src"),
     ("dispatcher", "../../dispatcher/src"),
     ("console", "../../core-services/console/src"),
     ("clock", "../../core-services/clock/src"),
     ("strand", "../../core-services/strand/src"),
+    ("phys-addr", "../../core-services/phys-addr/src"),
+    ("virt-addr", "../../core-services/virt-addr/src"),
+    ("translation", "../../core-services/translation/src"),
 ];
 
 fn main() {

@@ -17,10 +17,14 @@
 //!   policy sees only the signals of its own strands and answers
 //!   `Sched.PickNext` for its own class; nobody may cancel — and hands them
 //!   to the service, which raises them and publishes them install-only.
+//! * `Dispatcher.EventDeclared` (owner: kernel; args: the new event's
+//!   name) is raised by the dispatcher after every declaration; anyone may
+//!   install on it (the `tracer` extension does, to observe new events).
 
 use console::{Line, Reply};
 
 use crate::containment::faults;
+use dispatcher::observe::{self, EventDeclared};
 use dispatcher::{
     Decision, Event, EventAuthority, Imposition, KernelCapability, Principal, PrincipalIssuer,
 };
@@ -64,6 +68,7 @@ pub fn init() {
     let issuer = PrincipalIssuer::take().expect("the kernel takes the principal issuer first");
     let kernel = issuer.issue("kernel");
     let capability = issuer.kernel_capability();
+    declare_event_declared(&kernel, capability);
 
     let (tick, clock_tick) = Event::<u64, ()>::builder(clock::TICK_EVENT)
         .original(move |tick| clock::account_tick(capability, tick))
@@ -159,4 +164,20 @@ pub fn authority() -> &'static KernelAuthority {
 /// crates.
 pub fn capability() -> KernelCapability {
     authority().issuer.kernel_capability()
+}
+
+/// Authority over `Dispatcher.EventDeclared` (kept so the event lives).
+static EVENT_DECLARED: spin::Once<EventAuthority<EventDeclared, ()>> = spin::Once::new();
+
+/// Declares `Dispatcher.EventDeclared` (raised by the dispatcher after
+/// every declaration, see `dispatcher::observe`), open to every installer,
+/// and publishes it install-only. Declared first, so that it reports every
+/// later event.
+fn declare_event_declared(kernel: &Principal, capability: KernelCapability) {
+    let (event, authority) = Event::<EventDeclared, ()>::builder(observe::EVENT_DECLARED)
+        .declare(kernel)
+        .expect("Dispatcher.EventDeclared is declared once");
+    authority.set_authorizer(|_request| Decision::Allow);
+    observe::publish_declared_event(capability, event);
+    EVENT_DECLARED.call_once(|| authority);
 }

@@ -39,6 +39,7 @@ mod loader;
 mod logger;
 mod memory;
 mod panic;
+mod push;
 mod shell;
 mod strands;
 mod tests;
@@ -89,6 +90,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     unsafe { boot_data::init(boot_info) };
     debug::init();
     events::init();
+    memory::services::init();
     console::set_sink(events::capability(), |text| {
         arch::serial::write_bytes(text.as_bytes())
     });
@@ -112,6 +114,9 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     };
     x86_64::instructions::interrupts::enable();
     loader::init();
+    if test_filter.is_none() {
+        push::init();
+    }
     log::info!("boot complete in {} ms", time::uptime_ns() / 1_000_000);
 
     if let Some(filter) = test_filter {

@@ -179,10 +179,108 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .write_all(bytes)
 }
 
+/// What one gated build of kernel and extensions produced.
+struct Compiled {
+    secret: [u8; 32],
+    packages: Vec<ExtensionPackage>,
+    plan: TrustPlan,
+    artifacts: Artifacts,
+    out_dir: PathBuf,
+}
+
+/// A signed extension bundle, ready to push.
+pub struct SignedBundle {
+    /// Extension name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// The bundle (its object and the objects of the crates it carries).
+    pub bundle: Vec<u8>,
+    /// SHA-256 of the bundle.
+    pub sha256: spindle_package::Digest256,
+    /// The build's signature over name and digest.
+    pub signature: [u8; 64],
+    /// The kernel ELF it was built with.
+    pub kernel: PathBuf,
+}
+
+/// Builds kernel and extensions exactly as [`build`] does (one cargo
+/// invocation through the gate, so the kernel is the one a `run` boots),
+/// and signs only the bundle of extension `name`.
+pub fn build_one(release: bool, name: &str) -> Result<SignedBundle, Failure> {
+    let compiled = compile(release)?;
+    let package = compiled
+        .packages
+        .iter()
+        .find(|p| p.name == name && p.kind == Kind::Extension)
+        .ok_or_else(|| {
+            Failure::new(format!(
+                "no extension `{name}` in the workspace (create one with `cargo xtask new-extension {name}`)"
+            ))
+        })?;
+    let (version, bundle, _) = bundle_of(
+        package,
+        &compiled.plan,
+        &compiled.artifacts,
+        &compiled.out_dir,
+    )?;
+    Ok(SignedBundle {
+        name: name.to_owned(),
+        version,
+        sha256: sha256(&bundle),
+        signature: sign(&compiled.secret, name, &bundle),
+        bundle,
+        kernel: compiled.artifacts.kernel,
+    })
+}
+
 /// Builds kernel and extensions in one cargo invocation through the
 /// trusted-compiler gate, bundles and signs the extensions and writes the
 /// ramdisk.
 pub fn build(release: bool) -> Result<Outputs, Failure> {
+    let Compiled {
+        secret,
+        packages,
+        plan,
+        artifacts,
+        out_dir,
+    } = compile(release)?;
+    let mut writer = RamdiskWriter::new();
+    let mut fixture_base = None;
+    for package in &packages {
+        let (version, bundle, object) = bundle_of(package, &plan, &artifacts, &out_dir)?;
+        if package.name == FIXTURE_BASE {
+            fixture_base = Some(object);
+        }
+        writer.add(NewEntry {
+            name: &package.name,
+            version: &version,
+            kind: package.kind,
+            autoload: package.autoload,
+            sha256: sha256(&bundle),
+            signature: Some(sign(&secret, &package.name, &bundle)),
+            object: bundle,
+        });
+    }
+    let base = fixture_base.ok_or_else(|| {
+        Failure::new(format!(
+            "the {FIXTURE_BASE} extension is missing (fixtures derive from it)"
+        ))
+    })?;
+    for fixture in derived_fixtures(&base, &secret)? {
+        writer.add(fixture);
+    }
+    let ramdisk = out_dir.join("ramdisk.img");
+    std::fs::write(&ramdisk, writer.finish())
+        .map_err(|e| Failure::new(format!("{}: {e}", ramdisk.display())))?;
+    Ok(Outputs {
+        kernel: artifacts.kernel,
+        ramdisk,
+    })
+}
+
+/// The gated cargo build of the kernel and every extension.
+fn compile(release: bool) -> Result<Compiled, Failure> {
     let (secret, public_key_file) = signing_key()?;
     let packages = discover()?;
     let out_dir = workspace::target_dir()
@@ -228,70 +326,57 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
         }
     }
 
-    let mut writer = RamdiskWriter::new();
-    let mut fixture_base = None;
-    for package in &packages {
-        let extension = plan
-            .extensions
-            .iter()
-            .find(|e| e.name == package.name)
-            .ok_or_else(|| Failure::new(format!("{}: not in the trust plan", package.name)))?;
-        // `NAME.debug.o` stays beside the ramdisk for gdb (`spindle-symbols`).
-        let object = stripped_object(
-            &artifacts,
-            &extension.package,
-            &out_dir.join(format!("{}.o", package.name)),
-        )?;
-        if package.name == FIXTURE_BASE {
-            fixture_base = Some(object.clone());
-        }
-        // One member per crate, named after it (errors name the member).
-        let mut members = vec![(
-            format!("{}-{}.o", extension.package.name, extension.package.version),
-            object,
-        )];
-        for carried in &extension.carried {
-            members.push((
-                format!("{}-{}.o", carried.name, carried.version),
-                stripped_object(
-                    &artifacts,
-                    carried,
-                    &out_dir
-                        .join("objects")
-                        .join(format!("{}-{}.o", carried.name, carried.version)),
-                )?,
-            ));
-        }
-        let members: Vec<(&str, &[u8])> = members
-            .iter()
-            .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
-            .collect();
-        let bundle = write_bundle(&extension.crates, &members);
-        writer.add(NewEntry {
-            name: &package.name,
-            version: &extension.package.version,
-            kind: package.kind,
-            autoload: package.autoload,
-            sha256: sha256(&bundle),
-            signature: Some(sign(&secret, &package.name, &bundle)),
-            object: bundle,
-        });
-    }
-    let base = fixture_base.ok_or_else(|| {
-        Failure::new(format!(
-            "the {FIXTURE_BASE} extension is missing (fixtures derive from it)"
-        ))
-    })?;
-    for fixture in derived_fixtures(&base, &secret)? {
-        writer.add(fixture);
-    }
-    let ramdisk = out_dir.join("ramdisk.img");
-    std::fs::write(&ramdisk, writer.finish())
-        .map_err(|e| Failure::new(format!("{}: {e}", ramdisk.display())))?;
-    Ok(Outputs {
-        kernel: artifacts.kernel,
-        ramdisk,
+    Ok(Compiled {
+        secret,
+        packages,
+        plan,
+        artifacts,
+        out_dir,
     })
+}
+
+/// The bundle of `package`: its version, the bundle, and its own
+/// stripped object.
+fn bundle_of(
+    package: &ExtensionPackage,
+    plan: &TrustPlan,
+    artifacts: &Artifacts,
+    out_dir: &Path,
+) -> Result<(String, Vec<u8>, Vec<u8>), Failure> {
+    let extension = plan
+        .extensions
+        .iter()
+        .find(|e| e.name == package.name)
+        .ok_or_else(|| Failure::new(format!("{}: not in the trust plan", package.name)))?;
+    // `NAME.debug.o` stays beside the ramdisk for gdb (`spindle-symbols`).
+    let object = stripped_object(
+        artifacts,
+        &extension.package,
+        &out_dir.join(format!("{}.o", package.name)),
+    )?;
+    // One member per crate, named after it (errors name the member).
+    let mut members = vec![(
+        format!("{}-{}.o", extension.package.name, extension.package.version),
+        object.clone(),
+    )];
+    for carried in &extension.carried {
+        members.push((
+            format!("{}-{}.o", carried.name, carried.version),
+            stripped_object(
+                artifacts,
+                carried,
+                &out_dir
+                    .join("objects")
+                    .join(format!("{}-{}.o", carried.name, carried.version)),
+            )?,
+        ));
+    }
+    let members: Vec<(&str, &[u8])> = members
+        .iter()
+        .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
+        .collect();
+    let bundle = write_bundle(&extension.crates, &members);
+    Ok((extension.package.version.clone(), bundle, object))
 }
 
 /// The trust policy for this build, or the refusals, printed.

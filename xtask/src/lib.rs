@@ -3,7 +3,9 @@
 //! the images, the trust policy for extensions' dependencies).
 
 pub mod gdb;
+pub mod push;
 pub mod qemu;
+pub mod scaffold;
 pub mod symbolize;
 pub mod trust;
 pub mod workspace;

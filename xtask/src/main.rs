@@ -8,6 +8,8 @@
 //! | `test` | host unit tests, in-kernel tests (BIOS and UEFI), integration tests |
 //! | `check` | rustfmt and clippy (`-D warnings`) for host and kernel targets |
 //! | `gdb` | attaches gdb to a kernel started with `run --gdb` |
+//! | `new-extension` | creates `extensions/NAME` from a template |
+//! | `push` | builds, signs and loads one extension into the running kernel |
 //!
 //! Every command first checks the toolchain's components and target (and,
 //! where QEMU is needed, QEMU and OVMF) and installs what is missing.
@@ -70,6 +72,36 @@ enum Cmd {
     /// Install what is missing (toolchain components, QEMU, OVMF) and build
     /// the bootloader image builder.
     Setup,
+    /// Create `extensions/NAME` from a template: an extension answering the
+    /// shell command NAME.
+    NewExtension {
+        /// The extension's (and crate's, and command's) name.
+        name: String,
+    },
+    /// Build extension NAME against the running kernel's build, sign it and
+    /// load it into that kernel (started by `cargo xtask run`) over its
+    /// push channel; prints the kernel's answer, exits 1 on refusal.
+    Push(PushArgs),
+}
+
+#[derive(Args)]
+struct PushArgs {
+    /// The extension to push.
+    name: String,
+    /// Unload the loaded extension of that name first and replace it
+    /// (refused if other extensions import from it).
+    #[arg(long)]
+    replace: bool,
+    /// Build with the release profile (push to a `run --release` kernel).
+    #[arg(long)]
+    release: bool,
+    /// The running kernel's push socket (default: target/spindle/push.sock,
+    /// where `cargo xtask run` puts it).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Send even if the running kernel is another build (it will refuse).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args, Clone, Copy)]
@@ -177,6 +209,8 @@ fn main() -> ExitCode {
         Cmd::Setup => setup::ensure_toolchain()
             .and_then(|()| setup::ensure_qemu())
             .and_then(|()| image_builder().map(drop)),
+        Cmd::NewExtension { name } => new_extension(&name),
+        Cmd::Push(args) => push(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -368,6 +402,12 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
     options.cmdline = args.cmdline.clone();
     options.gdb = args.gdb;
     options.gdb_port = args.gdb_port;
+    let socket = xtask::push::default_socket(&workspace::target_dir());
+    eprintln!(
+        "xtask: push channel (COM2) on {}: `cargo xtask push NAME` loads an extension into this kernel",
+        socket.display()
+    );
+    options.push_socket = Some(socket);
     if args.gdb {
         setup::ensure_gdb()?;
         let target = gdb_target(kernel.clone(), args.profile.release, args.gdb_port);
@@ -462,6 +502,103 @@ fn run_piped(options: &QemuOptions, timeout: Duration, kernel: &Path) -> Result<
             124,
         )),
     }
+}
+
+/// How long the kernel may take to answer a push (receive, verify, load).
+const PUSH_ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `cargo xtask push NAME`: handshake (build id), build, sign, send, answer.
+fn push(args: &PushArgs) -> Result<(), Failure> {
+    use xtask::push::Client;
+    setup::ensure_toolchain()?;
+    let socket = args
+        .socket
+        .clone()
+        .unwrap_or_else(|| xtask::push::default_socket(&workspace::target_dir()));
+    let started = Instant::now();
+    let mut client = Client::connect(&socket).map_err(|e| Failure::new(e.to_string()))?;
+    let running = client
+        .build_id(Duration::from_secs(30))
+        .map_err(|e| Failure::new(e.to_string()))?;
+    let built = extensions::build_one(args.release, &args.name)?;
+    let build_time = started.elapsed();
+    // The image carries the kernel without DWARF (see `make_images`); its
+    // symbol table is what the running kernel hashes.
+    let stripped = workspace::target_dir()
+        .join("spindle")
+        .join(profile_dir(args.release))
+        .join("push-kernel.stripped");
+    run_checked(
+        Command::new(llvm_objcopy()?)
+            .arg("--strip-debug")
+            .arg(&built.kernel)
+            .arg(&stripped),
+    )?;
+    let kernel_elf = std::fs::read(&stripped)
+        .map_err(|e| Failure::new(format!("{}: {e}", stripped.display())))?;
+    let ours = spindle_package::push::build_id(&kernel_elf)
+        .map_err(|e| Failure::new(format!("{}: {e}", built.kernel.display())))?;
+    if ours != running {
+        let message = format!(
+            "the running kernel is build {} but these sources build kernel {}: the kernel or \
+             interface sources changed since it booted, so `{}` would not link against it.\n\
+             Restart the kernel with `cargo xtask run{}` (it rebuilds), then push again.",
+            spindle_package::push::short_hex(&running, 8),
+            spindle_package::push::short_hex(&ours, 8),
+            args.name,
+            if args.release { " --release" } else { "" }
+        );
+        if !args.force {
+            return Err(Failure::new(message));
+        }
+        eprintln!("xtask: {message}\nxtask: --force: sending anyway");
+    }
+    let request = spindle_package::push::PushRequest {
+        build_id: ours,
+        replace: args.replace,
+        name: built.name,
+        version: built.version,
+        sha256: built.sha256,
+        signature: Some(built.signature),
+        object: built.bundle,
+    };
+    let sent = Instant::now();
+    let answer = client
+        .push(&request, PUSH_ANSWER_TIMEOUT)
+        .map_err(|e| Failure::new(e.to_string()))?;
+    let kernel_time = sent.elapsed();
+    println!("kernel: {}", answer.text);
+    println!(
+        "push: build {:.1} s, transfer + load {:.1} s, total {:.1} s ({} KiB)",
+        build_time.as_secs_f64(),
+        kernel_time.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        request.object.len() / 1024
+    );
+    if answer.loaded {
+        Ok(())
+    } else {
+        Err(Failure::new(format!("the kernel refused {}", args.name)))
+    }
+}
+
+/// `cargo xtask new-extension NAME`.
+fn new_extension(name: &str) -> Result<(), Failure> {
+    let packages: Vec<String> = extensions::cargo_metadata()?["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect();
+    let dir = xtask::scaffold::create(&workspace::root().join("extensions"), name, &packages)
+        .map_err(|e| Failure::new(e.to_string()))?;
+    println!(
+        "created {} (extension `{name}`, answering the shell command `{name}`)\n\
+         next: `cargo xtask run` in one terminal, `cargo xtask push {name}` in another, \
+         then type `{name}` at the prompt",
+        dir.display()
+    );
+    Ok(())
 }
 
 fn check() -> Result<(), Failure> {

@@ -56,6 +56,9 @@ pub struct QemuOptions {
     pub gdb_port: u16,
     /// Directory for scratch files (the UEFI variable store copy).
     pub scratch_dir: PathBuf,
+    /// The push channel: COM2 on a unix socket QEMU listens on
+    /// (`cargo xtask push` connects to it); `None`: no COM2.
+    pub push_socket: Option<PathBuf>,
 }
 
 impl QemuOptions {
@@ -73,6 +76,7 @@ impl QemuOptions {
             gdb: false,
             gdb_port: crate::gdb::DEFAULT_PORT,
             scratch_dir: scratch_dir.into(),
+            push_socket: None,
         }
     }
 
@@ -90,6 +94,23 @@ impl QemuOptions {
             "none",
             "-no-reboot",
         ]);
+        // Without a push socket there is no COM2 at all (the kernel then
+        // starts no receiver).
+        if let Some(path) = &self.push_socket {
+            {
+                // A stale socket file from a killed run would stop QEMU binding.
+                let _ = fs::remove_file(path);
+                if let Some(dir) = path.parent() {
+                    fs::create_dir_all(dir)?;
+                }
+                cmd.args([
+                    "-chardev",
+                    &format!("socket,id=push,path={},server=on,wait=off", path.display()),
+                    "-serial",
+                    "chardev:push",
+                ]);
+            }
+        }
         cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
         if self.firmware == Firmware::Uefi {
             fs::create_dir_all(&self.scratch_dir)?;

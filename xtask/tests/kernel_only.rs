@@ -76,6 +76,20 @@ const REVIEWED: &[(&str, Access)] = &[
     ("dispatcher::executor::set_global_executor", Kernel),
     ("dispatcher::principal::PrincipalIssuer::take", Extension),
     ("dispatcher::public_event::PublicEvent::new", Extension),
+    // Observing events by name (a guard-only binding through the owner's
+    // authorizer) and the install right of Dispatcher.EventDeclared are
+    // public; publishing that event is the kernel's.
+    ("dispatcher::observe::declared_event", Extension),
+    ("dispatcher::observe::observable_events", Extension),
+    ("dispatcher::observe::observe", Extension),
+    ("dispatcher::observe::publish_declared_event", Kernel),
+    ("dispatcher::read_side::InterruptScope::enter", Kernel),
+    ("dispatcher::read_side::in_interrupt", Extension),
+    ("dispatcher::read_side::park", Kernel),
+    ("dispatcher::read_side::raise_depth", Extension),
+    // Waits (bounded) for raises in progress so retired tables can be freed;
+    // changes no state anyone else relies on.
+    ("dispatcher::read_side::synchronize", Extension),
     ("dispatcher::registry::bindings_of", Extension),
     ("dispatcher::registry::event_info", Extension),
     ("dispatcher::registry::events", Extension),
@@ -135,6 +149,70 @@ const REVIEWED: &[(&str, Access)] = &[
         Extension,
     ),
     ("strand::table::StrandTable::new", Extension),
+    // The memory services. Allocating frames and ranges happens under the
+    // caller's own principal; mapping needs the capabilities for both the
+    // frames and the range; reading the books (owners, ranges, mappings,
+    // fault counts, one's own repossession vector) grants nothing. The
+    // platforms, publishing and the fault path, reclaiming, releasing an
+    // unloaded owner, the watermark and reading anyone's vector are the
+    // kernel's. Building a ledger, a bitmap, a reclaim plan or a range or
+    // mapping table of one's own changes nothing in the kernel's.
+    ("phys_addr::bitmap::FrameBitmap::try_new", Extension),
+    ("phys_addr::bitmap::FrameBitmap::words_needed", Extension),
+    ("phys_addr::bitmap::FrameNumber::containing", Extension),
+    ("phys_addr::error::<PhysError as From>::from", Extension),
+    ("phys_addr::events::events", Extension),
+    ("phys_addr::events::publish_events", Kernel),
+    ("phys_addr::events::reclaim_authorizer", Extension),
+    ("phys_addr::events::repossessed_authorizer", Extension),
+    ("phys_addr::events::signal_authorizer", Extension),
+    ("phys_addr::ledger::Ledger::new", Extension),
+    ("phys_addr::reclaim::Reclaim::plan", Extension),
+    ("phys_addr::service::Attributes::new", Extension),
+    ("phys_addr::service::allocate", Extension),
+    ("phys_addr::service::held_by", Extension),
+    ("phys_addr::service::owners", Extension),
+    ("phys_addr::service::reclaim", Kernel),
+    ("phys_addr::service::release_owner", Kernel),
+    ("phys_addr::service::repossession_vector", Extension),
+    ("phys_addr::service::repossession_vector_of", Kernel),
+    ("phys_addr::service::set_platform", Kernel),
+    ("phys_addr::service::set_watermark", Kernel),
+    ("phys_addr::service::stats", Extension),
+    ("phys_addr::service::watermark", Extension),
+    ("virt_addr::service::allocate", Extension),
+    ("virt_addr::service::lookup", Extension),
+    ("virt_addr::service::range", Extension),
+    ("virt_addr::service::ranges", Extension),
+    ("virt_addr::service::release_owner", Kernel),
+    ("virt_addr::service::set_platform", Kernel),
+    ("virt_addr::table::RangeTable::new", Extension),
+    (
+        "translation::error::<TranslationError as From>::from",
+        Extension,
+    ),
+    ("translation::events::bad_address_authorizer", Extension),
+    ("translation::events::events", Extension),
+    ("translation::events::publish_events", Kernel),
+    ("translation::events::range_owner_authorizer", Extension),
+    ("translation::service::add_mapping", Extension),
+    ("translation::service::examine_mapping", Extension),
+    ("translation::service::fault_counts", Extension),
+    ("translation::service::handle_fault", Kernel),
+    ("translation::service::mapping_count", Extension),
+    ("translation::service::mappings_of", Extension),
+    ("translation::service::protect", Extension),
+    ("translation::service::protect_range", Extension),
+    ("translation::service::range_of", Extension),
+    ("translation::service::remove_mapping", Extension),
+    ("translation::service::set_platform", Kernel),
+    ("translation::service::unmap_frames", Kernel),
+    ("translation::service::unmap_range", Kernel),
+    (
+        "translation::table::<MappingTable as Default>::default",
+        Extension,
+    ),
+    ("translation::table::MappingTable::new", Extension),
     // The SDK: values an extension builds for itself. A context holds a
     // principal the caller already has; a descriptor is inert data.
     ("spindle_sdk::<ExtensionError as From>::from", Extension),
@@ -361,9 +439,18 @@ fn entry_points() -> BTreeMap<String, Found> {
 fn the_public_crates_are_the_in_tree_interfaces() {
     let names: Vec<String> = public_crate_sources().into_iter().map(|(n, _)| n).collect();
     assert!(
-        ["clock", "console", "dispatcher", "spindle_sdk", "strand"]
-            .iter()
-            .all(|c| names.iter().any(|n| n == c)),
+        [
+            "clock",
+            "console",
+            "dispatcher",
+            "phys_addr",
+            "spindle_sdk",
+            "strand",
+            "translation",
+            "virt_addr"
+        ]
+        .iter()
+        .all(|c| names.iter().any(|n| n == c)),
         "{names:?}"
     );
 }

@@ -174,6 +174,13 @@ impl Catalogue {
         Ok(None)
     }
 
+    /// Takes the entry called `name` out (a push whose load failed is
+    /// withdrawn this way, leaving the catalogue as it was).
+    pub fn remove(&mut self, name: &str) -> Option<CatalogueEntry> {
+        let index = self.entries.iter().position(|e| e.name == name)?;
+        Some(self.entries.remove(index))
+    }
+
     /// The entry called `name`.
     pub fn get(&self, name: &str) -> Option<&CatalogueEntry> {
         self.entries.iter().find(|e| e.name == name)
@@ -219,6 +226,9 @@ mod tests {
             Err(CatalogueError::Full { capacity: 2 })
         );
         assert_eq!(catalogue.entries().len(), 2);
+        assert_eq!(catalogue.remove("a"), Some(entry("a", 3)));
+        assert_eq!(catalogue.remove("a"), None);
+        assert_eq!(catalogue.push(entry("c", 5), false), Ok(None));
     }
 
     #[test]

@@ -176,6 +176,15 @@ impl<P: Platform> Loader<P> {
         self.catalogue.push(entry, replace)
     }
 
+    /// Takes a catalogue entry out again (a pushed object whose load
+    /// failed). Refused while an extension of that name is loaded.
+    pub fn withdraw(&mut self, name: &str) -> Result<Option<CatalogueEntry>, CatalogueError> {
+        if self.is_loaded(name) {
+            return Err(CatalogueError::Loaded(name.into()));
+        }
+        Ok(self.catalogue.remove(name))
+    }
+
     /// Whether `name` is loaded.
     pub fn is_loaded(&self, name: &str) -> bool {
         self.loaded.iter().any(|l| l.name == name)

@@ -192,6 +192,7 @@ impl<A: 'static, R: 'static> EventBuilder<A, R> {
         let as_registered: Arc<dyn RegisteredEvent> = inner.clone();
         registry::register(Arc::downgrade(&as_registered), &inner.name)?;
         let event = Event { inner };
+        crate::observe::declared(&event);
         let authority = EventAuthority::new(event.clone());
         Ok((event, authority))
     }

@@ -10,6 +10,9 @@ use spindle_sdk::spin::Mutex;
 /// The installed handler, kept so that `exit` can uninstall it.
 static COMMAND: Mutex<Option<Binding<Line, Reply>>> = Mutex::new(None);
 
+// Out of line so that debuggers and backtraces can name it: the dispatcher
+// specialises each binding to its handler and would otherwise inline it.
+#[inline(never)]
 fn greet(line: &Line) -> Reply {
     let mut args = line.args().peekable();
     if args.peek().is_none() {

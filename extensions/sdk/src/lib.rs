@@ -34,7 +34,7 @@ use alloc::string::String;
 use core::fmt;
 use core::mem::offset_of;
 
-pub use {clock, console, dispatcher, spin, strand};
+pub use {clock, console, dispatcher, phys_addr, spin, strand, translation, virt_addr};
 
 /// Logging for extensions, through the kernel's `log` facade.
 ///
@@ -180,7 +180,7 @@ const fn fingerprint(decimal: &str) -> u64 {
 /// The interfaces this SDK was built against and their fingerprints (see
 /// `build.rs`). The kernel links the same crates, so it holds the same
 /// table; an extension whose table differs was built against other sources.
-pub const INTERFACES: [(&str, u64); 5] = [
+pub const INTERFACES: [(&str, u64); 8] = [
     (
         "spindle-sdk",
         fingerprint(env!("SPINDLE_FINGERPRINT_SPINDLE_SDK")),
@@ -192,6 +192,18 @@ pub const INTERFACES: [(&str, u64); 5] = [
     ("console", fingerprint(env!("SPINDLE_FINGERPRINT_CONSOLE"))),
     ("clock", fingerprint(env!("SPINDLE_FINGERPRINT_CLOCK"))),
     ("strand", fingerprint(env!("SPINDLE_FINGERPRINT_STRAND"))),
+    (
+        "phys-addr",
+        fingerprint(env!("SPINDLE_FINGERPRINT_PHYS_ADDR")),
+    ),
+    (
+        "virt-addr",
+        fingerprint(env!("SPINDLE_FINGERPRINT_VIRT_ADDR")),
+    ),
+    (
+        "translation",
+        fingerprint(env!("SPINDLE_FINGERPRINT_TRANSLATION")),
+    ),
 ];
 
 /// Why `init` refused to start.

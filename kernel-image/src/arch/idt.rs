@@ -138,6 +138,10 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageF
     if crate::strands::overflow::contain(&mut frame, address, nesting.depth()) {
         return;
     }
+    // A fault in a VirtAddr range: the Translation service's events.
+    if crate::memory::faults::handle(&mut frame, address, code) {
+        return;
+    }
     panic!(
         "CPU exception 14 (page fault) at address {address:#x}, error code {:#x} ({code:?}), RIP {:#x}",
         code.bits(),

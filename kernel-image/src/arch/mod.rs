@@ -10,6 +10,7 @@ pub mod idt;
 pub mod pic;
 pub mod pit;
 pub mod probe;
+pub mod push_port;
 pub mod qemu;
 pub mod serial;
 pub mod timer_entry;

@@ -14,6 +14,7 @@
 mod baseline;
 mod containment;
 mod strands;
+mod vm;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -240,6 +241,11 @@ pub const SUITES: &[Suite] = &[
         name: "containment",
         about: "the extension boundary on a raise; a contained panic",
         run: containment::run,
+    },
+    Suite {
+        name: "vm",
+        about: "Appel & Li's VM primitives through PhysAddr/VirtAddr/Translation",
+        run: vm::run,
     },
 ];
 

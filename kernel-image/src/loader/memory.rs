@@ -6,18 +6,24 @@
 //! read-only data read (no-execute), data and bss read + write
 //! (no-execute). No page is ever writable and executable, not even while
 //! loading.
+//!
+//! The frames come from the PhysAddr service, owned by the extension's
+//! principal and *pinned* (mapped for the kernel's own use: never
+//! repossessed), so `phys` counts an extension's image among its frames
+//! and unloading returns them.
 
 use alloc::vec::Vec;
 use core::ops::Range;
 
 use domains::{LinkedImage, SegmentKind};
 use loader::{MapError, MapRequest};
+use phys_addr::{Attributes, Frames};
 use x86_64::VirtAddr;
 use x86_64::structures::paging::{Page, PageTableFlags, PhysFrame, Size4KiB};
 
 use crate::PHYSICAL_MEMORY_OFFSET;
 use crate::debug::extensions::Registration;
-use crate::memory::{frames, paging};
+use crate::memory::paging;
 use crate::unwind_tables::UnwindTables;
 
 /// Page size.
@@ -34,6 +40,8 @@ pub struct Mapping {
     /// The virtual range.
     pub range: Range<u64>,
     frames: Vec<PhysFrame<Size4KiB>>,
+    /// The PhysAddr allocation behind `frames` (dropped after the unmap).
+    allocation: Option<Frames>,
     unwind: Option<UnwindTables>,
     debug: Option<Registration>,
 }
@@ -58,14 +66,21 @@ pub fn map_image(request: &MapRequest<'_>) -> Result<Mapping, MapError> {
     let mut mapping = Mapping {
         range: range.clone(),
         frames: Vec::with_capacity(pages as usize),
+        allocation: None,
         unwind: None,
         debug: None,
     };
-    for index in 0..pages {
-        let Some(frame) = frames::allocate() else {
-            unmap_image(mapping);
-            return Err(MapError::OutOfFrames { pages });
-        };
+    let attributes = Attributes::new().pinned(crate::events::capability());
+    let allocation = phys_addr::allocate(request.owner, range.end - range.start, attributes)
+        .map_err(|_| MapError::OutOfFrames { pages })?;
+    let numbers: Result<Vec<_>, _> = (0..pages as usize).map(|i| allocation.frame(i)).collect();
+    let Ok(numbers) = numbers else {
+        return Err(MapError::OutOfFrames { pages });
+    };
+    mapping.allocation = Some(allocation);
+    for (index, number) in numbers.into_iter().enumerate() {
+        let index = index as u64;
+        let frame = PhysFrame::containing_address(x86_64::PhysAddr::new(number.start_address()));
         let page_address = range.start + index * PAGE;
         // SAFETY: the frame was just taken from the allocator, so nothing
         // else refers to it; the slice is dropped before the frame is mapped.
@@ -76,7 +91,6 @@ pub fn map_image(request: &MapRequest<'_>) -> Result<Mapping, MapError> {
         // page lies in a range of the extension region that the loader's
         // region allocator handed out to this image alone.
         if unsafe { paging::map(page, frame, flags | PageTableFlags::GLOBAL) }.is_err() {
-            let _ = frames::deallocate(frame);
             unmap_image(mapping);
             return Err(MapError::AlreadyMapped {
                 address: page_address,
@@ -136,7 +150,8 @@ unsafe fn frame_slice<'a>(frame: PhysFrame<Size4KiB>) -> &'a mut [u8] {
     }
 }
 
-/// Unmaps an image, frees its frames and the page tables left empty.
+/// Unmaps an image, returns its frames to PhysAddr and frees the page
+/// tables left empty.
 pub fn unmap_image(mut mapping: Mapping) {
     // The unwinder and the debug registry must forget the image before its
     // pages go.
@@ -156,9 +171,11 @@ pub fn unmap_image(mut mapping: Mapping) {
                 page.start_address().as_u64()
             ),
         }
-        if let Err(e) = frames::deallocate(*frame) {
-            log::warn!("extension frame {:#x}: {e}", frame.start_address().as_u64());
-        }
+    }
+    if let Some(allocation) = mapping.allocation.take()
+        && let Err(e) = allocation.deallocate()
+    {
+        log::warn!("extension image frames: {e}");
     }
     // SAFETY: the range belongs to the extension region, whose page tables
     // only extension images use; the image was the range's only user.

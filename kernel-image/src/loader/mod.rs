@@ -64,8 +64,18 @@ impl Platform for KernelPlatform {
         memory::map_image(request)
     }
 
-    fn unmap(&mut self, _owner: &Principal, mapping: memory::Mapping) {
+    /// Unmaps the image, then takes back whatever the extension still
+    /// held in the memory services (ranges and frames it never returned,
+    /// whoever holds the capabilities now).
+    fn unmap(&mut self, owner: &Principal, mapping: memory::Mapping) {
         memory::unmap_image(mapping);
+        let (ranges, frames) = crate::memory::services::release_owner(owner.id());
+        if ranges > 0 || frames > 0 {
+            log::info!(
+                "{}: took back {ranges} range(s) and {frames} frame(s) it still held",
+                owner.name()
+            );
+        }
     }
 
     fn call_init(
@@ -221,12 +231,53 @@ pub fn with<R>(f: impl FnOnce(&mut Loader<KernelPlatform>) -> R) -> R {
     f(LOADER.lock().as_mut().expect("loader::init ran at boot"))
 }
 
+/// The shell's load or unload in progress, named for a push that
+/// arrives meanwhile.
+static IN_PROGRESS: spin::Mutex<Option<String>> = spin::Mutex::new(None);
+
+/// Runs `f` on the loader unless a load or unload holds it: brief holders
+/// (listings) get a few ticks to let go; otherwise the error names the
+/// operation in progress, if known.
+pub fn try_with<R>(f: impl FnOnce(&mut Loader<KernelPlatform>) -> R) -> Result<R, Option<String>> {
+    for _ in 0..5 {
+        if let Some(mut loader) = LOADER.try_lock() {
+            return Ok(f(loader.as_mut().expect("loader::init ran at boot")));
+        }
+        if let Some(what) = IN_PROGRESS.lock().clone() {
+            return Err(Some(what));
+        }
+        if crate::strands::sleep_ticks(1).is_err() {
+            x86_64::instructions::hlt();
+        }
+    }
+    Err(IN_PROGRESS.lock().clone())
+}
+
+/// Runs `f` on the loader, recording `what` as the operation in progress.
+fn with_in_progress<R>(what: String, f: impl FnOnce(&mut Loader<KernelPlatform>) -> R) -> R {
+    with(|loader| {
+        *IN_PROGRESS.lock() = Some(what);
+        let result = f(loader);
+        *IN_PROGRESS.lock() = None;
+        result
+    })
+}
+
+/// The public key extensions must be signed with.
+pub fn public_key() -> &'static [u8; 32] {
+    PUBLIC_KEY
+}
+
 /// Loads the extension `name` from the catalogue.
 pub fn load(name: &str) -> Result<LoadReport, LoadError> {
-    with(|loader| loader.load(name))
+    with_in_progress(alloc::format!("ext load {name}"), |loader| {
+        loader.load(name)
+    })
 }
 
 /// Unloads the extension `name`.
 pub fn unload(name: &str) -> Result<UnloadReport, UnloadError> {
-    with(|loader| loader.unload(name))
+    with_in_progress(alloc::format!("ext unload {name}"), |loader| {
+        loader.unload(name)
+    })
 }

@@ -78,6 +78,11 @@ pub fn allocate() -> Option<PhysFrame<Size4KiB>> {
         .map(|n| PhysFrame::containing_address(PhysAddr::new(n.start_address())))
 }
 
+/// Allocates `count` contiguous frames.
+pub fn allocate_contiguous(count: u64) -> Option<FrameNumber> {
+    with(|frames| frames.allocate_contiguous(count, 1).ok().flatten())
+}
+
 /// Frees one frame; double frees and frames that are not RAM are refused.
 pub fn deallocate(frame: PhysFrame<Size4KiB>) -> Result<(), FrameError> {
     with(|frames| frames.deallocate(FrameNumber::containing(frame.start_address().as_u64())))

@@ -73,6 +73,15 @@ pub unsafe fn init(start: u64, size: u64) {
     });
 }
 
+/// Counters once the binding tables the dispatcher retired (each install
+/// or uninstall retires one, freed after a grace period) are freed, as far
+/// as a bounded wait allows: what a comparison against a baseline needs.
+/// Inside a raise nothing retired can be freed yet, so this is [`stats`].
+pub fn settled_stats() -> HeapStats {
+    dispatcher::read_side::synchronize();
+    stats()
+}
+
 /// Current counters.
 pub fn stats() -> HeapStats {
     interrupts::without_interrupts(|| {

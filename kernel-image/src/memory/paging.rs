@@ -3,7 +3,7 @@
 
 use spin::Mutex;
 use x86_64::instructions::interrupts;
-use x86_64::registers::control::{Cr3, Efer, EferFlags};
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr3, Efer, EferFlags};
 use x86_64::structures::paging::mapper::{MapToError, Translate, UnmapError};
 use x86_64::structures::paging::{
     Mapper, OffsetPageTable, Page, PageTable, PageTableFlags, PhysFrame, Size4KiB,
@@ -34,6 +34,14 @@ pub unsafe fn init() {
             VirtAddr::new(PHYSICAL_MEMORY_OFFSET),
         )
     };
+    // Read-only pages must stop the kernel's own stores too (the
+    // Translation service's protection faults, W^X of extension images).
+    if !Cr0::read().contains(Cr0Flags::WRITE_PROTECT) {
+        // SAFETY: with CR0.WP the CPU honours read-only entries in
+        // supervisor mode as well; the kernel writes read-only memory only
+        // through the physical-memory mapping, which is writable.
+        unsafe { Cr0::update(|flags| flags.insert(Cr0Flags::WRITE_PROTECT)) };
+    }
     // NO_EXECUTE in page-table entries requires EFER.NXE.
     if !Efer::read().contains(EferFlags::NO_EXECUTE_ENABLE) {
         // SAFETY: enabling NXE only gives meaning to bit 63 of page-table
@@ -74,6 +82,34 @@ pub unsafe fn map(
     })
 }
 
+/// Maps `page` to `frame` with `flags` (PRESENT is added), creating any
+/// missing page tables above it present *and writable*, so that a later
+/// [`update_flags`] can make the page writable (the leaf entry alone then
+/// decides). For the VirtAddr region, whose pages change protection.
+///
+/// # Safety
+/// As for [`map`].
+pub unsafe fn map_changeable(
+    page: Page<Size4KiB>,
+    frame: PhysFrame<Size4KiB>,
+    flags: PageTableFlags,
+) -> Result<(), MapToError<Size4KiB>> {
+    with(|table| {
+        // SAFETY: forwarded from the caller.
+        let flush = unsafe {
+            table.map_to_with_table_flags(
+                page,
+                frame,
+                flags | PageTableFlags::PRESENT,
+                PageTableFlags::PRESENT | PageTableFlags::WRITABLE,
+                &mut KernelFrameSource,
+            )
+        }?;
+        flush.flush();
+        Ok(())
+    })
+}
+
 /// Unmaps `page` and returns the frame it mapped.
 ///
 /// # Safety
@@ -83,6 +119,23 @@ pub unsafe fn unmap(page: Page<Size4KiB>) -> Result<PhysFrame<Size4KiB>, UnmapEr
         let (frame, flush) = table.unmap(page)?;
         flush.flush();
         Ok(frame)
+    })
+}
+
+/// Replaces the flags of the mapped `page` (PRESENT is added) and flushes it.
+///
+/// # Safety
+/// Changing permissions must not break code that relies on them (the
+/// caller owns the page's mapping).
+pub unsafe fn update_flags(
+    page: Page<Size4KiB>,
+    flags: PageTableFlags,
+) -> Result<(), x86_64::structures::paging::mapper::FlagUpdateError> {
+    with(|table| {
+        // SAFETY: forwarded from the caller.
+        let flush = unsafe { table.update_flags(page, flags | PageTableFlags::PRESENT) }?;
+        flush.flush();
+        Ok(())
     })
 }
 

@@ -31,6 +31,7 @@ mod bench;
 mod containment;
 mod dispatch;
 mod extensions;
+mod memory_services;
 mod strands;
 mod system;
 
@@ -54,6 +55,7 @@ const GROUPS: &[&[Command]] = &[
     strands::COMMANDS,
     bench::COMMANDS,
     containment::COMMANDS,
+    memory_services::COMMANDS,
 ];
 
 /// Every built-in command.

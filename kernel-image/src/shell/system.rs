@@ -65,7 +65,7 @@ fn help(_: &[&str]) -> Result<(), String> {
 fn mem(_: &[&str]) -> Result<(), String> {
     let boot = memory::boot_memory();
     let frames = frames::stats();
-    let heap = heap::stats();
+    let heap = heap::settled_stats();
     println!(
         "physical: {} MiB RAM in the memory map, {} MiB usable",
         boot.ram_bytes >> 20,

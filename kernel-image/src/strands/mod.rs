@@ -513,6 +513,23 @@ pub fn check() -> Result<(), String> {
     locked(|t, rq| t.check(rq))
 }
 
+/// Spawns a kernel service strand (essential: it cannot be killed) with a
+/// stack of `stack_size` bytes.
+pub fn spawn_service(name: &str, stack_size: usize, entry: fn()) -> Result<StrandId, StrandError> {
+    spawn_strand(
+        SpawnRequest {
+            name: String::from(name),
+            owner: kernel(),
+            stack_size,
+            policy: PolicyId::ROUND_ROBIN,
+            tickets: 1,
+            entry: Box::new(entry),
+        },
+        true,
+    )
+    .map_err(|(e, _)| e)
+}
+
 /// Spawns a strand owned by the kernel.
 pub fn spawn_kernel(
     name: &str,

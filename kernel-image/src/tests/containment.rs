@@ -41,7 +41,7 @@ fn caught(f: impl FnOnce()) -> Result<Box<Panicked>, alloc::string::String> {
 
 #[ktest]
 fn a_panic_unwinds_to_the_boundary_running_every_destructor() -> KtestResult {
-    let heap_before = heap::stats().used;
+    let heap_before = heap::settled_stats().used;
     DROPPED.store(0, Ordering::SeqCst);
     let panicked = caught(|| {
         nested(5);
@@ -56,14 +56,14 @@ fn a_panic_unwinds_to_the_boundary_running_every_destructor() -> KtestResult {
     ensure_eq!(DROPPED.load(Ordering::SeqCst), 6);
     // The record is the unwind's payload, boxed: the heap is back once it goes.
     drop(panicked);
-    ensure_eq!(heap::stats().used, heap_before);
+    ensure_eq!(heap::settled_stats().used, heap_before);
     ensure!(!containment::may_unwind(), "catch frame left open");
     Ok(())
 }
 
 #[ktest]
 fn a_hundred_panics_in_a_row_leave_the_heap_as_it_was() -> KtestResult {
-    let heap_before = heap::stats().used;
+    let heap_before = heap::settled_stats().used;
     for round in 0..100u32 {
         let panicked = caught(|| {
             let held: Vec<u32> = (0..round).collect();
@@ -72,7 +72,7 @@ fn a_hundred_panics_in_a_row_leave_the_heap_as_it_was() -> KtestResult {
         .map_err(crate::ktest::KtestFailure::new)?;
         ensure!(panicked.message.as_str().starts_with("round "));
     }
-    ensure_eq!(heap::stats().used, heap_before);
+    ensure_eq!(heap::settled_stats().used, heap_before);
     Ok(())
 }
 

@@ -57,7 +57,7 @@ fn load_and_unload_leave_frames_and_heap_exactly_as_they_were() -> KtestResult {
     // Once, to let anything lazily initialised settle.
     loader::load("alloc-demo").map_err(failure)?;
     loader::unload("alloc-demo").map_err(failure)?;
-    let (frames_before, heap_before) = (frames::stats(), heap::stats().used);
+    let (frames_before, heap_before) = (frames::stats(), heap::settled_stats().used);
     for _ in 0..3 {
         loader::load("alloc-demo").map_err(failure)?;
         ensure!(
@@ -66,14 +66,14 @@ fn load_and_unload_leave_frames_and_heap_exactly_as_they_were() -> KtestResult {
         );
         loader::unload("alloc-demo").map_err(failure)?;
         ensure_eq!(frames::stats(), frames_before);
-        ensure_eq!(heap::stats().used, heap_before);
+        ensure_eq!(heap::settled_stats().used, heap_before);
     }
     Ok(())
 }
 
 #[ktest]
 fn refused_loads_change_nothing() -> KtestResult {
-    let (frames_before, heap_before) = (frames::stats(), heap::stats().used);
+    let (frames_before, heap_before) = (frames::stats(), heap::settled_stats().used);
     for fixture in [
         "tampered",
         "internal-symbol",
@@ -83,7 +83,7 @@ fn refused_loads_change_nothing() -> KtestResult {
     ] {
         ensure!(loader::load(fixture).is_err(), "{fixture} was accepted");
         ensure_eq!(frames::stats(), frames_before);
-        ensure_eq!(heap::stats().used, heap_before);
+        ensure_eq!(heap::settled_stats().used, heap_before);
     }
     Ok(())
 }
@@ -93,7 +93,7 @@ fn a_panic_in_init_unwinds_through_the_extension_and_undoes_the_load() -> KtestR
     // Once first, so that anything initialised lazily on the first failed
     // load (the unwinder's caches) is not counted as a leak.
     let _ = loader::load("panic-in-init");
-    let (frames_before, heap_before) = (frames::stats(), heap::stats().used);
+    let (frames_before, heap_before) = (frames::stats(), heap::settled_stats().used);
     for _ in 0..3 {
         match loader::load("panic-in-init") {
             Err(loader::LoadError::InitPanicked(panicked)) => {
@@ -117,7 +117,7 @@ fn a_panic_in_init_unwinds_through_the_extension_and_undoes_the_load() -> KtestR
             }
         }
         ensure_eq!(frames::stats(), frames_before);
-        ensure_eq!(heap::stats().used, heap_before);
+        ensure_eq!(heap::settled_stats().used, heap_before);
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use crate::{ensure, ensure_eq};
 
 #[ktest]
 fn heap_alloc_free_across_sizes_and_alignments() -> KtestResult {
-    let used_before = heap::stats().used;
+    let used_before = heap::settled_stats().used;
     let mut blocks = Vec::with_capacity(200);
     let sizes = [
         1usize,
@@ -65,7 +65,7 @@ fn heap_alloc_free_across_sizes_and_alignments() -> KtestResult {
         unsafe { dealloc(ptr, layout) };
     }
     drop(blocks);
-    ensure_eq!(heap::stats().used, used_before);
+    ensure_eq!(heap::settled_stats().used, used_before);
     Ok(())
 }
 

@@ -7,4 +7,5 @@ mod debug;
 mod events;
 mod loader;
 mod memory;
+mod memory_services;
 mod strands;

@@ -367,7 +367,7 @@ fn a_thousand_strands_leave_frames_and_heap_as_they_were() -> KtestResult {
     let ran = Arc::new(AtomicUsize::new(0));
     let mut strands = Vec::with_capacity(COUNT);
     let frames_before = frames::stats();
-    let heap_before = heap::stats().used;
+    let heap_before = heap::settled_stats().used;
     for _ in 0..COUNT {
         let ran = ran.clone();
         strands.push(spawn("worker", move || {
@@ -381,7 +381,7 @@ fn a_thousand_strands_leave_frames_and_heap_as_they_were() -> KtestResult {
     ensure_eq!(strands::zombies(), 0);
     strands::check().map_err(failure)?;
     ensure_eq!(frames::stats(), frames_before);
-    ensure_eq!(heap::stats().used, heap_before);
+    ensure_eq!(heap::settled_stats().used, heap_before);
     Ok(())
 }
 
@@ -409,7 +409,7 @@ fn stack_overflow_hits_the_guard_page_and_only_that_strand_stops() -> KtestResul
         })
         .map_err(failure)?;
     let frames_before = frames::stats();
-    let heap_before = heap::stats().used;
+    let heap_before = heap::settled_stats().used;
     let bystander_done = Arc::new(AtomicBool::new(false));
     let done = bystander_done.clone();
     let bystander = spawn("bystander", move || {
@@ -436,7 +436,7 @@ fn stack_overflow_hits_the_guard_page_and_only_that_strand_stops() -> KtestResul
     );
     drop((bystander, bystander_done));
     ensure_eq!(frames::stats(), frames_before);
-    ensure_eq!(heap::stats().used, heap_before);
+    ensure_eq!(heap::settled_stats().used, heap_before);
     ensure_eq!(
         crate::cpu::current()
             .page_fault_depth
@@ -453,7 +453,7 @@ fn spawning_until_memory_runs_out_is_an_error_not_a_panic() -> KtestResult {
     const STACK: usize = 1 << 20;
     let mut strands = Vec::with_capacity(1024);
     let frames_before = frames::stats();
-    let heap_before = heap::stats().used;
+    let heap_before = heap::settled_stats().used;
     let gate = Arc::new(Semaphore::new(0));
     let error = loop {
         let gate = gate.clone();
@@ -482,7 +482,7 @@ fn spawning_until_memory_runs_out_is_an_error_not_a_panic() -> KtestResult {
     }
     drop(gate);
     ensure_eq!(frames::stats(), frames_before);
-    ensure_eq!(heap::stats().used, heap_before);
+    ensure_eq!(heap::settled_stats().used, heap_before);
     crate::println!("ktest: {count} strands of 1 MiB fit before frames ran out ({error})");
     Ok(())
 }
@@ -679,7 +679,7 @@ fn capabilities_and_bad_input_give_typed_errors() -> KtestResult {
 
 #[ktest]
 fn a_panicking_strand_is_contained_and_catch_frames_are_per_strand() -> KtestResult {
-    let heap_before = heap::stats().used;
+    let heap_before = heap::settled_stats().used;
     let kernel = authority().kernel.clone();
     let entered = Arc::new(AtomicBool::new(false));
     let e = entered.clone();
@@ -711,6 +711,6 @@ fn a_panicking_strand_is_contained_and_catch_frames_are_per_strand() -> KtestRes
     let id = panicker.strand().id();
     ensure_eq!(panicker.join(), Err(StrandError::NoResult(id)));
     drop(entered);
-    ensure_eq!(heap::stats().used, heap_before);
+    ensure_eq!(heap::settled_stats().used, heap_before);
     Ok(())
 }
