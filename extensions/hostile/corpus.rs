@@ -14,7 +14,14 @@
 //! | `bad-sched` | a scheduling policy whose every answer names a strand that does not exist or is not its own | each answer refused and counted; round-robin's choice runs; no strand lost |
 //! | `sched-init-fails` | registers a scheduling policy and its handler, then fails in `init` | refused: init failed; the handler revoked and the policy retired |
 //! | `panic-in-init` | panics in `init` after installing a handler | contained: the panic unwinds to the loader, which undoes the load |
-//! | `panic-in-handler` | its shell command's handler panics, two calls deep | a backtrace naming the extension's functions (fatal until handlers are contained) |
+//! | `panic-in-handler` | its shell command's handler panics, two calls deep | contained: the command is abandoned, the report names the extension, the panic and a backtrace through its functions; the extension is unloaded |
+//! | `panic-in-tick` | its `Clock.Tick` handler panics (in the timer interrupt) once armed by the command `panic-in-tick` | contained inside the interrupt handler; reported and unloaded from a kernel strand |
+//! | `panic-elsewhere` | a `Console.Line` guard panics (`panic-in-guard`); an asynchronous handler panics in its strand (`panic-in-async`) | contained at the raise / at the strand's entry; reported and unloaded |
+//! | `two-faults` | arms a panicking `Clock.Tick` handler, then panics in its `Console.Line` handler: two faults in flight | both contained and reported; unloaded once |
+//! | `endless-loop` | its shell command's handler loops for ever | stopped by the watchdog from the timer interrupt (forced unwind through a trampoline); unloaded |
+//! | `self-deadlock` | its shell command's handler locks a spin lock it already holds | stopped by the watchdog; unloaded, the lock dying with it |
+//! | `unbounded-recursion` | its shell command recurses without bound | the guard page's fault is turned into a forced unwind from the kernel frame that called in (no double fault); unloaded |
+//! | `recursive-raise` | its own event's handler raises that event again without bound | the dispatcher's nesting limit returns `RaiseError::TooDeep` to the innermost raise (64 deep): a typed error, no stack overflow |
 //! | `slow-init` | `init` sleeps for three seconds | loads; a push arriving meanwhile is refused: a load is in progress |
 //! | `private-import` | inlines a `stats` function that calls `libm`, which `stats` carries privately | refused: the symbol is named as private to `stats`, crate `libm` |
 //!

@@ -22,6 +22,8 @@
 //!   install on it (the `tracer` extension does, to observe new events).
 
 use console::{Line, Reply};
+
+use crate::containment::faults;
 use dispatcher::observe::{self, EventDeclared};
 use dispatcher::{
     Decision, Event, EventAuthority, Imposition, KernelCapability, Micros, Principal,
@@ -74,7 +76,16 @@ pub fn init() {
         .quantum(TICK_HANDLER_QUANTUM)
         .declare(&kernel)
         .expect("Clock.Tick is declared once");
-    clock_tick.set_authorizer(|_request| Decision::Allow);
+    // An extension's handler stops being called as soon as the extension
+    // is marked failed (see `containment::faults::is_failed`).
+    let kernel_id = kernel.id();
+    clock_tick.set_authorizer(move |request| {
+        if request.principal == kernel_id {
+            return Decision::Allow;
+        }
+        let name = alloc::string::String::from(request.principal_name);
+        Decision::Impose(Imposition::new().guard(move |_tick: &u64| !faults::is_failed(&name)))
+    });
     clock_tick.set_overrun_handler(|overrun| {
         log::warn!(
             "{} handler {:?} of principal {:?} overran its quantum ({} late)",
@@ -91,10 +102,11 @@ pub fn init() {
         .result_handler(Reply::combine)
         .declare(&kernel)
         .expect("Console.Line is declared once");
-    console_line.set_authorizer(|_request| {
-        Decision::Impose(
-            Imposition::new().guard(|line: &Line| !crate::shell::is_builtin(line.command())),
-        )
+    console_line.set_authorizer(|request| {
+        let name = alloc::string::String::from(request.principal_name);
+        Decision::Impose(Imposition::new().guard(move |line: &Line| {
+            !crate::shell::is_builtin(line.command()) && !faults::is_failed(&name)
+        }))
     });
     console::publish_line_event(capability, line.clone());
 

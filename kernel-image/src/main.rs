@@ -98,6 +98,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     // SAFETY: once, interrupts still disabled, the IDT has the timer and
     // spurious handlers, and the PIC was masked just above.
     unsafe { time::init() };
+    containment::interrupt_stack::init();
     let cmdline = arch::qemu::fw_cfg_cmdline();
     let test_filter = ktest::mode_from_cmdline(cmdline.as_deref());
     // From here on the boot context is a strand: the shell's, or the test

@@ -46,3 +46,25 @@ fn panic(info: &PanicInfo<'_>) -> ! {
     crate::ktest::on_panic();
     exit(ExitCode::Failure)
 }
+
+/// Stops the machine for a kernel panic that was unwound to a boundary
+/// before it was known to be the kernel's (see
+/// [`containment::faults`]): prints it with the backtrace captured where
+/// it was raised.
+pub fn fatal_caught(record: &containment::Panicked) -> ! {
+    x86_64::instructions::interrupts::disable();
+    if PANICKING.swap(true, Ordering::SeqCst) {
+        exit(ExitCode::Failure);
+    }
+    let mut console = PanicConsole;
+    let _ = writeln!(
+        console,
+        "\nKERNEL PANIC at {}:{}:{}: {}",
+        record.file, record.line, record.column, record.message
+    );
+    if let Some(backtrace) = &record.backtrace {
+        let _ = backtrace.print(&mut console);
+    }
+    crate::ktest::on_panic();
+    exit(ExitCode::Failure)
+}

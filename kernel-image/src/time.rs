@@ -51,13 +51,22 @@ pub fn on_timer_interrupt() {
     let authority = crate::events::authority();
     // The event has an original handler, so a raise cannot fail for lack
     // of one; a retired event would simply stop counting.
-    let _ = authority.tick.raise(&tick);
+    // A panic in an extension's handler stops here, inside this
+    // interrupt's own frames (unwinding cannot cross the interrupt frame),
+    // on a stack of known size; the extension is unloaded from thread
+    // context (`faults::kick`).
+    crate::containment::interrupt_stack::call_on_interrupt_stack(&mut || {
+        let _ = crate::containment::faults::call_extensions_deferred(clock::TICK_EVENT, || {
+            authority.tick.raise(&tick)
+        });
+    });
     let capability = authority.issuer.kernel_capability();
     dispatcher::time_bounds::check_overruns(
         capability,
         dispatcher::Micros(uptime_ns() / 1000),
         |_| {},
     );
+    crate::containment::faults::kick();
 }
 
 /// Timer ticks counted by `Clock.Tick`'s original handler.

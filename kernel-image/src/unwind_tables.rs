@@ -32,10 +32,14 @@ impl UnwindTables {
     pub unsafe fn register(image: &domains::LinkedImage) -> Self {
         let tables: Vec<u64> = image.unwind_tables().collect();
         for &table in &tables {
+            // With interrupts off: the unwinder's registry lock must never be
+            // held by code an interrupt handler's contained panic interrupts.
             // SAFETY: `table` is a linked `.eh_frame` inside the mapped image
             // (the caller's contract), followed by the zero terminator the
             // linker reserved; the registry reads it until deregistration.
-            unsafe { __register_frame(table as *const c_void) };
+            x86_64::instructions::interrupts::without_interrupts(|| unsafe {
+                __register_frame(table as *const c_void)
+            });
         }
         Self { tables }
     }
@@ -46,8 +50,10 @@ impl Drop for UnwindTables {
         for &table in &self.tables {
             // SAFETY: `table` was registered by `register` and not yet
             // deregistered; the image is still mapped (the contract of
-            // `register`).
-            unsafe { __deregister_frame(table as *const c_void) };
+            // `register`). Interrupts off, as for registering.
+            x86_64::instructions::interrupts::without_interrupts(|| unsafe {
+                __deregister_frame(table as *const c_void)
+            });
         }
     }
 }

@@ -73,14 +73,18 @@ fn a_kernel_panic_prints_the_call_chain_from_kernel_main_to_the_panic() {
 }
 
 #[test]
-fn a_panic_in_an_extension_handler_names_the_extension_and_its_functions() {
+fn a_panic_in_an_extension_handler_is_contained_and_names_the_extension_and_its_functions() {
     let (mut session, _) = boot(Firmware::Bios);
     let load = command(&mut session, "ext load panic-in-handler");
     assert!(load.contains("loaded panic-in-handler"), "{load}");
-    session.send_line("panic-in-handler now").unwrap();
-    let (exit, output) = session.wait_exit(COMMAND_TIMEOUT).expect("QEMU exits");
-    // Handlers do not run inside a containment boundary yet: fatal.
-    assert_eq!(exit, KernelExit::Failure, "{output}");
+    let output = command(&mut session, "panic-in-handler now");
+    // Contained: the raise is abandoned, the extension reported and unloaded.
+    assert!(
+        output.contains(
+            "error: 'panic-in-handler' abandoned: extension 'panic-in-handler' failed during Console.Line"
+        ),
+        "{output}"
+    );
     assert!(
         output.contains("deliberate panic in a Console.Line handler (1 argument(s))"),
         "{output}"
@@ -96,8 +100,19 @@ fn a_panic_in_an_extension_handler_names_the_extension_and_its_functions() {
             "dispatcher::",
             "spindle_kernel::shell::",
             "spindle_kernel::kernel_main+0x",
+            "extension 'panic-in-handler' unloaded (failed): 1 binding(s) revoked",
         ],
     );
+    let list = command(&mut session, "ext list");
+    assert!(!list.contains("panic-in-handler  loaded"), "{list}");
+    let again = command(&mut session, "panic-in-handler now");
+    assert!(
+        again.contains("error: unknown command 'panic-in-handler'"),
+        "{again}"
+    );
+    session.send_line("shutdown").unwrap();
+    let (exit, output) = session.wait_exit(COMMAND_TIMEOUT).expect("QEMU exits");
+    assert_eq!(exit, KernelExit::Success, "{output}");
 }
 
 /// A child process killed if the test ends early.

@@ -120,11 +120,19 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageF
     // Runs on its own IST stack; first of all, give a nested fault the
     // level below this one.
     let nesting = super::fault_stack::Nesting::enter();
-    let _context = crate::containment::InterruptContext::enter();
+    let mut context = crate::containment::InterruptContext::enter();
     let address = Cr2::read_raw();
     // A probe first: `peek` of the running strand's own guard page is a
     // caught probe fault, not a stack overflow.
     if super::probe::fixup_page_fault(&mut frame, address, code.bits()) {
+        return;
+    }
+    if crate::containment::watchdog::redirect_overflow(
+        &mut frame,
+        address,
+        code.bits(),
+        context.interrupted(),
+    ) {
         return;
     }
     if crate::strands::overflow::contain(&mut frame, address, nesting.depth()) {
@@ -141,8 +149,9 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, code: PageF
     );
 }
 
-extern "x86-interrupt" fn timer(_frame: InterruptStackFrame) {
-    let _context = crate::containment::InterruptContext::enter();
+/// The timer interrupt (entered through [`super::timer_entry`]).
+pub fn on_timer(registers: &mut super::timer_entry::InterruptedRegisters) {
+    let mut context = crate::containment::InterruptContext::enter();
     // Dispatcher writers (install, uninstall, ...) are refused in here.
     let _dispatch = dispatcher::InterruptScope::enter(crate::events::capability());
     // Acknowledge first: the handler may switch to another strand, which
@@ -150,6 +159,7 @@ extern "x86-interrupt" fn timer(_frame: InterruptStackFrame) {
     // stay disabled until this strand's `iretq`.
     super::apic::end_of_interrupt();
     crate::time::on_timer_interrupt();
+    crate::containment::watchdog::on_timer(registers, context.interrupted());
     crate::strands::preempt_point();
 }
 
@@ -207,7 +217,14 @@ static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| {
             .set_handler_fn(page_fault)
             .set_stack_index(gdt::PAGE_FAULT_IST);
     }
-    idt[TIMER_VECTOR].set_handler_fn(timer);
+    // SAFETY: `timer_entry` saves every general-purpose register, calls the
+    // handler on the interrupted stack with the C ABI (stack aligned), and
+    // returns with `iretq` after restoring them: a valid interrupt entry.
+    unsafe {
+        idt[TIMER_VECTOR].set_handler_addr(x86_64::VirtAddr::new(
+            super::timer_entry::timer_entry as *const () as u64,
+        ));
+    }
     idt[APIC_SPURIOUS_VECTOR].set_handler_fn(apic_spurious);
     for vector in PIC_BASE_VECTOR..PIC_BASE_VECTOR + 16 {
         idt[vector].set_handler_fn(pic_spurious);

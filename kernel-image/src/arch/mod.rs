@@ -13,6 +13,7 @@ pub mod probe;
 pub mod push_port;
 pub mod qemu;
 pub mod serial;
+pub mod timer_entry;
 
 /// Reads the time-stamp counter.
 #[inline]

@@ -12,6 +12,7 @@
 //! listed in [`SUITES`] and run by the shell's `bench [SUITE]`.
 
 mod baseline;
+mod containment;
 mod dispatch;
 mod strands;
 mod vm;
@@ -241,6 +242,11 @@ pub const SUITES: &[Suite] = &[
         name: "strands",
         about: "fork-join, ping-pong, switch",
         run: strands::run,
+    },
+    Suite {
+        name: "containment",
+        about: "the extension boundary on a raise; a contained panic",
+        run: containment::run,
     },
     Suite {
         name: "vm",

@@ -89,6 +89,12 @@ impl Backtrace {
         }
     }
 
+    /// Each frame's address as it is symbolised (a return address one
+    /// byte back, inside its call instruction), innermost first.
+    pub fn lookup_addresses(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..self.len).map(|index| self.lookup_address(index))
+    }
+
     /// Why the walk ended.
     pub fn stop_reason(&self) -> StopReason {
         self.stop

@@ -259,29 +259,32 @@ pub fn register(name: &str, image: &LinkedImage, range: Range<u64>) -> Registrat
     record.name[..shown.len()].copy_from_slice(shown);
     record.name_len = shown.len() as u64;
 
-    let mut registry = REGISTRY.lock();
-    let Some(index) = registry.slots.iter().position(Option::is_none) else {
-        drop(registry);
+    // With interrupts off: a panic contained in an interrupt handler needs
+    // the registry (try-locked) to name the extension it happened in.
+    let registered = x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut registry = REGISTRY.lock();
+        let index = registry.slots.iter().position(Option::is_none)?;
+        let load_id = registry.next_load_id;
+        registry.next_load_id += 1;
+        record.load_id = load_id;
+        registry.slots[index] = Some(Slot {
+            load_id,
+            name: String::from(name),
+            image: range,
+            functions,
+            unwind_tables,
+            _sections: sections,
+            _section_names: section_names,
+        });
+        let table = registry.table();
+        table.records[index] = record;
+        table.generation += 1;
+        Some((load_id, table.generation))
+    });
+    let Some((load_id, generation)) = registered else {
         log::warn!("debug: more than {CAPACITY} extensions loaded; {name} is left out");
         return Registration { load_id: 0 };
     };
-    let load_id = registry.next_load_id;
-    registry.next_load_id += 1;
-    record.load_id = load_id;
-    registry.slots[index] = Some(Slot {
-        load_id,
-        name: String::from(name),
-        image: range,
-        functions,
-        unwind_tables,
-        _sections: sections,
-        _section_names: section_names,
-    });
-    let table = registry.table();
-    table.records[index] = record;
-    table.generation += 1;
-    let generation = table.generation;
-    drop(registry);
     spindle_debug_extensions_changed(generation);
     Registration { load_id }
 }
@@ -291,20 +294,21 @@ impl Drop for Registration {
         if self.load_id == 0 {
             return;
         }
-        let mut registry = REGISTRY.lock();
-        let Some(index) = registry
-            .slots
-            .iter()
-            .position(|s| s.as_ref().is_some_and(|s| s.load_id == self.load_id))
-        else {
+        let removed = x86_64::instructions::interrupts::without_interrupts(|| {
+            let mut registry = REGISTRY.lock();
+            let index = registry
+                .slots
+                .iter()
+                .position(|s| s.as_ref().is_some_and(|s| s.load_id == self.load_id))?;
+            let table = registry.table();
+            table.records[index] = ExtensionRecord::EMPTY;
+            table.generation += 1;
+            let generation = table.generation;
+            Some((registry.slots[index].take(), generation))
+        });
+        let Some((slot, generation)) = removed else {
             return;
         };
-        let table = registry.table();
-        table.records[index] = ExtensionRecord::EMPTY;
-        table.generation += 1;
-        let generation = table.generation;
-        let slot = registry.slots[index].take();
-        drop(registry);
         drop(slot);
         spindle_debug_extensions_changed(generation);
     }

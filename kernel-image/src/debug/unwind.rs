@@ -221,6 +221,40 @@ pub fn walk(
     }
 }
 
+/// Leaves extension code: from `start`, an interrupted state at an
+/// instruction inside an extension, follows the unwind rules out through
+/// the extension's frames (restoring callee-saved registers) to the first
+/// caller whose return address is in the kernel's text, and returns that
+/// caller's registers: `rip` is the return address into the kernel, `rsp`
+/// the stack pointer just after the return (the return address is the
+/// word below it), the callee-saved registers as the kernel frame had them.
+/// Gives up after `max_frames` frames.
+pub fn unwind_to_kernel(
+    start: Registers,
+    kernel: &KernelImage,
+    extensions: &Registry,
+    max_frames: usize,
+) -> Result<Registers, StopReason> {
+    let mut stack = MappedCache::default();
+    let mut regs = start;
+    let mut lookup = regs.rip;
+    for _ in 0..max_frames {
+        let caller = step(&regs, lookup, kernel, Some(extensions), &mut stack)?;
+        if caller.rip == 0 {
+            return Err(StopReason::EndOfStack);
+        }
+        if caller.rsp <= regs.rsp {
+            return Err(StopReason::StackNotGrowing);
+        }
+        if kernel.text.contains(&caller.rip) {
+            return Ok(caller);
+        }
+        regs = caller;
+        lookup = regs.rip - 1;
+    }
+    Err(StopReason::DepthLimit)
+}
+
 /// The caller's registers, from the frame rules for `pc`.
 fn step(
     regs: &Registers,

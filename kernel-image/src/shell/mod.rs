@@ -17,6 +17,7 @@ use alloc::vec::Vec;
 use console::{Line, Reply};
 
 use crate::arch::serial;
+use crate::containment::faults;
 use crate::memory;
 use crate::{print, println, time};
 
@@ -27,6 +28,7 @@ pub const PROMPT: &str = "spindle> ";
 const MAX_LINE: usize = 1024;
 
 mod bench;
+mod containment;
 mod dispatch;
 mod extensions;
 mod memory_services;
@@ -52,6 +54,7 @@ const GROUPS: &[&[Command]] = &[
     extensions::COMMANDS,
     strands::COMMANDS,
     bench::COMMANDS,
+    containment::COMMANDS,
     memory_services::COMMANDS,
 ];
 
@@ -159,15 +162,21 @@ pub fn execute(text: &str) {
     if line.command().is_empty() {
         return;
     }
-    match crate::events::authority().line.raise(&line) {
-        Ok(Reply::Handled) => {}
-        Ok(Reply::Unknown) => println!(
+    let raised = faults::call_extensions(console::LINE_EVENT, || {
+        crate::events::authority().line.raise(&line)
+    });
+    match raised {
+        Ok(Ok(Reply::Handled)) => {}
+        Ok(Ok(Reply::Unknown)) => println!(
             "error: unknown command '{}' (type 'help' for the list)",
             line.command()
         ),
-        Err(e) => println!("error: Console.Line could not be raised: {e:?}"),
+        Ok(Err(e)) => println!("error: Console.Line could not be raised: {e:?}"),
+        Err(failed) => println!("error: '{}' abandoned: {failed}", line.command()),
     }
     drop(line);
+    // A failed extension is reported and unloaded before the next prompt.
+    faults::handle_pending();
     let deferred = DEFERRED.lock().take();
     if let Some(action) = deferred {
         action();

@@ -37,6 +37,12 @@ impl Executor for StrandExecutor {
     }
 }
 
+/// Runs `job` later in a kernel strand of its own. Callable from
+/// anywhere, the timer interrupt included (not from inside the scheduler).
+pub fn run_later(job: Job) {
+    StrandExecutor.spawn(job);
+}
+
 fn spawner_loop() {
     loop {
         while let Some(job) = interrupts::without_interrupts(|| JOBS.lock().pop_front()) {

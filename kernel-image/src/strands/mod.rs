@@ -42,6 +42,7 @@ mod platform;
 pub mod stack;
 mod timer;
 
+pub use executor::run_later;
 use timer::on_tick;
 pub use timer::{sleep_ticks, sleep_until};
 
@@ -60,7 +61,7 @@ use x86_64::instructions::interrupts;
 
 use crate::arch::context::{self, Context};
 use crate::arch::rdtsc;
-use crate::containment::{self, StrandDepth};
+use crate::containment::{self, StrandDepth, faults};
 use crate::cpu::{self, StackBounds};
 use stack::Stack;
 
@@ -85,9 +86,21 @@ static STARTED: AtomicBool = AtomicBool::new(false);
 static REAPER: AtomicU64 = AtomicU64::new(0);
 static TICK_BINDING: spin::Once<Binding<u64, ()>> = spin::Once::new();
 
-/// Raises one of the service's signals.
+/// Raises one of the service's signals. A panic in an extension's handler
+/// is contained here (the extension is unloaded later, see
+/// [`containment::faults`]).
 fn raise(which: Signal, signal: &strand::StrandSignal) {
-    signals::raise(crate::events::capability(), which, signal);
+    let site = match which {
+        Signal::Block => strand::BLOCK_EVENT,
+        Signal::Unblock => strand::UNBLOCK_EVENT,
+        Signal::Checkpoint => strand::CHECKPOINT_EVENT,
+        Signal::Resume => strand::RESUME_EVENT,
+    };
+    containment::interrupt_stack::call_on_interrupt_stack(&mut || {
+        let _ = faults::call_extensions_deferred(site, || {
+            signals::raise(crate::events::capability(), which, signal);
+        });
+    });
 }
 
 /// Runs `f` on the strand table and this CPU's run queue, with interrupts
@@ -241,6 +254,14 @@ extern "C" fn strand_entry() -> ! {
     interrupts::enable();
     let reason = match entry.map(|entry| containment::catch(|| entry.run())) {
         None | Some(Ok(())) => ExitReason::Returned,
+        Some(Err(panicked)) if panicked.culprit.is_some() => {
+            // An extension's code panicked: the extension goes.
+            faults::report("a strand", &panicked);
+            drop(panicked);
+            faults::want_job();
+            faults::kick();
+            ExitReason::Panicked
+        }
         Some(Err(panicked)) => {
             log::error!("strand {me} panicked and was stopped: {panicked}");
             drop(panicked);
@@ -273,9 +294,19 @@ fn schedule(cause: Cause) {
         }
         t.choose(rq)
     });
-    let answer = args
-        .as_ref()
-        .map(|args| signals::ask_policy(crate::events::capability(), args));
+    // A policy whose handler panics is passed over: round-robin answers.
+    let answer = args.as_ref().map(|args| {
+        let mut answer = None;
+        containment::interrupt_stack::call_on_interrupt_stack(&mut || {
+            answer = Some(
+                faults::call_extensions_deferred(strand::PICK_NEXT_EVENT, || {
+                    signals::ask_policy(crate::events::capability(), args)
+                })
+                .unwrap_or_else(|_| Ok(strand::events::round_robin(args))),
+            );
+        });
+        answer.unwrap_or_else(|| Ok(strand::events::round_robin(args)))
+    });
     let switch = locked(|t, rq| {
         let committed = match (&args, answer) {
             (Some(args), Some(answer)) => t.commit(args, answer, rq),

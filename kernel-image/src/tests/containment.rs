@@ -118,3 +118,75 @@ fn catch_returns_the_value_when_nothing_panics() -> KtestResult {
     ensure!(matches!(value, Ok(42)), "{value:?}");
     Ok(())
 }
+
+/// Loads the fixture `name`, raises `Console.Line` with `command` inside
+/// the extension boundary, and handles the fault (report, unload).
+/// Returns what the raise returned.
+fn fault_cycle(
+    name: &str,
+    command: &str,
+) -> Result<crate::containment::faults::ExtensionFailed, crate::ktest::KtestFailure> {
+    use crate::containment::faults;
+    let fail = |e: &dyn core::fmt::Display| crate::ktest::KtestFailure::new(alloc::format!("{e}"));
+    crate::loader::load(name).map_err(|e| fail(&e))?;
+    let line = console::Line::new(command);
+    let result = faults::call_extensions("ktest", || crate::events::authority().line.raise(&line));
+    drop(line);
+    let failed = match result {
+        Ok(_) => return Err(fail(&alloc::format!("{command} returned"))),
+        Err(failed) => failed,
+    };
+    ensure!(!containment::may_unwind(), "catch frame left open");
+    ensure!(
+        x86_64::instructions::interrupts::are_enabled(),
+        "interrupts left disabled"
+    );
+    // The raise's read section was closed by the unwind.
+    ensure_eq!(dispatcher::read_side::raise_depth(), 0);
+    ensure_eq!(faults::handle_pending(), 1);
+    ensure!(
+        !crate::loader::with(|l| l.is_loaded(name)),
+        "{name} still loaded"
+    );
+    Ok(failed)
+}
+
+/// Forced unwinding from the timer path: the `endless-loop` fixture's
+/// handler never returns; the watchdog redirects it from the timer
+/// interrupt, the unwind reaches the boundary, and the extension is
+/// unloaded. The second round leaves the heap exactly as it was (the
+/// first may leave `Console.Line`'s dispatch plan recompiled to another
+/// size).
+#[ktest]
+fn the_watchdog_unwinds_an_endless_loop_from_the_timer_interrupt() -> KtestResult {
+    use crate::containment::faults;
+    let faults_before = faults::count();
+    let failed = fault_cycle("endless-loop", "endless-loop")?;
+    ensure_eq!(failed.extension.as_str(), "endless-loop");
+    ensure_eq!(failed.site, "ktest");
+    ensure_eq!(faults::count(), faults_before + 1);
+    // Retired dispatch tables are freed after their grace period.
+    dispatcher::read_side::synchronize();
+    let heap_before = heap::stats().used;
+    fault_cycle("endless-loop", "endless-loop")?;
+    dispatcher::read_side::synchronize();
+    ensure_eq!(heap::stats().used, heap_before);
+    Ok(())
+}
+
+/// The stack guard: the `unbounded-recursion` fixture's handler recurses
+/// into the guard page below the stack; the page fault becomes a forced
+/// unwind from the kernel frame that called in (no double fault), and the
+/// extension is unloaded; the second round leaves the heap exactly as it
+/// was.
+#[ktest]
+fn an_overflow_into_the_guard_page_unwinds_to_the_boundary() -> KtestResult {
+    let failed = fault_cycle("unbounded-recursion", "recurse")?;
+    ensure_eq!(failed.extension.as_str(), "unbounded-recursion");
+    dispatcher::read_side::synchronize();
+    let heap_before = heap::stats().used;
+    fault_cycle("unbounded-recursion", "recurse")?;
+    dispatcher::read_side::synchronize();
+    ensure_eq!(heap::stats().used, heap_before);
+    Ok(())
+}

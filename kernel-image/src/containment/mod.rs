@@ -11,20 +11,37 @@
 //! [`Panicked`] with the message and location, copied into the record so
 //! that nothing points into the (possibly unloaded) code that panicked.
 //!
+//! Two kinds of catch frame: [`catch`] takes any panic (a strand's entry,
+//! an extension's `init`/`exit`, the kernel's own tests), while
+//! [`faults::call_extensions`] sits where the kernel calls into code that
+//! may run extensions (a raise of a kernel event, a strand running an
+//! extension's code) and takes only panics that have an extension frame on
+//! the stack: the panic handler walks the stack first ([`begin_unwind`])
+//! and a kernel bug under such a frame stays fatal, with its backtrace.
+//!
 //! Contexts: unwinding cannot cross an interrupt frame, so an interrupt or
 //! exception handler runs with its own catch depth of zero
 //! ([`InterruptContext`]); a panic there stops the machine unless the
-//! handler itself opened a catch frame.
+//! handler itself opened a catch frame (the timer opens one around the
+//! `Clock.Tick` raise).
+
+pub mod faults;
+pub mod interrupt_stack;
+pub mod watchdog;
 
 use alloc::boxed::Box;
 use core::cell::Cell;
 use core::fmt::{self, Write};
 use core::panic::PanicInfo;
 
+use crate::debug::backtrace::Backtrace;
+
 /// Longest panic message kept (longer ones are cut).
 const MESSAGE_CAPACITY: usize = 240;
 /// Longest source path kept.
 const FILE_CAPACITY: usize = 120;
+/// Longest extension name kept.
+pub const NAME_CAPACITY: usize = 64;
 
 /// Text in a fixed buffer: formatting into it never allocates and never
 /// fails; what does not fit is dropped.
@@ -93,7 +110,7 @@ impl<const N: usize> fmt::Debug for FixedText<N> {
 }
 
 /// A panic caught at a boundary: its message and where it was raised.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Panicked {
     /// The panic message.
     pub message: FixedText<MESSAGE_CAPACITY>,
@@ -103,6 +120,11 @@ pub struct Panicked {
     pub line: u32,
     /// Column of the panic (0 if unknown).
     pub column: u32,
+    /// The loaded extension that owns the innermost extension frame on the
+    /// panicking stack, if any (see [`faults::culprit`]).
+    pub culprit: Option<FixedText<NAME_CAPACITY>>,
+    /// Where the panic was raised, captured before unwinding.
+    pub backtrace: Option<Backtrace>,
 }
 
 impl Panicked {
@@ -113,6 +135,8 @@ impl Panicked {
             file: FixedText::new(),
             line: 0,
             column: 0,
+            culprit: None,
+            backtrace: None,
         };
         let _ = write!(record.message, "{}", info.message());
         if let Some(location) = info.location() {
@@ -121,6 +145,18 @@ impl Panicked {
             record.column = location.column();
         }
         record
+    }
+}
+
+impl fmt::Debug for Panicked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Panicked")
+            .field("message", &self.message)
+            .field("file", &self.file)
+            .field("line", &self.line)
+            .field("column", &self.column)
+            .field("culprit", &self.culprit)
+            .finish_non_exhaustive()
     }
 }
 
@@ -138,6 +174,11 @@ impl fmt::Display for Panicked {
 pub struct ContainmentState {
     /// Catch frames open in the current context (see the module docs).
     depth: Cell<usize>,
+    /// Of those, the frames that take any panic ([`catch`]).
+    catch_all: Cell<usize>,
+    /// Timer ticks that found this context in extension code since its
+    /// outermost extension-fault frame opened (see [`watchdog`]).
+    extension_samples: Cell<u32>,
 }
 
 impl ContainmentState {
@@ -145,6 +186,8 @@ impl ContainmentState {
     pub const fn new() -> Self {
         Self {
             depth: Cell::new(0),
+            catch_all: Cell::new(0),
+            extension_samples: Cell::new(0),
         }
     }
 }
@@ -175,21 +218,45 @@ pub fn may_unwind() -> bool {
     state().depth.get() > 0
 }
 
+/// Whether a frame that takes any panic is open in the current context.
+fn catches_everything() -> bool {
+    state().catch_all.get() > 0
+}
+
+/// What a catch frame takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Takes {
+    /// Any panic.
+    Everything,
+    /// Panics with an extension frame on the stack.
+    ExtensionFaults,
+}
+
 /// Closes the catch frame it opened when dropped, also during an unwind.
-struct Frame;
+struct Frame(Takes);
 
 impl Frame {
-    fn open() -> Self {
-        let depth = &state().depth;
-        depth.set(depth.get() + 1);
-        Frame
+    fn open(takes: Takes) -> Self {
+        let state = state();
+        state.depth.set(state.depth.get() + 1);
+        if takes == Takes::Everything {
+            state.catch_all.set(state.catch_all.get() + 1);
+        }
+        if state.depth.get() == 1 {
+            // A new call into extensions: the watchdog starts counting.
+            state.extension_samples.set(0);
+        }
+        Frame(takes)
     }
 }
 
 impl Drop for Frame {
     fn drop(&mut self) {
-        let depth = &state().depth;
-        depth.set(depth.get() - 1);
+        let state = state();
+        state.depth.set(state.depth.get() - 1);
+        if self.0 == Takes::Everything {
+            state.catch_all.set(state.catch_all.get() - 1);
+        }
     }
 }
 
@@ -197,12 +264,19 @@ impl Drop for Frame {
 /// [`Panicked`]. Interrupts are re-enabled afterwards if they were enabled
 /// on entry (a panic may have left them off).
 pub fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Box<Panicked>> {
+    catch_as(Takes::Everything, f)
+}
+
+#[inline(always)]
+fn catch_as<R>(takes: Takes, f: impl FnOnce() -> R) -> Result<R, Box<Panicked>> {
     let interrupts = x86_64::instructions::interrupts::are_enabled();
     let result = {
-        let _frame = Frame::open();
+        let _frame = Frame::open(takes);
         unwinding::panic::catch_unwind(f)
     };
-    if interrupts {
+    // Only after a panic (which disables them) is there anything to
+    // restore; `sti` is not free, so the common case skips it.
+    if interrupts && !x86_64::instructions::interrupts::are_enabled() {
         x86_64::instructions::interrupts::enable();
     }
     result.map_err(|payload| match payload.downcast::<Panicked>() {
@@ -215,15 +289,38 @@ pub fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Box<Panicked>> {
                 file: FixedText::new(),
                 line: 0,
                 column: 0,
+                culprit: None,
+                backtrace: None,
             })
         }
     })
 }
 
-/// Starts unwinding for the panic described by `info`. Returns only if no
-/// catch frame took it (then the caller stops the machine).
+/// Starts unwinding for the panic described by `info`, after capturing
+/// where it happened and which extension it happened in. Returns without
+/// unwinding if only extension-fault frames are open and no extension frame
+/// is on the stack (a kernel bug: the caller stops the machine), or if no
+/// catch frame took it.
 pub fn begin_unwind(info: &PanicInfo<'_>) {
-    let record: Box<Panicked> = Box::new(Panicked::from_info(info));
+    // No interrupt until the boundary: the unwinder's frame registry and
+    // the debug registry are locked while the unwind looks frames up, and
+    // a contained panic in an interrupt handler needs them too. The
+    // boundary restores the interrupt flag it found.
+    x86_64::instructions::interrupts::disable();
+    let backtrace = Backtrace::capture();
+    let culprit = faults::culprit(&backtrace);
+    if culprit.is_none() && !catches_everything() {
+        return;
+    }
+    let mut record: Box<Panicked> = Box::new(Panicked::from_info(info));
+    record.culprit = culprit;
+    record.backtrace = Some(backtrace);
+    let _code = unwinding::panic::begin_panic(record);
+}
+
+/// Continues unwinding a caught panic towards the next catch frame out.
+/// Returns only if none took it.
+fn resume_unwind(record: Box<Panicked>) {
     let _code = unwinding::panic::begin_panic(record);
 }
 
@@ -232,20 +329,43 @@ pub fn begin_unwind(info: &PanicInfo<'_>) {
 /// strand out ([`StrandDepth::save`]) and gives it back when the strand
 /// resumes; a new strand starts with none ([`StrandDepth::NONE`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StrandDepth(usize);
+pub struct StrandDepth {
+    depth: usize,
+    catch_all: usize,
+    extension_samples: u32,
+}
 
 impl StrandDepth {
     /// A strand with no catch frame open.
-    pub const NONE: StrandDepth = StrandDepth(0);
+    pub const NONE: StrandDepth = StrandDepth {
+        depth: 0,
+        catch_all: 0,
+        extension_samples: 0,
+    };
 
     /// The running strand's depth, as it is switched out.
     pub fn save() -> Self {
-        Self(state().depth.get())
+        let state = state();
+        Self {
+            depth: state.depth.get(),
+            catch_all: state.catch_all.get(),
+            extension_samples: state.extension_samples.get(),
+        }
     }
 
     /// Makes this the depth of the strand that now runs.
     pub fn restore(self) {
-        state().depth.set(self.0);
+        let state = state();
+        state.depth.set(self.depth);
+        state.catch_all.set(self.catch_all);
+        state.extension_samples.set(self.extension_samples);
+    }
+
+    /// Whether only extension-fault frames are open (the context is inside
+    /// a kernel raise that may run extensions, and in no catch-everything
+    /// frame, such as a strand's entry).
+    pub fn in_extension_call(&self) -> bool {
+        self.depth > 0 && self.catch_all == 0
     }
 }
 
@@ -254,20 +374,25 @@ impl StrandDepth {
 /// frame), so the handler starts with none and the old depth comes back
 /// when it returns.
 pub struct InterruptContext {
-    saved: usize,
+    saved: StrandDepth,
 }
 
 impl InterruptContext {
     /// Enters handler context.
     pub fn enter() -> Self {
-        Self {
-            saved: state().depth.replace(0),
-        }
+        let saved = StrandDepth::save();
+        StrandDepth::NONE.restore();
+        Self { saved }
+    }
+
+    /// The interrupted context's containment state, restored on drop.
+    pub fn interrupted(&mut self) -> &mut StrandDepth {
+        &mut self.saved
     }
 }
 
 impl Drop for InterruptContext {
     fn drop(&mut self) {
-        state().depth.set(self.saved);
+        self.saved.restore();
     }
 }

@@ -1,0 +1,351 @@
+//! The watchdog: extension code that runs for a second without returning
+//! to the kernel (an endless loop, a spin on a lock it holds itself) is
+//! made to panic, and the panic is contained like any other.
+//!
+//! **Detection.** Every timer interrupt looks at the context it
+//! interrupted. If that context is inside a kernel call into extensions (an
+//! extension-fault frame is open, see [`super::faults`], and no
+//! catch-everything frame: a strand's own code is not timed) and the
+//! interrupted instruction lies in a loaded extension's image, the tick is
+//! counted against that call; [`LIMIT_TICKS`] such ticks (one second at
+//! the timer's rate) within one call fire the watchdog. The count belongs
+//! to the interrupted strand's containment state, so it follows the strand
+//! across switches and restarts with each new call into extensions. Ticks
+//! that find the kernel's own code running (a kernel function the
+//! extension called) do not count: that code may hold kernel locks and is
+//! never interrupted this way.
+//!
+//! **Forcing the unwind.** Unwinding cannot start at the interrupted
+//! instruction: the personality routine finds no call-site entry for an
+//! arbitrary instruction and would abort. Instead the handler follows the
+//! unwind rules from the interrupted registers (all of them, saved by the
+//! timer's entry stub, [`crate::arch::timer_entry`]) out through the
+//! extension's frames to the innermost kernel frame that called into the
+//! extension ([`crate::debug::unwind::unwind_to_kernel`]), restoring that
+//! frame's callee-saved registers on the way. It then rewrites the
+//! interrupted context so that `iretq` enters [`trampoline`] as if that
+//! kernel frame had just called it: the stack pointer at the return
+//! address into the kernel, the kernel frame's callee-saved registers, and
+//! in `rdi` the panic record (extension, message, the backtrace of the
+//! looping code). The trampoline starts an ordinary unwind with that
+//! record; the kernel frame's return address is a call site, so its
+//! landing pads run, and the unwind ends at the boundary, which reports
+//! and unloads the extension. The abandoned extension frames never run
+//! again and their destructors do not run: everything they owned belongs
+//! to the extension being unloaded (its locks, its statics, its image).
+//! The one thing they could hold of the kernel's — a guard of a kernel
+//! lock — no public interface hands to an extension.
+//!
+//! **Stack overflow** takes the same road from the page-fault handler
+//! ([`redirect_overflow`]): a fault just below the stack pointer of
+//! extension code running inside a kernel call is an overflow into the
+//! stack's guard page. The handler cannot walk from its own frame (it runs
+//! on the page-fault stack and only has the CPU's frame), so it resumes
+//! the faulting context, interrupts off, in a small stub on the interrupt
+//! stack ([`overflow_capture`]) that saves the callee-saved registers the
+//! faulting code had, leaves the extension's frames as above, and jumps to
+//! the trampoline on the faulting stack, now far above its guard page.
+//!
+//! **`Clock.Tick` handlers** run inside the timer interrupt with
+//! interrupts disabled, so the timer cannot interrupt them: an endless
+//! loop there is not caught by this watchdog (see ARCHITECTURE.md).
+
+use alloc::boxed::Box;
+use core::fmt::Write;
+
+use super::{FixedText, Panicked, StrandDepth};
+use crate::arch::timer_entry::InterruptedRegisters;
+use crate::debug::backtrace::Backtrace;
+use crate::debug::extensions::try_snapshot;
+use crate::debug::symbols;
+use crate::debug::unwind::{self, Registers};
+
+/// Timer ticks in extension code within one call before the watchdog
+/// fires: one second.
+pub const LIMIT_TICKS: u32 = crate::arch::apic::TIMER_HZ as u32;
+
+/// Most extension frames followed out to the kernel.
+const MAX_EXTENSION_FRAMES: usize = 100_000;
+
+/// RFLAGS.IF.
+const INTERRUPT_FLAG: u64 = 1 << 9;
+
+/// Called by the timer interrupt with the interrupted registers and the
+/// interrupted context's containment state; redirects the context to
+/// [`trampoline`] when the watchdog fires.
+pub fn on_timer(registers: &mut InterruptedRegisters, interrupted: &mut StrandDepth) {
+    if !interrupted.in_extension_call() || registers.rflags & INTERRUPT_FLAG == 0 {
+        return;
+    }
+    let start = Registers {
+        rip: registers.rip,
+        rsp: registers.rsp,
+        rbp: registers.rbp,
+        rbx: registers.rbx,
+        r12: registers.r12,
+        r13: registers.r13,
+        r14: registers.r14,
+        r15: registers.r15,
+    };
+    let (culprit, kernel_frame) = {
+        let Some(registry) = try_snapshot() else {
+            return;
+        };
+        let Some(frame) = registry.find(start.rip) else {
+            return;
+        };
+        interrupted.extension_samples += 1;
+        if interrupted.extension_samples < LIMIT_TICKS {
+            return;
+        }
+        let Some(kernel) = symbols::kernel() else {
+            return;
+        };
+        let mut culprit = FixedText::new();
+        let _ = culprit.write_str(frame.name);
+        let kernel_frame = unwind::unwind_to_kernel(start, kernel, &registry, MAX_EXTENSION_FRAMES);
+        (culprit, kernel_frame)
+    };
+    let kernel_frame = match kernel_frame {
+        Ok(frame) => frame,
+        Err(reason) => {
+            log::error!(
+                "watchdog: {} ran for {} ticks but its frames cannot be left ({reason}); it keeps running",
+                culprit,
+                interrupted.extension_samples
+            );
+            interrupted.extension_samples = 0;
+            return;
+        }
+    };
+    let mut record = Box::new(Panicked {
+        message: FixedText::new(),
+        file: FixedText::new(),
+        line: 0,
+        column: 0,
+        culprit: Some(culprit),
+        backtrace: Some(Backtrace::from_registers(start)),
+    });
+    let _ = write!(
+        record.message,
+        "watchdog: extension code ran for {} timer ticks without returning to the kernel",
+        interrupted.extension_samples
+    );
+    let _ = record.file.write_str(file!());
+    record.line = line!();
+    interrupted.extension_samples = 0;
+    // As if the kernel frame had just called the trampoline: the return
+    // address into it on top of the stack, its callee-saved registers.
+    registers.rip = trampoline as *const () as u64;
+    registers.rsp = kernel_frame.rsp - 8;
+    registers.rbp = kernel_frame.rbp;
+    registers.rbx = kernel_frame.rbx;
+    registers.r12 = kernel_frame.r12;
+    registers.r13 = kernel_frame.r13;
+    registers.r14 = kernel_frame.r14;
+    registers.r15 = kernel_frame.r15;
+    registers.rdi = Box::into_raw(record) as u64;
+}
+
+// Entered by `iretq` with the stack pointer at a return address into the
+// kernel (so the frame rules are those at a function's first
+// instruction), the panic record in `rdi`. It keeps the stack aligned for
+// the call and never returns.
+core::arch::global_asm!(
+    ".pushsection .text.spindle_watchdog_trampoline,\"ax\",@progbits",
+    ".global spindle_watchdog_trampoline",
+    ".type spindle_watchdog_trampoline,@function",
+    "spindle_watchdog_trampoline:",
+    ".cfi_startproc",
+    "sub rsp, 8",
+    ".cfi_adjust_cfa_offset 8",
+    "call {unwind}",
+    "ud2",
+    ".cfi_endproc",
+    ".size spindle_watchdog_trampoline, . - spindle_watchdog_trampoline",
+    ".popsection",
+    unwind = sym unwind_from_trampoline,
+);
+
+unsafe extern "C" {
+    /// The trampoline (above). Never called as a function: only its
+    /// address is used, as the instruction pointer `iretq` resumes at.
+    #[link_name = "spindle_watchdog_trampoline"]
+    fn trampoline();
+}
+
+/// Where the page fault of a stack overflow happened (one CPU; interrupts
+/// are off from the fault to the jump to the trampoline).
+static OVERFLOW_AT: [core::sync::atomic::AtomicU64; 3] = [
+    core::sync::atomic::AtomicU64::new(0),
+    core::sync::atomic::AtomicU64::new(0),
+    core::sync::atomic::AtomicU64::new(0),
+];
+
+/// How far below the stack pointer a not-present fault still counts as
+/// running into the stack's guard page (a function's stack probe touches
+/// its frame page by page).
+const OVERFLOW_REACH: u64 = 64 * 1024;
+
+/// Called first by the page-fault handler: if extension code inside a
+/// kernel call faulted just below its stack pointer (it ran into the
+/// guard page), resumes it in [`overflow_capture`] on the interrupt stack,
+/// which forces the unwind. Returns whether it did.
+pub fn redirect_overflow(
+    frame: &mut x86_64::structures::idt::InterruptStackFrame,
+    address: u64,
+    error_code: u64,
+    interrupted: &StrandDepth,
+) -> bool {
+    const PRESENT: u64 = 1;
+    let rip = frame.instruction_pointer.as_u64();
+    let rsp = frame.stack_pointer.as_u64();
+    let flags = frame.cpu_flags.bits();
+    let below_stack = address < rsp.saturating_add(64) && rsp - address.min(rsp) <= OVERFLOW_REACH;
+    if !interrupted.in_extension_call()
+        || error_code & PRESENT != 0
+        || flags & INTERRUPT_FLAG == 0
+        || !below_stack
+        || super::interrupt_stack::top() == 0
+    {
+        return false;
+    }
+    let in_extension = try_snapshot().is_some_and(|registry| registry.find(rip).is_some());
+    if !in_extension {
+        return false;
+    }
+    use core::sync::atomic::Ordering::Relaxed;
+    OVERFLOW_AT[0].store(rip, Relaxed);
+    OVERFLOW_AT[1].store(rsp, Relaxed);
+    OVERFLOW_AT[2].store(address, Relaxed);
+    // SAFETY: the faulting context resumes in `overflow_capture` on the
+    // interrupt stack, which is free (it is only used with interrupts off,
+    // and the faulting code ran with them on), with interrupts off; the
+    // stub never returns to the faulting instruction. Its frames are
+    // abandoned for the forced unwind (see the module docs).
+    unsafe {
+        frame.as_mut().update(|f| {
+            f.instruction_pointer = x86_64::VirtAddr::new(overflow_capture as *const () as u64);
+            f.stack_pointer = x86_64::VirtAddr::new(super::interrupt_stack::top());
+            f.cpu_flags =
+                x86_64::registers::rflags::RFlags::from_bits_truncate(flags & !INTERRUPT_FLAG);
+        });
+    }
+    true
+}
+
+/// The callee-saved registers of the faulting code, in, and of the kernel
+/// frame to resume, out, with where the trampoline starts.
+#[repr(C)]
+struct Captured {
+    r15: u64,
+    r14: u64,
+    r13: u64,
+    r12: u64,
+    rbx: u64,
+    rbp: u64,
+    /// Out: the stack pointer the trampoline starts with.
+    target_rsp: u64,
+    /// Out: the panic record, for the trampoline's `rdi`.
+    record: u64,
+}
+
+/// Entered (by `iretq`) on the interrupt stack's top with the faulting
+/// code's registers: saves the callee-saved ones, lets
+/// [`leave_overflowed_frames`] replace them with the kernel frame's, loads
+/// those and jumps to the trampoline on the faulting stack.
+#[unsafe(naked)]
+extern "C" fn overflow_capture() -> ! {
+    core::arch::naked_asm!(
+        "sub rsp, 16",
+        "push rbp",
+        "push rbx",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
+        "mov rdi, rsp",
+        "call {leave}",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop rbx",
+        "pop rbp",
+        "mov rdi, [rsp + 8]",
+        "mov rsp, [rsp]",
+        "jmp spindle_watchdog_trampoline",
+        leave = sym leave_overflowed_frames,
+    );
+}
+
+/// Follows the unwind rules from the faulting state out to the kernel
+/// frame that called into the extension and prepares the panic record.
+extern "C" fn leave_overflowed_frames(captured: &mut Captured) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let start = Registers {
+        rip: OVERFLOW_AT[0].load(Relaxed),
+        rsp: OVERFLOW_AT[1].load(Relaxed),
+        rbp: captured.rbp,
+        rbx: captured.rbx,
+        r12: captured.r12,
+        r13: captured.r13,
+        r14: captured.r14,
+        r15: captured.r15,
+    };
+    let address = OVERFLOW_AT[2].load(Relaxed);
+    let mut culprit = FixedText::new();
+    let kernel_frame = match (try_snapshot(), symbols::kernel()) {
+        (Some(registry), Some(kernel)) => {
+            if let Some(frame) = registry.find(start.rip) {
+                let _ = culprit.write_str(frame.name);
+            }
+            unwind::unwind_to_kernel(start, kernel, &registry, MAX_EXTENSION_FRAMES)
+        }
+        _ => Err(unwind::StopReason::RegistryBusy),
+    };
+    let mut record = Box::new(Panicked {
+        message: FixedText::new(),
+        file: FixedText::new(),
+        line: 0,
+        column: 0,
+        culprit: Some(culprit),
+        backtrace: Some(Backtrace::from_registers(start)),
+    });
+    let _ = write!(
+        record.message,
+        "stack overflow: extension code ran into the guard page at {address:#x} (stack pointer {:#x})",
+        start.rsp
+    );
+    let _ = record.file.write_str(file!());
+    record.line = line!();
+    let kernel_frame = match kernel_frame {
+        Ok(frame) => frame,
+        Err(reason) => {
+            let _ = write!(record.message, "; its frames cannot be left ({reason})");
+            crate::panic::fatal_caught(&record)
+        }
+    };
+    captured.r15 = kernel_frame.r15;
+    captured.r14 = kernel_frame.r14;
+    captured.r13 = kernel_frame.r13;
+    captured.r12 = kernel_frame.r12;
+    captured.rbx = kernel_frame.rbx;
+    captured.rbp = kernel_frame.rbp;
+    captured.target_rsp = kernel_frame.rsp - 8;
+    captured.record = Box::into_raw(record) as u64;
+}
+
+/// Starts the unwind with the record the watchdog prepared.
+extern "C-unwind" fn unwind_from_trampoline(record: *mut Panicked) -> ! {
+    // SAFETY: `record` is the pointer `on_timer` made with `Box::into_raw`
+    // and put in `rdi` of this one redirected context; it is taken back
+    // exactly once, here.
+    let record = unsafe { Box::from_raw(record) };
+    // As in the panic handler: no interrupt until the boundary.
+    x86_64::instructions::interrupts::disable();
+    let fallback = record.clone();
+    super::resume_unwind(record);
+    // No catch frame took it (cannot happen: the context was inside one).
+    crate::panic::fatal_caught(&fallback)
+}
