@@ -76,7 +76,7 @@ pub struct BindingOptions {
     /// Runs only for raises whose key (from the event's key extractor) is
     /// this value.
     pub key: Option<u64>,
-    /// Runs later, through an [`Executor`].
+    /// Runs later, through an `Executor`.
     pub asynchronous: bool,
     /// Time-bounded by the event's quantum.
     pub ephemeral: bool,

@@ -15,7 +15,7 @@
 //!   stores the old depth back when the [`ReadGuard`] drops (also during an
 //!   unwind).
 //! * A writer replaces the table with one atomic swap
-//!   ([`Published::replace`]), runs the **heavy barrier** (host Linux:
+//!   (`Published::replace`), runs the **heavy barrier** (host Linux:
 //!   `membarrier(PRIVATE_EXPEDITED)`, which makes every thread's earlier
 //!   stores visible; one kernel CPU: a compiler fence; Miri and loom: a
 //!   `SeqCst` fence, with a `SeqCst` fence on the read side too), and puts
@@ -446,7 +446,7 @@ pub(crate) fn pending() -> bool {
 }
 
 /// The current context's read state, saved when a strand is switched out
-/// and restored when it resumes; see [`park`].
+/// and restored when it resumes; see `park`.
 #[derive(Debug)]
 #[must_use = "a parked read state must be resumed on the same strand"]
 pub struct ParkedReads {

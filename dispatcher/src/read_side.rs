@@ -23,7 +23,7 @@ use crate::rcu;
 pub use crate::rcu::{MAX_RAISE_DEPTH, ParkedReads};
 
 /// Parks the running strand's read state for a switch; call
-/// [`ParkedReads::resume`] on the same strand when it runs again. A new
+/// `ParkedReads::resume` on the same strand when it runs again. A new
 /// strand starts with none.
 pub fn park(_kernel: KernelCapability) -> ParkedReads {
     rcu::park()

@@ -1,12 +1,12 @@
 //! One binding as a raise calls it: guards and handler monomorphised into
-//! one object behind one virtual call ([`Callable`]).
+//! one object behind one virtual call (`Callable`).
 //!
-//! [`Specialised<A, G, H>`] is built at install time from the installer's
+//! `Specialised<A, G, H>` is built at install time from the installer's
 //! concrete handler type `H` and guard chain `G`, so a raise reaches the
 //! handler through a single indirect call whose body checks the guards and
 //! calls the handler inline. Guards imposed by the authority after install
-//! wrap the object ([`WithImposed`]); a hot-swapped handler shares the old
-//! object's guards ([`Callable::swap`]). Each object counts its calls and the
+//! wrap the object (`WithImposed`); a hot-swapped handler shares the old
+//! object's guards (`Callable::swap`). Each object counts its calls and the
 //! installer's alive binding objects.
 
 use alloc::sync::Arc;

@@ -15,7 +15,7 @@ use crate::time_bounds::OverrunHandler;
 
 /// The owner's capability over one event.
 ///
-/// Invariants: given only to the declarer by [`EventBuilder::declare`]; not
+/// Invariants: given only to the declarer by `EventBuilder::declare`; not
 /// `Clone`. Every change it makes is atomic with respect to raises (it
 /// publishes a new plan). Its methods take the event's writer lock: call
 /// them from thread context.
@@ -77,7 +77,7 @@ impl<A: 'static, R: 'static> EventAuthority<A, R> {
     }
 
     /// Atomically replaces a binding's handler (hot swap); see
-    /// [`Binding::swap_handler`].
+    /// `Binding::swap_handler`.
     pub fn swap_handler(
         &self,
         id: BindingId,

@@ -1,7 +1,7 @@
 //! Events: the handle, and how a raise runs.
 //!
 //! * [`Event`] (this file): the handle; raising reads the event's current
-//!   [`Table`] inside a read section ([`rcu`](crate::rcu)).
+//!   `Table` inside a read section (`rcu`).
 //! * [`EventBuilder`] (`builder.rs`): declaring an event.
 //! * [`EventAuthority`] (`authority.rs`): the owner's capability.
 //! * `writer.rs`: the writer state, installs and uninstalls, and compiling

@@ -5,7 +5,7 @@
 //! Every change runs under the event's writer lock, compiles a new table
 //! from the whole state (linear in the number of bindings) and publishes it
 //! with one pointer swap; the old table is freed after a grace period
-//! ([`rcu`](crate::rcu)). Writers refuse to run in interrupt context
+//! (`rcu`). Writers refuse to run in interrupt context
 //! (the kernel marks it): they take spin locks an interrupted writer on the
 //! same CPU may hold.
 

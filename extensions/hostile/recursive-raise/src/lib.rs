@@ -10,7 +10,10 @@ use spindle_sdk::dispatcher::RaiseError;
 use spindle_sdk::prelude::*;
 use spindle_sdk::spin::Mutex;
 
-static EVENT: Mutex<Option<(Event<u64, u64>, EventAuthority<u64, u64>)>> = Mutex::new(None);
+/// The event this extension declares, with its authority.
+type Declared = (Event<u64, u64>, EventAuthority<u64, u64>);
+
+static EVENT: Mutex<Option<Declared>> = Mutex::new(None);
 static COMMAND: Mutex<Option<Binding<Line, Reply>>> = Mutex::new(None);
 static STOPPED_BY: Mutex<Option<RaiseError>> = Mutex::new(None);
 
