@@ -188,6 +188,13 @@ pub fn declared_event() -> Option<&'static PublicEvent<EventDeclared, ()>> {
     DECLARED_PUBLIC.get()
 }
 
+/// Forgets entries of events that died (see `registry::prune_dead`).
+pub(crate) fn prune_dead() {
+    if let Some(mut observable) = OBSERVABLE.try_lock() {
+        observable.retain(|e| e.alive());
+    }
+}
+
 /// Names of the live events, in declaration order.
 pub fn observable_events() -> Vec<String> {
     let mut observable = OBSERVABLE.lock();

@@ -114,6 +114,16 @@ pub(crate) fn register(event: Weak<dyn RegisteredEvent>, name: &str) -> Result<(
     Ok(())
 }
 
+/// Forgets entries of events that died. Their weak references keep each
+/// dead event's allocation until they go, so an event's last owner calls
+/// this (through `EventInner`'s `Drop`). Skipped if the list is locked:
+/// whoever holds it prunes it too.
+pub(crate) fn prune_dead() {
+    if let Some(mut events) = EVENTS.try_lock() {
+        events.retain(|entry| entry.strong_count() > 0);
+    }
+}
+
 /// Strong references to every live event, taken under the lock and
 /// returned so that the caller works (and drops them) outside it.
 pub(crate) fn live_events() -> Vec<Arc<dyn RegisteredEvent>> {

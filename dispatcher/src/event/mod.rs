@@ -89,6 +89,15 @@ pub(crate) struct EventInner<A: 'static, R: 'static> {
     time_bounds: TimeBoundsRef,
 }
 
+impl<A: 'static, R: 'static> Drop for EventInner<A, R> {
+    fn drop(&mut self) {
+        // The registry and the observable list hold weak references to
+        // this event, which keep its allocation until they are removed.
+        crate::registry::prune_dead();
+        crate::observe::prune_dead();
+    }
+}
+
 impl<A: 'static, R: 'static> EventInner<A, R> {
     #[inline]
     fn raise(&self, args: &A) -> Result<R, RaiseError> {
