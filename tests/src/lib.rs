@@ -116,3 +116,16 @@ pub fn gdb_target(port: u16) -> GdbTarget {
         port,
     }
 }
+
+/// The `frames:` and `heap:` lines of `mem`: what a test compares with
+/// a baseline to show nothing leaked.
+pub fn memory_figures(mem: &str) -> (String, String) {
+    let line = |prefix: &str| {
+        mem.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} line in:\n{mem}"))
+            .trim()
+            .to_owned()
+    };
+    (line("frames:"), line("heap:"))
+}

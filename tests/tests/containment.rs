@@ -8,18 +8,6 @@ use std::time::{Duration, Instant};
 
 use spindle_tests::*;
 
-/// The `frames:` and `heap:` lines of `mem`.
-fn memory_figures(mem: &str) -> (String, String) {
-    let line = |prefix: &str| {
-        mem.lines()
-            .find(|l| l.trim_start().starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {prefix} line in:\n{mem}"))
-            .trim()
-            .to_owned()
-    };
-    (line("frames:"), line("heap:"))
-}
-
 /// Boots and returns the session with its memory baseline.
 fn boot_with_baseline() -> (Session, (String, String)) {
     let (mut session, _) = boot(Firmware::Bios);

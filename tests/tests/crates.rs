@@ -6,18 +6,6 @@
 
 use spindle_tests::*;
 
-/// The `frames:` and `heap:` lines of `mem`.
-fn memory_figures(mem: &str) -> (String, String) {
-    let line = |prefix: &str| {
-        mem.lines()
-            .find(|l| l.trim_start().starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {prefix} line in:\n{mem}"))
-            .trim()
-            .to_owned()
-    };
-    (line("frames:"), line("heap:"))
-}
-
 /// The `NAME VERSION ROLE` line of `crate` in `ext info` output.
 fn crate_line<'a>(info: &'a str, krate: &str) -> &'a str {
     info.lines()

@@ -4,18 +4,6 @@
 
 use spindle_tests::*;
 
-/// The `frames:` and `heap:` lines of `mem`.
-fn memory_figures(mem: &str) -> (String, String) {
-    let line = |prefix: &str| {
-        mem.lines()
-            .find(|l| l.trim_start().starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {prefix} line in:\n{mem}"))
-            .trim()
-            .to_owned()
-    };
-    (line("frames:"), line("heap:"))
-}
-
 #[test]
 fn hello_loads_answers_and_unloads_leaving_memory_as_it_was() {
     let (mut session, _) = boot(Firmware::Bios);

@@ -8,18 +8,6 @@ use std::time::Duration;
 
 use spindle_tests::*;
 
-/// The `frames:` and `heap:` lines of `mem`.
-fn memory_figures(mem: &str) -> (String, String) {
-    let line = |prefix: &str| {
-        mem.lines()
-            .find(|l| l.trim_start().starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {prefix} line in:\n{mem}"))
-            .trim()
-            .to_owned()
-    };
-    (line("frames:"), line("heap:"))
-}
-
 /// The `phys` row of `owner`: (frames, pinned, allocations, repossessed).
 fn phys_row(phys: &str, owner: &str) -> Option<(u64, u64, u64, u64)> {
     let row = phys

@@ -20,18 +20,6 @@ use xtask::push::Client;
 /// How long the kernel may take to answer a push.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The `frames:` and `heap:` lines of `mem`.
-fn memory_figures(mem: &str) -> (String, String) {
-    let line = |prefix: &str| {
-        mem.lines()
-            .find(|l| l.trim_start().starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {prefix} line in:\n{mem}"))
-            .trim()
-            .to_owned()
-    };
-    (line("frames:"), line("heap:"))
-}
-
 /// A kernel with its push channel on a socket of its own.
 struct Pushable {
     session: Session,

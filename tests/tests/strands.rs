@@ -9,18 +9,6 @@ use std::time::{Duration, Instant};
 
 use spindle_tests::*;
 
-/// The `frames:` and `heap:` lines of `mem`.
-fn memory_figures(mem: &str) -> (String, String) {
-    let line = |prefix: &str| {
-        mem.lines()
-            .find(|l| l.trim_start().starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {prefix} line in:\n{mem}"))
-            .trim()
-            .to_owned()
-    };
-    (line("frames:"), line("heap:"))
-}
-
 /// The number after `ratio ` in a `sched demo` report.
 fn ratio(report: &str) -> f64 {
     let rest = &report[report
