@@ -53,7 +53,7 @@
 use alloc::boxed::Box;
 use core::fmt::Write;
 
-use super::{FixedText, Panicked, StrandDepth};
+use super::{FixedText, NAME_CAPACITY, Panicked, StrandDepth};
 use crate::arch::timer_entry::InterruptedRegisters;
 use crate::debug::backtrace::Backtrace;
 use crate::debug::extensions::try_snapshot;
@@ -118,21 +118,15 @@ pub fn on_timer(registers: &mut InterruptedRegisters, interrupted: &mut StrandDe
             return;
         }
     };
-    let mut record = Box::new(Panicked {
-        message: FixedText::new(),
-        file: FixedText::new(),
-        line: 0,
-        column: 0,
-        culprit: Some(culprit),
-        backtrace: Some(Backtrace::from_registers(start)),
-    });
-    let _ = write!(
-        record.message,
-        "watchdog: extension code ran for {} timer ticks without returning to the kernel",
-        interrupted.extension_samples
+    let record = forced_record(
+        culprit,
+        start,
+        line!(),
+        format_args!(
+            "watchdog: extension code ran for {} timer ticks without returning to the kernel",
+            interrupted.extension_samples
+        ),
     );
-    let _ = record.file.write_str(file!());
-    record.line = line!();
     interrupted.extension_samples = 0;
     // As if the kernel frame had just called the trampoline: the return
     // address into it on top of the stack, its callee-saved registers.
@@ -304,21 +298,15 @@ extern "C" fn leave_overflowed_frames(captured: &mut Captured) {
         }
         _ => Err(unwind::StopReason::RegistryBusy),
     };
-    let mut record = Box::new(Panicked {
-        message: FixedText::new(),
-        file: FixedText::new(),
-        line: 0,
-        column: 0,
-        culprit: Some(culprit),
-        backtrace: Some(Backtrace::from_registers(start)),
-    });
-    let _ = write!(
-        record.message,
-        "stack overflow: extension code ran into the guard page at {address:#x} (stack pointer {:#x})",
-        start.rsp
+    let mut record = forced_record(
+        culprit,
+        start,
+        line!(),
+        format_args!(
+            "stack overflow: extension code ran into the guard page at {address:#x} (stack pointer {:#x})",
+            start.rsp
+        ),
     );
-    let _ = record.file.write_str(file!());
-    record.line = line!();
     let kernel_frame = match kernel_frame {
         Ok(frame) => frame,
         Err(reason) => {
@@ -348,4 +336,26 @@ extern "C-unwind" fn unwind_from_trampoline(record: *mut Panicked) -> ! {
     super::resume_unwind(record);
     // No catch frame took it (cannot happen: the context was inside one).
     crate::panic::fatal_caught(&fallback)
+}
+
+/// The record a forced unwind carries: `message`, the extension to blame,
+/// the backtrace from the interrupted registers, and this file and `line`
+/// as the place the kernel stopped it.
+fn forced_record(
+    culprit: FixedText<NAME_CAPACITY>,
+    start: Registers,
+    line: u32,
+    message: core::fmt::Arguments<'_>,
+) -> Box<Panicked> {
+    let mut record = Box::new(Panicked {
+        message: FixedText::new(),
+        file: FixedText::new(),
+        line,
+        column: 0,
+        culprit: Some(culprit),
+        backtrace: Some(Backtrace::from_registers(start)),
+    });
+    let _ = record.message.write_fmt(message);
+    let _ = record.file.write_str(file!());
+    record
 }
