@@ -9,6 +9,7 @@
 //! `Kernel` domain from the kernel's own symbol table, reads the ramdisk
 //! into the catalogue and loads the extensions marked `autoload`.
 
+pub mod churn;
 pub mod memory;
 
 use alloc::string::String;

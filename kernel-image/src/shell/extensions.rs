@@ -14,8 +14,8 @@ use crate::println;
 pub const COMMANDS: &[Command] = &[
     Command {
         name: "ext",
-        usage: "ext list | load NAME | unload NAME | info NAME",
-        help: "extensions in the catalogue: list, load, unload, describe",
+        usage: "ext list | load NAME | unload NAME | info NAME | churn CYCLES",
+        help: "extensions in the catalogue: list, load, unload, describe; load/unload churn",
         run: ext,
     },
     Command {
@@ -79,7 +79,14 @@ fn ext(args: &[&str]) -> Result<(), String> {
             }
             None => Err(alloc::format!("no extension '{name}' in the catalogue")),
         },
-        _ => Err("expected list, load NAME, unload NAME or info NAME".into()),
+        ["churn", cycles] => {
+            let cycles: u64 = cycles
+                .parse()
+                .map_err(|_| alloc::format!("'{cycles}' is not a number of cycles"))?;
+            defer(move || super::churn::run(cycles));
+            Ok(())
+        }
+        _ => Err("expected list, load NAME, unload NAME, info NAME or churn CYCLES".into()),
     }
 }
 

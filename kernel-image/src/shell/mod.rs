@@ -28,6 +28,7 @@ pub const PROMPT: &str = "spindle> ";
 const MAX_LINE: usize = 1024;
 
 mod bench;
+mod churn;
 mod containment;
 mod dispatch;
 mod extensions;

@@ -121,3 +121,18 @@ fn a_panic_in_init_unwinds_through_the_extension_and_undoes_the_load() -> KtestR
     }
     Ok(())
 }
+
+#[ktest]
+fn a_churn_of_every_example_extension_leaves_memory_exactly_at_its_baseline() -> KtestResult {
+    // Two rounds and a prefix of a third: the prefix must load too.
+    let report = loader::churn::churn(30).map_err(failure)?;
+    ensure_eq!(report.cycles, 30);
+    ensure!(
+        report.extensions.len() >= 10 && report.extensions.iter().any(|e| e == "counter-client"),
+        "cycled only {:?}",
+        report.extensions
+    );
+    ensure!(report.rounds >= 3, "{} rounds", report.rounds);
+    ensure_eq!(report.after, report.baseline);
+    Ok(())
+}
