@@ -19,6 +19,7 @@
 //! | `panic-elsewhere` | a `Console.Line` guard panics (`panic-in-guard`); an asynchronous handler panics in its strand (`panic-in-async`) | contained at the raise / at the strand's entry; reported and unloaded |
 //! | `two-faults` | arms a panicking `Clock.Tick` handler, then panics in its `Console.Line` handler: two faults in flight | both contained and reported; unloaded once |
 //! | `endless-loop` | its shell command's handler loops for ever | stopped by the watchdog from the timer interrupt (forced unwind through a trampoline); unloaded |
+//! | `endless-elsewhere` | its `Clock.Tick` handler loops for ever once armed by `endless-tick`; an asynchronous handler reached by `endless-async` loops for ever in its strand | the tick's raise runs with interrupts enabled, so a nested timer interrupt runs the watchdog and forces the unwind inside the interrupt; the asynchronous handler runs inside an extension boundary in its strand and is timed like a synchronous one; unloaded |
 //! | `self-deadlock` | its shell command's handler locks a spin lock it already holds | stopped by the watchdog; unloaded, the lock dying with it |
 //! | `unbounded-recursion` | its shell command recurses without bound | the guard page's fault is turned into a forced unwind from the kernel frame that called in (no double fault); unloaded |
 //! | `recursive-raise` | its own event's handler raises that event again without bound | the dispatcher's nesting limit returns `RaiseError::TooDeep` to the innermost raise (64 deep): a typed error, no stack overflow |

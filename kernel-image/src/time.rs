@@ -3,7 +3,7 @@
 //! the calibrated TSC, and the dispatcher's clock for time-bounded handlers.
 
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::arch::{apic, rdtsc};
 
@@ -43,11 +43,37 @@ pub fn mark_boot() {
 
 static TICK_NUMBER: AtomicU64 = AtomicU64::new(0);
 
-/// Called by the timer interrupt handler, [`apic::TIMER_HZ`] times a second:
-/// raises `Clock.Tick`, then lets the dispatcher report time-bounded
-/// handlers that are past their quantum.
-pub fn on_timer_interrupt() {
+/// Set while a `Clock.Tick` raise runs (with interrupts enabled, on the
+/// interrupt stack): a timer interrupt that finds it set is nested.
+static TICK_RAISE_RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// What a timer interrupt did, as [`on_timer_interrupt`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tick {
+    /// `Clock.Tick` was raised: the interrupt may go on to schedule.
+    Raised,
+    /// The interrupt arrived during a `Clock.Tick` raise: it only counted
+    /// the tick. Its handler lets the watchdog look at the raise it
+    /// interrupted and must not schedule (it runs on the interrupt stack,
+    /// inside the outer timer interrupt's handler).
+    Nested,
+}
+
+/// Called by the timer interrupt handler, [`apic::TIMER_HZ`] times a second
+/// (the interrupt is acknowledged already): raises `Clock.Tick`, then lets
+/// the dispatcher report time-bounded handlers that are past their quantum.
+///
+/// The raise runs on the interrupt stack **with interrupts enabled**, so
+/// that the timer keeps ticking while `Clock.Tick` handlers run: a nested
+/// timer interrupt only counts the tick ([`Tick::Nested`]) and its handler
+/// runs the watchdog, which stops a handler that loops (see
+/// [`crate::containment::watchdog`]). Interrupts are disabled again before
+/// the stack switches back.
+pub fn on_timer_interrupt() -> Tick {
     let tick = TICK_NUMBER.fetch_add(1, Ordering::Relaxed) + 1;
+    if TICK_RAISE_RUNNING.load(Ordering::Relaxed) {
+        return Tick::Nested;
+    }
     let authority = crate::events::authority();
     // The event has an original handler, so a raise cannot fail for lack
     // of one; a retired event would simply stop counting.
@@ -56,9 +82,21 @@ pub fn on_timer_interrupt() {
     // on a stack of known size; the extension is unloaded from thread
     // context (`faults::kick`).
     crate::containment::interrupt_stack::call_on_interrupt_stack(&mut || {
+        // Only on the interrupt stack: a nested interrupt must not land on
+        // the interrupted strand's stack (before the interrupt stack
+        // exists, the raise runs where it is, with interrupts off).
+        let preemptible = crate::containment::interrupt_stack::in_use();
+        if preemptible {
+            TICK_RAISE_RUNNING.store(true, Ordering::Relaxed);
+            x86_64::instructions::interrupts::enable();
+        }
         let _ = crate::containment::faults::call_extensions_deferred(clock::TICK_EVENT, || {
             authority.tick.raise(&tick)
         });
+        if preemptible {
+            x86_64::instructions::interrupts::disable();
+            TICK_RAISE_RUNNING.store(false, Ordering::Relaxed);
+        }
     });
     let capability = authority.issuer.kernel_capability();
     dispatcher::time_bounds::check_overruns(
@@ -67,6 +105,7 @@ pub fn on_timer_interrupt() {
         |_| {},
     );
     crate::containment::faults::kick();
+    Tick::Raised
 }
 
 /// Timer ticks counted by `Clock.Tick`'s original handler.

@@ -204,7 +204,7 @@ fn a_panic_in_an_asynchronous_handler_is_contained_in_its_strand() {
     wait_unloaded(&mut session, "panic-elsewhere");
     let output = session.output();
     assert!(
-        output.contains("extension 'panic-elsewhere' failed during a strand: panicked at extensions/hostile/panic-elsewhere/src/lib.rs:")
+        output.contains("extension 'panic-elsewhere' failed during an asynchronous handler: panicked at extensions/hostile/panic-elsewhere/src/lib.rs:")
             && output.contains("deliberate panic in an asynchronous handler (2 argument(s))")
             && output.contains("panic_elsewhere::in_strand+0x")
             && output.contains("extension 'panic-elsewhere' unloaded (failed)"),
@@ -231,10 +231,10 @@ fn two_faults_at_once_are_both_contained_and_the_extension_unloaded_once() {
         output.contains("second fault: Clock.Tick handler at tick"),
         "{output}"
     );
+    // The unload's line comes from the fault job's strand and may be
+    // interleaved with the shell's own output: match its tail.
     assert_eq!(
-        output
-            .matches("extension 'two-faults' unloaded (failed)")
-            .count(),
+        output.matches("two-faults' unloaded (failed)").count(),
         1,
         "{output}"
     );
@@ -339,6 +339,65 @@ fn unbounded_recursive_raising_is_stopped_by_the_nesting_limit() {
     assert!(is_loaded(&mut session, "recursive-raise"));
     assert!(
         command(&mut session, "ext unload recursive-raise").contains("unloaded recursive-raise")
+    );
+    still_serving(session, &baseline);
+}
+
+#[test]
+fn an_endless_loop_in_a_clock_tick_handler_is_stopped_by_the_watchdog_inside_the_interrupt() {
+    let (mut session, baseline) = boot_with_tick_baseline();
+    load(&mut session, "endless-elsewhere");
+    let armed = command(&mut session, "endless-tick");
+    assert!(armed.contains("endless-elsewhere: armed"), "{armed}");
+    let seen = wait_unloaded(&mut session, "endless-elsewhere");
+    let output = session.output();
+    assert!(
+        output.contains("extension 'endless-elsewhere' failed during Clock.Tick: panicked at kernel-image/src/containment/watchdog.rs:")
+            && output.contains(
+                "watchdog: extension code ran for 100 timer ticks without returning to the kernel"
+            ),
+        "{output}"
+    );
+    assert!(
+        output.contains("endless_elsewhere::loop_in_tick+0x"),
+        "no backtrace naming the looping handler:\n{output}"
+    );
+    // Its three bindings are revoked at once; its memory is freed then, or,
+    // if a tick's raise still held its handlers, once that raise let go
+    // (`wait_unloaded` waits for that too).
+    assert!(
+        output.contains("extension 'endless-elsewhere' unloaded (failed): "),
+        "{output}"
+    );
+    // The baseline's fault, then this one.
+    assert!(
+        seen.contains("2 extension fault(s) contained since boot"),
+        "{seen}"
+    );
+    still_serving(session, &baseline);
+}
+
+#[test]
+fn an_endless_loop_in_an_asynchronous_handler_is_stopped_by_the_watchdog_in_its_strand() {
+    let (mut session, baseline) = boot_with_tick_baseline();
+    load(&mut session, "endless-elsewhere");
+    // The raise returns before the handler runs; the shell keeps serving
+    // while the handler's strand loops (it is preempted).
+    command(&mut session, "endless-async three more words");
+    let seen = wait_unloaded(&mut session, "endless-elsewhere");
+    let output = session.output();
+    assert!(
+        output.contains("extension 'endless-elsewhere' failed during an asynchronous handler: panicked at kernel-image/src/containment/watchdog.rs:")
+            && output.contains(
+                "watchdog: extension code ran for 100 timer ticks without returning to the kernel"
+            )
+            && output.contains("endless_elsewhere::loop_in_strand+0x")
+            && output.contains("extension 'endless-elsewhere' unloaded (failed): "),
+        "{output}"
+    );
+    assert!(
+        seen.contains("2 extension fault(s) contained since boot"),
+        "{seen}"
     );
     still_serving(session, &baseline);
 }

@@ -158,9 +158,13 @@ pub fn on_timer(registers: &mut super::timer_entry::InterruptedRegisters) {
     // returns from a different interrupt (or none) much later. Interrupts
     // stay disabled until this strand's `iretq`.
     super::apic::end_of_interrupt();
-    crate::time::on_timer_interrupt();
+    let tick = crate::time::on_timer_interrupt();
     crate::containment::watchdog::on_timer(registers, context.interrupted());
-    crate::strands::preempt_point();
+    // A nested tick interrupted a `Clock.Tick` raise on the interrupt
+    // stack: no switch from there.
+    if tick == crate::time::Tick::Raised {
+        crate::strands::preempt_point();
+    }
 }
 
 extern "x86-interrupt" fn apic_spurious(_frame: InterruptStackFrame) {

@@ -1,6 +1,12 @@
 //! What containment costs: the boundary on a kernel raise when nothing
-//! panics, and a contained panic, from the fault to the kernel serving
-//! again.
+//! panics (the same raise with and without it, same boot), an extension's
+//! call into the kernel beside the kernel's own call (the boundary is not
+//! on that path at all), and a contained panic, from the fault to the
+//! kernel serving again.
+//!
+//! The shell runs `bench` outside the raise that carried the command, so
+//! the contained panic's unload does not wait for that raise to let go of
+//! the failed extension's handlers.
 
 use alloc::vec::Vec;
 
@@ -10,6 +16,12 @@ use crate::containment::{self, faults};
 
 const RAISE_PLAN: Plan = Plan::new(31, 10_000);
 const UNWIND_PLAN: Plan = Plan::new(11, 20);
+/// Calls from the extension per raise of `kernel-calls N`.
+const EXTENSION_CALLS: u64 = 2_000;
+/// Raises of `kernel-calls` per run.
+const EXTENSION_CALL_PLAN: Plan = Plan::new(15, 20);
+/// The same call made by the kernel.
+const KERNEL_CALL_PLAN: Plan = Plan::new(31, 10_000);
 /// Contained extension faults measured (each loads the fixture again).
 const FAULT_RUNS: usize = 5;
 
@@ -19,23 +31,30 @@ pub fn run(report: &mut Report) {
     // An empty line: the built-in commands' handler answers `Unknown`
     // without printing; with no extension loaded this is the fast path.
     let line = console::Line::new("");
+    let plain = measure(RAISE_PLAN, |_| {
+        let _ = core::hint::black_box(authority.line.raise(&line));
+    });
+    let bounded = measure(RAISE_PLAN, |_| {
+        let _ = core::hint::black_box(faults::call_extensions("bench", || {
+            authority.line.raise(&line)
+        }));
+    });
+    drop(line);
     report.add(
         "containment",
         "Console.Line raise (original handler only)",
-        measure(RAISE_PLAN, |_| {
-            let _ = core::hint::black_box(authority.line.raise(&line));
-        }),
+        plain,
     );
     report.add(
         "containment",
         "the same raise inside the extension boundary",
-        measure(RAISE_PLAN, |_| {
-            let _ = core::hint::black_box(faults::call_extensions("bench", || {
-                authority.line.raise(&line)
-            }));
-        }),
+        bounded,
     );
-    drop(line);
+    report.note(alloc::format!(
+        "containment: raise inside the boundary / without it = {:.3} (medians, same boot)",
+        bounded.median / plain.median.max(f64::MIN_POSITIVE)
+    ));
+    extension_calls(report);
     report.add(
         "containment",
         "kernel panic caught by catch (unwind 1 frame)",
@@ -47,30 +66,89 @@ pub fn run(report: &mut Report) {
             }));
         }),
     );
-    let (to_boundary, to_serving) = extension_faults();
-    if let Some(stats) = to_boundary {
-        report.add(
-            "containment",
+    let faults = extension_faults();
+    let rows = [
+        (
             "extension panic in a handler: fault to the raise's error",
-            stats,
-        );
-    }
-    if let Some(stats) = to_serving {
-        report.add(
-            "containment",
-            "... then report and unload (nested in bench's raise: waits out the 1 s release bound)",
-            stats,
-        );
+            faults.to_boundary,
+        ),
+        (
+            "... then report and unload (fault handled)",
+            faults.to_serving,
+        ),
+        (
+            "contained panic: fault to the kernel serving again",
+            faults.total,
+        ),
+    ];
+    for (name, samples) in rows {
+        if !samples.is_empty() {
+            report.add("containment", name, Stats::of(samples));
+        }
     }
 }
 
+/// One call from an extension into the kernel, beside the same call made
+/// by the kernel: `kernel-calls N` raised with N = 0 and N =
+/// [`EXTENSION_CALLS`]; the difference per call.
+fn extension_calls(report: &mut Report) {
+    let kernel = measure(KERNEL_CALL_PLAN, |_| {
+        core::hint::black_box(clock::tick_event());
+    });
+    if let Err(e) = crate::loader::load("kernel-calls") {
+        report.note(alloc::format!(
+            "containment: no extension-to-kernel call row: cannot load kernel-calls: {e}"
+        ));
+        return;
+    }
+    let authority = crate::events::authority();
+    let none = console::Line::new("kernel-calls 0");
+    let many = console::Line::new(alloc::format!("kernel-calls {EXTENSION_CALLS}"));
+    let empty = measure(EXTENSION_CALL_PLAN, |_| {
+        let _ = core::hint::black_box(authority.line.raise(&none));
+    });
+    let full = measure(EXTENSION_CALL_PLAN, |_| {
+        let _ = core::hint::black_box(authority.line.raise(&many));
+    });
+    drop((none, many));
+    let _ = crate::loader::unload("kernel-calls");
+    let per_call = |raise: f64| ((raise - empty.median) / EXTENSION_CALLS as f64).max(0.0);
+    let extension = Stats {
+        median: per_call(full.median),
+        min: per_call(full.min),
+        max: per_call(full.max),
+        runs: full.runs,
+    };
+    report.add(
+        "containment",
+        "extension -> kernel call (clock::tick_event)",
+        extension,
+    );
+    report.add("containment", "the same call made by the kernel", kernel);
+    report.note(alloc::format!(
+        "containment: extension -> kernel call / kernel's own call = {:.3} (medians, same boot)",
+        extension.median / kernel.median.max(f64::MIN_POSITIVE)
+    ));
+}
+
+/// Cycles of each contained fault, per stage.
+#[derive(Default)]
+struct FaultSamples {
+    /// From the raise to its error: the panic, the culprit's stack walk,
+    /// the unwind, the report's formatting.
+    to_boundary: Vec<f64>,
+    /// From the error to the extension being gone: printing the report,
+    /// the unload.
+    to_serving: Vec<f64>,
+    /// The two together: from the raise that faults to the kernel ready to
+    /// serve the next command.
+    total: Vec<f64>,
+}
+
 /// Loads `panic-in-handler`, triggers its panic and unloads it
-/// [`FAULT_RUNS`] times: cycles from the raise to its error (the panic,
-/// the culprit's stack walk, the unwind, the report), and from the error to
-/// the extension being gone (printing the report, the unload).
-fn extension_faults() -> (Option<Stats>, Option<Stats>) {
-    let mut to_boundary = Vec::new();
-    let mut to_serving = Vec::new();
+/// [`FAULT_RUNS`] times.
+fn extension_faults() -> FaultSamples {
+    let mut samples = FaultSamples::default();
     for _ in 0..FAULT_RUNS {
         if crate::loader::load("panic-in-handler").is_err() {
             break;
@@ -86,9 +164,9 @@ fn extension_faults() -> (Option<Stats>, Option<Stats>) {
         if result.is_ok() {
             break;
         }
-        to_boundary.push((caught - start) as f64);
-        to_serving.push((served - caught) as f64);
+        samples.to_boundary.push((caught - start) as f64);
+        samples.to_serving.push((served - caught) as f64);
+        samples.total.push((served - start) as f64);
     }
-    let stats = |samples: Vec<f64>| (!samples.is_empty()).then(|| Stats::of(samples));
-    (stats(to_boundary), stats(to_serving))
+    samples
 }

@@ -133,6 +133,8 @@ pub struct Report {
     pub indirect_call: Stats,
     /// The rows, in the order measured.
     pub rows: Vec<Row>,
+    /// Lines printed after the table (same-boot ratios between rows).
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -141,6 +143,7 @@ impl Report {
         Self {
             indirect_call: baseline::indirect_call(),
             rows: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -152,6 +155,11 @@ impl Report {
             stats,
             published: None,
         });
+    }
+
+    /// Adds a line printed after the table.
+    pub fn note(&mut self, text: String) {
+        self.notes.push(text);
     }
 
     /// Adds a row with the published figure it is compared with.
@@ -207,6 +215,9 @@ impl Report {
             "cycles: TSC cycles per operation, median of the runs (TCG: host cycles spent emulating); ratio: to an indirect call in this boot ({:.1} cycles)",
             self.indirect_call.median
         );
+        for note in &self.notes {
+            println!("{note}");
+        }
     }
 }
 

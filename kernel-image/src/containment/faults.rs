@@ -346,17 +346,24 @@ fn unload_failed(name: &str, depth: usize) {
         }
         unload_dependent(&dependent, depth + 1);
     }
+    // Each line is formatted first and printed in one piece: this may run
+    // in a kernel strand while the shell prints, and the console takes its
+    // lock per piece of a formatted line.
     match crate::loader::with(|l| l.unload_failed(name)) {
-        Ok(report) => println!(
-            "extension '{name}' unloaded (failed): {} binding(s) revoked, its strands stopped, its memory freed",
-            report.revoked
-        ),
+        Ok(report) => {
+            let line = alloc::format!(
+                "extension '{name}' unloaded (failed): {} binding(s) revoked, its strands stopped, its memory freed",
+                report.revoked
+            );
+            println!("{line}");
+        }
         // Unloaded meanwhile (a second fault of the same extension).
         Err(loader::UnloadError::NotLoaded(_)) => {}
         Err(loader::UnloadError::BindingsStillAlive { alive, .. }) => {
-            println!(
+            let line = alloc::format!(
                 "extension '{name}' unloaded (failed): its bindings revoked, its strands stopped; its memory is freed once raises in progress let go of {alive} handler object(s)"
             );
+            println!("{line}");
             crate::loader::collect_retained_later();
         }
         Err(e) => println!("error: unloading the failed extension '{name}': {e}"),

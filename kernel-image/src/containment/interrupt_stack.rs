@@ -8,8 +8,11 @@
 //! regardless of which strand the tick interrupted. So the raise runs on a
 //! stack of its own ([`call_on_interrupt_stack`]), with a guard page below;
 //! the catch frame sits inside the call, so an unwind never crosses the
-//! switch. Interrupts are disabled while it runs, so one stack per CPU is
-//! enough.
+//! switch. One stack per CPU is enough: it is entered only with interrupts
+//! disabled and only when not in use already. The timer's `Clock.Tick`
+//! raise re-enables interrupts once on it (see [`crate::time`]); a nested
+//! timer interrupt then runs below it on the same stack and neither
+//! switches stacks nor strands.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -35,19 +38,31 @@ pub fn top() -> u64 {
     TOP.load(Ordering::Acquire)
 }
 
-/// Runs `f` on the interrupt stack if interrupts are disabled and it is
-/// not in use already; otherwise (and before [`init`]) on the current
-/// stack. `f` must not let a panic escape (it opens its own catch frame)
-/// and must not switch strands or enable interrupts.
-pub fn call_on_interrupt_stack(f: &mut dyn FnMut()) {
+/// Whether `address` lies in the interrupt stack (false before [`init`]).
+pub fn contains(address: u64) -> bool {
     let top = TOP.load(Ordering::Acquire);
+    top != 0 && (top - INTERRUPT_STACK_BYTES as u64..top).contains(&address)
+}
+
+/// Whether the current stack is the interrupt stack.
+pub fn in_use() -> bool {
     let rsp: u64;
     // SAFETY: reads the stack pointer; touches nothing.
     unsafe {
         core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags))
     };
-    let on_it = (top - INTERRUPT_STACK_BYTES as u64..top).contains(&rsp);
-    if top == 0 || on_it || x86_64::instructions::interrupts::are_enabled() {
+    contains(rsp)
+}
+
+/// Runs `f` on the interrupt stack if interrupts are disabled and it is
+/// not in use already; otherwise (and before [`init`]) on the current
+/// stack. `f` must not let a panic escape (it opens its own catch frame)
+/// and must not switch strands. It may enable interrupts only while it
+/// runs on the interrupt stack ([`in_use`]) and must disable them again
+/// before it returns; an interrupt meanwhile runs below it on this stack.
+pub fn call_on_interrupt_stack(f: &mut dyn FnMut()) {
+    let top = TOP.load(Ordering::Acquire);
+    if top == 0 || in_use() || x86_64::instructions::interrupts::are_enabled() {
         f();
         return;
     }
@@ -59,7 +74,7 @@ pub fn call_on_interrupt_stack(f: &mut dyn FnMut()) {
     let mut f = f;
     let argument: *mut &mut dyn FnMut() = &mut f;
     // SAFETY: `top` is the 16-byte-aligned top of a mapped stack used by
-    // nothing else (interrupts are off, one CPU). The old stack pointer is
+    // nothing else (interrupts are off, one CPU, and it is not in use). The old stack pointer is
     // kept in r12, which `enter` preserves (callee-saved), and restored
     // after the call. `enter` follows the C ABI; every caller-saved
     // register is declared clobbered. No panic unwinds out of `enter`

@@ -238,13 +238,13 @@ struct Frame(Takes);
 impl Frame {
     fn open(takes: Takes) -> Self {
         let state = state();
+        if takes == Takes::ExtensionFaults && state.depth.get() == state.catch_all.get() {
+            // A new call into extensions: the watchdog starts counting.
+            state.extension_samples.set(0);
+        }
         state.depth.set(state.depth.get() + 1);
         if takes == Takes::Everything {
             state.catch_all.set(state.catch_all.get() + 1);
-        }
-        if state.depth.get() == 1 {
-            // A new call into extensions: the watchdog starts counting.
-            state.extension_samples.set(0);
         }
         Frame(takes)
     }
@@ -361,11 +361,13 @@ impl StrandDepth {
         state.extension_samples.set(self.extension_samples);
     }
 
-    /// Whether only extension-fault frames are open (the context is inside
-    /// a kernel raise that may run extensions, and in no catch-everything
-    /// frame, such as a strand's entry).
+    /// Whether an extension-fault frame is open: the context is inside a
+    /// kernel call into extensions (a raise, an asynchronous handler's job),
+    /// whose extension code the watchdog times. A catch-everything frame
+    /// alone (a strand's entry) is not such a call: a strand's own code
+    /// may run for ever.
     pub fn in_extension_call(&self) -> bool {
-        self.depth > 0 && self.catch_all == 0
+        self.depth > self.catch_all
     }
 }
 

@@ -19,22 +19,32 @@
 //! instruction: the personality routine finds no call-site entry for an
 //! arbitrary instruction and would abort. Instead the handler follows the
 //! unwind rules from the interrupted registers (all of them, saved by the
-//! timer's entry stub, [`crate::arch::timer_entry`]) out through the
-//! extension's frames to the innermost kernel frame that called into the
-//! extension ([`crate::debug::unwind::unwind_to_kernel`]), restoring that
-//! frame's callee-saved registers on the way. It then rewrites the
-//! interrupted context so that `iretq` enters [`trampoline`] as if that
-//! kernel frame had just called it: the stack pointer at the return
-//! address into the kernel, the kernel frame's callee-saved registers, and
-//! in `rdi` the panic record (extension, message, the backtrace of the
-//! looping code). The trampoline starts an ordinary unwind with that
-//! record; the kernel frame's return address is a call site, so its
-//! landing pads run, and the unwind ends at the boundary, which reports
-//! and unloads the extension. The abandoned extension frames never run
-//! again and their destructors do not run: everything they owned belongs
-//! to the extension being unloaded (its locks, its statics, its image).
-//! The one thing they could hold of the kernel's — a guard of a kernel
-//! lock — no public interface hands to an extension.
+//! timer's entry stub, [`crate::arch::timer_entry`]) one frame out, to the
+//! caller of the interrupted function
+//! ([`crate::debug::unwind::leave_interrupted_frame`]), restoring the
+//! caller's callee-saved registers. It then rewrites the interrupted
+//! context so that `iretq` enters [`trampoline`] as if that caller had
+//! just called it: the stack pointer at the return address into the
+//! caller, the caller's callee-saved registers, and in `rdi` the panic
+//! record (extension, message, the backtrace of the looping code). The
+//! trampoline starts an ordinary unwind with that record; the caller's
+//! return address is a call site, so from there on the unwind is that of a
+//! panic raised by the call: the landing pads of every frame out to the
+//! boundary run — the extension's own (dropping what they own: an
+//! asynchronous handler's job owns its event argument and its references
+//! to the handler, which would otherwise never be released) and the
+//! kernel's — and the boundary reports and unloads the extension.
+//!
+//! Only the interrupted frame is abandoned: its locals are never dropped
+//! (as if forgotten, which safe code must tolerate) and it never resumes.
+//! Its callers see exactly what a panic in the call they were making would
+//! have left, except for what the abandoned function wrote meanwhile into
+//! memory they own; library code keeps such memory valid at every call of
+//! code it does not control (which may panic) and under the forgetting of
+//! its guards, and a loop that runs for a second is such code. The one
+//! thing the frame could hold of the kernel's — a guard of a kernel lock —
+//! no public interface hands to an extension, and ticks that find kernel
+//! code running never fire.
 //!
 //! **Stack overflow** takes the same road from the page-fault handler
 //! ([`redirect_overflow`]): a fault just below the stack pointer of
@@ -43,12 +53,22 @@
 //! on the page-fault stack and only has the CPU's frame), so it resumes
 //! the faulting context, interrupts off, in a small stub on the interrupt
 //! stack ([`overflow_capture`]) that saves the callee-saved registers the
-//! faulting code had, leaves the extension's frames as above, and jumps to
-//! the trampoline on the faulting stack, now far above its guard page.
+//! faulting code had, leaves *all* the extension's frames out to the
+//! innermost kernel frame ([`crate::debug::unwind::unwind_to_kernel`]: its
+//! landing pads would run next to the guard page) and jumps to the
+//! trampoline on the faulting stack, now far above its guard page; the
+//! abandoned frames' destructors do not run.
 //!
-//! **`Clock.Tick` handlers** run inside the timer interrupt with
-//! interrupts disabled, so the timer cannot interrupt them: an endless
-//! loop there is not caught by this watchdog (see ARCHITECTURE.md).
+//! **`Clock.Tick` handlers** run inside the timer interrupt, on the
+//! interrupt stack, with interrupts re-enabled after the interrupt was
+//! acknowledged ([`crate::time::on_timer_interrupt`]). A timer interrupt
+//! that arrives meanwhile is *nested*: it only counts the tick and runs
+//! this check, whose interrupted context is the outer interrupt's raise
+//! (its extension-fault frame open). The forced unwind then runs on the
+//! interrupt stack, through the dispatcher's frames, to the boundary the
+//! timer opened around the raise. **Asynchronous handlers** run inside an
+//! extension boundary in their strand (`strands/executor.rs`) and
+//! are timed the same way.
 
 use alloc::boxed::Box;
 use core::fmt::Write;
@@ -87,7 +107,7 @@ pub fn on_timer(registers: &mut InterruptedRegisters, interrupted: &mut StrandDe
         r14: registers.r14,
         r15: registers.r15,
     };
-    let (culprit, kernel_frame) = {
+    let (culprit, caller) = {
         let Some(registry) = try_snapshot() else {
             return;
         };
@@ -103,10 +123,10 @@ pub fn on_timer(registers: &mut InterruptedRegisters, interrupted: &mut StrandDe
         };
         let mut culprit = FixedText::new();
         let _ = culprit.write_str(frame.name);
-        let kernel_frame = unwind::unwind_to_kernel(start, kernel, &registry, MAX_EXTENSION_FRAMES);
-        (culprit, kernel_frame)
+        let caller = unwind::leave_interrupted_frame(start, kernel, &registry);
+        (culprit, caller)
     };
-    let kernel_frame = match kernel_frame {
+    let caller = match caller {
         Ok(frame) => frame,
         Err(reason) => {
             log::error!(
@@ -128,16 +148,16 @@ pub fn on_timer(registers: &mut InterruptedRegisters, interrupted: &mut StrandDe
         ),
     );
     interrupted.extension_samples = 0;
-    // As if the kernel frame had just called the trampoline: the return
-    // address into it on top of the stack, its callee-saved registers.
+    // As if the caller had just called the trampoline: the return address
+    // into it on top of the stack, its callee-saved registers.
     registers.rip = trampoline as *const () as u64;
-    registers.rsp = kernel_frame.rsp - 8;
-    registers.rbp = kernel_frame.rbp;
-    registers.rbx = kernel_frame.rbx;
-    registers.r12 = kernel_frame.r12;
-    registers.r13 = kernel_frame.r13;
-    registers.r14 = kernel_frame.r14;
-    registers.r15 = kernel_frame.r15;
+    registers.rsp = caller.rsp - 8;
+    registers.rbp = caller.rbp;
+    registers.rbx = caller.rbx;
+    registers.r12 = caller.r12;
+    registers.r13 = caller.r13;
+    registers.r14 = caller.r14;
+    registers.r15 = caller.r15;
     registers.rdi = Box::into_raw(record) as u64;
 }
 
@@ -196,11 +216,15 @@ pub fn redirect_overflow(
     let rsp = frame.stack_pointer.as_u64();
     let flags = frame.cpu_flags.bits();
     let below_stack = address < rsp.saturating_add(64) && rsp - address.min(rsp) <= OVERFLOW_REACH;
+    // The capture stub runs on the interrupt stack, so a fault on that
+    // stack (a `Clock.Tick` handler's) is not taken: the stub would
+    // overwrite the frames it must unwind.
     if !interrupted.in_extension_call()
         || error_code & PRESENT != 0
         || flags & INTERRUPT_FLAG == 0
         || !below_stack
         || super::interrupt_stack::top() == 0
+        || super::interrupt_stack::contains(rsp)
     {
         return false;
     }
@@ -213,8 +237,9 @@ pub fn redirect_overflow(
     OVERFLOW_AT[1].store(rsp, Relaxed);
     OVERFLOW_AT[2].store(address, Relaxed);
     // SAFETY: the faulting context resumes in `overflow_capture` on the
-    // interrupt stack, which is free (it is only used with interrupts off,
-    // and the faulting code ran with them on), with interrupts off; the
+    // interrupt stack, which is free (it is used with interrupts on only by
+    // a `Clock.Tick` raise, whose code runs on it, and the faulting code
+    // ran with them on, on another stack), with interrupts off; the
     // stub never returns to the faulting instruction. Its frames are
     // abandoned for the forced unwind (see the module docs).
     unsafe {

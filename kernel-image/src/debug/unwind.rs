@@ -221,6 +221,27 @@ pub fn walk(
     }
 }
 
+/// Leaves the interrupted frame only: from `start`, an interrupted state at
+/// an instruction inside an extension, follows the unwind rules for that
+/// instruction one frame out and returns the caller's registers (`rip` the
+/// return address into the caller, a call site whatever image it lies in;
+/// `rsp` the stack pointer just after the return).
+pub fn leave_interrupted_frame(
+    start: Registers,
+    kernel: &KernelImage,
+    extensions: &Registry,
+) -> Result<Registers, StopReason> {
+    let mut stack = MappedCache::default();
+    let caller = step(&start, start.rip, kernel, Some(extensions), &mut stack)?;
+    if caller.rip == 0 {
+        return Err(StopReason::EndOfStack);
+    }
+    if caller.rsp <= start.rsp {
+        return Err(StopReason::StackNotGrowing);
+    }
+    Ok(caller)
+}
+
 /// Leaves extension code: from `start`, an interrupted state at an
 /// instruction inside an extension, follows the unwind rules out through
 /// the extension's frames (restoring callee-saved registers) to the first

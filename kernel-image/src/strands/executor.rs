@@ -6,6 +6,15 @@
 //! *spawner*, a kernel strand that creates one strand per job in thread
 //! context. If a strand cannot be created (memory exhausted), the spawner
 //! runs the job itself rather than drop it.
+//!
+//! A job runs inside an extension boundary ([`run_job`]): the handler it
+//! runs may be an extension's, and an asynchronous handler is as bounded
+//! in time as a synchronous one. A panic in it is contained at the
+//! boundary, and the watchdog counts the ticks its extension code runs
+//! without returning and forces the unwind after a second, exactly as for
+//! a raise (the strand is preemptible, so the kernel kept serving anyway;
+//! without the boundary the loop would hold the extension, the strand and
+//! its stack for ever).
 
 use alloc::boxed::Box;
 use alloc::collections::LinkedList;
@@ -17,6 +26,9 @@ use dispatcher::{Executor, Job};
 use strand::service::SpawnRequest;
 use strand::{BlockReason, PolicyId, StrandId};
 use x86_64::instructions::interrupts;
+
+/// The site a fault in an asynchronous handler is reported at.
+pub const ASYNC_SITE: &str = "an asynchronous handler";
 
 /// Stack of a strand running one asynchronous handler.
 pub const JOB_STACK: usize = 64 * 1024;
@@ -52,17 +64,27 @@ fn spawner_loop() {
                 stack_size: JOB_STACK,
                 policy: PolicyId::ROUND_ROBIN,
                 tickets: 1,
-                entry: Box::new(job),
+                entry: Box::new(move || run_job(job)),
             };
-            if let Err((e, job)) = super::spawn_strand(request, false) {
+            if let Err((e, entry)) = super::spawn_strand(request, false) {
                 log::warn!(
                     "no strand for an asynchronous handler ({e}); running it in the spawner"
                 );
-                job.run();
+                entry.run();
             }
         }
         let _ = super::park(BlockReason::Idle);
     }
+}
+
+/// Runs `job` at the extension boundary [`ASYNC_SITE`]; a fault there is
+/// reported and its extension unloaded by the job [`faults::kick`] queues.
+/// A kernel panic passes through to the strand's own catch frame.
+///
+/// [`faults::kick`]: crate::containment::faults::kick
+fn run_job(job: Job) {
+    let _ = crate::containment::faults::call_extensions_deferred(ASYNC_SITE, job);
+    crate::containment::faults::kick();
 }
 
 /// Starts the spawner and installs the executor.
