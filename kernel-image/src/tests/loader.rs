@@ -52,6 +52,66 @@ fn extension_pages_are_mapped_w_xor_x() -> KtestResult {
     Ok(())
 }
 
+/// The image range of `name` in VirtAddr's table, if any.
+fn image_range(name: &str) -> Option<virt_addr::RangeInfo<dispatcher::PrincipalId>> {
+    virt_addr::ranges()
+        .into_iter()
+        .find(|r| r.owner_name == name && r.zone == virt_addr::Zone::Image)
+}
+
+#[ktest]
+fn an_image_is_a_range_frames_and_mappings_of_its_principal() -> KtestResult {
+    let free_before = frames::stats().free;
+    ensure!(image_range("hello").is_none());
+    let report = loader::load("hello").map_err(failure)?;
+    let image = report.range.clone();
+    let pages = (image.end - image.start) / 4096;
+    let range = image_range("hello").ok_or_else(|| failure("no VirtAddr range for hello"))?;
+    ensure_eq!(range.base..range.end(), image);
+    ensure!(virt_addr::IMAGE_REGION.contains(&range.base));
+    // Every page mapped by Translation, for hello, with its segment's
+    // permissions, all from one pinned allocation of hello's.
+    let mappings = translation::mappings_of(&range);
+    ensure_eq!(mappings.len() as u64, pages);
+    let [text, rodata, data] = report.segments.clone();
+    for m in &mappings {
+        ensure_eq!(m.owner, range.owner);
+        ensure_eq!(m.allocation, mappings[0].allocation);
+        let expected = if text.contains(&m.page) {
+            translation::Protection::READ_EXECUTE
+        } else if data.contains(&m.page) {
+            translation::Protection::READ_WRITE
+        } else {
+            translation::Protection::READ
+        };
+        if text.contains(&m.page) || rodata.contains(&m.page) || data.contains(&m.page) {
+            ensure!(
+                m.protection == expected,
+                "page {:#x}: {} instead of {expected}",
+                m.page,
+                m.protection
+            );
+        }
+    }
+    let owner = phys_addr::owners()
+        .into_iter()
+        .find(|o| o.name == "hello")
+        .ok_or_else(|| failure("phys lists no frames of hello"))?;
+    ensure_eq!(
+        (owner.frames, owner.pinned, owner.allocations),
+        (pages, pages, 1)
+    );
+    loader::unload("hello").map_err(failure)?;
+    ensure!(
+        image_range("hello").is_none(),
+        "the range outlived the unload"
+    );
+    ensure!(phys_addr::owners().iter().all(|o| o.name != "hello"));
+    // Frames and page tables all back.
+    ensure_eq!(frames::stats().free, free_before);
+    Ok(())
+}
+
 #[ktest]
 fn load_and_unload_leave_frames_and_heap_exactly_as_they_were() -> KtestResult {
     // Once, to let anything lazily initialised settle.
