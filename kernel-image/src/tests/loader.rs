@@ -4,7 +4,7 @@
 
 use ktest_macros::ktest;
 use x86_64::VirtAddr;
-use x86_64::structures::paging::PageTableFlags;
+use x86_64::structures::paging::{PageTableFlags, PhysFrame, Size4KiB};
 
 use crate::ktest::{KtestFailure, KtestResult};
 use crate::loader;
@@ -179,5 +179,72 @@ fn a_panic_in_init_unwinds_through_the_extension_and_undoes_the_load() -> KtestR
         ensure_eq!(frames::stats(), frames_before);
         ensure_eq!(heap::settled_stats().used, heap_before);
     }
+    Ok(())
+}
+
+/// Takes frames from the bitmap until `left` are free (for [`give_back`]).
+fn exhaust_to(left: u64) -> Result<alloc::vec::Vec<PhysFrame<Size4KiB>>, KtestFailure> {
+    let mut taken = alloc::vec::Vec::new();
+    while frames::stats().free > left {
+        taken.push(frames::allocate().ok_or_else(|| failure("the bitmap ran dry early"))?);
+    }
+    Ok(taken)
+}
+
+fn give_back(taken: alloc::vec::Vec<PhysFrame<Size4KiB>>) -> KtestResult {
+    for frame in taken {
+        frames::deallocate(frame).map_err(failure)?;
+    }
+    Ok(())
+}
+
+#[ktest]
+fn a_load_short_of_frames_leaves_no_range_frame_or_page_table_behind() -> KtestResult {
+    ensure!(
+        virt_addr::ranges()
+            .iter()
+            .all(|r| r.zone != virt_addr::Zone::Image),
+        "an image is loaded already"
+    );
+    // A range of 510 pages (and its guard page) first, so that hello's
+    // image starts on the last page of a 2 MiB window and runs into the
+    // next: its pages need two level-1 tables, and a shortage can strike
+    // half-way through the mapping.
+    let principal = crate::events::authority().issuer.issue("ktest-spacer");
+    let spacer =
+        virt_addr::allocate_image(crate::events::capability(), &principal, 510).map_err(failure)?;
+    let before = frames::stats();
+    let report = loader::load("hello").map_err(failure)?;
+    let pages = (report.range.end - report.range.start) / 4096;
+    let tables = before.free - frames::stats().free - pages;
+    loader::unload("hello").map_err(failure)?;
+    ensure_eq!(frames::stats(), before);
+    ensure_eq!(report.range.start, spacer.end() + 4096);
+    ensure_eq!(tables, 2);
+    // One frame short of the image (PhysAddr refuses), and the image's
+    // frames plus one table (Translation maps the first page, then finds
+    // no frame for the second window's table).
+    for left in [pages - 1, pages + 1] {
+        let taken = exhaust_to(left)?;
+        let result = loader::load("hello").map(|_| ());
+        let free_after = frames::stats().free;
+        let range_left = image_range("hello");
+        give_back(taken)?;
+        ensure_eq!(
+            result,
+            Err(loader::LoadError::Map(::loader::MapError::OutOfFrames {
+                pages
+            }))
+        );
+        ensure_eq!(free_after, left);
+        ensure!(range_left.is_none(), "{left} free: the range stayed");
+        ensure!(phys_addr::owners().iter().all(|o| o.name != "hello"));
+        ensure_eq!(frames::stats(), before);
+    }
+    spacer.deallocate().map_err(failure)?;
+    // And with the frames back, it loads.
+    loader::load("hello").map_err(failure)?;
+    loader::unload("hello").map_err(failure)?;
+    ensure_eq!(frames::stats(), before);
     Ok(())
 }
