@@ -5,7 +5,7 @@
 //!
 //! Every load runs the whole host-side pipeline — crate list, parse,
 //! descriptor, domain, resolve against `SpinPublic` (composed by the real
-//! policy), plan, region, link, place, entry points, map — and, when it
+//! policy), plan, range reservation, link, place, entry points, map — and, when it
 //! succeeds, the unload. The harness then checks that nothing is left
 //! behind: no mapping, no range, no domain.
 
