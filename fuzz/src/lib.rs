@@ -5,9 +5,9 @@
 //!
 //! Every load runs the whole host-side pipeline — crate list, parse,
 //! descriptor, domain, resolve against `SpinPublic` (composed by the real
-//! policy), plan, range reservation, link, place, entry points, map — and, when it
-//! succeeds, the unload. The harness then checks that nothing is left
-//! behind: no mapping, no range, no domain.
+//! policy), plan, range reservation, link, place, entry points, map — and,
+//! when it succeeds, the unload. The harness then checks that nothing is
+//! left behind: no mapping, no range, no domain.
 
 use std::cell::RefCell;
 use std::ops::Range;
