@@ -2,7 +2,7 @@
 
 use alloc::string::String;
 
-use super::Command;
+use super::{Command, defer};
 
 pub const COMMANDS: &[Command] = &[Command {
     name: "bench",
@@ -11,10 +11,14 @@ pub const COMMANDS: &[Command] = &[Command {
     run: bench,
 }];
 
+/// Checks the suite name now; runs the suites once the command's raise has
+/// returned (they load and unload extensions, see [`defer`]).
 fn bench(args: &[&str]) -> Result<(), String> {
-    match args {
-        [] => crate::bench::run(None),
-        [suite] => crate::bench::run(Some(suite)),
-        _ => Err("expected at most one suite name".into()),
-    }
+    let suites = match args {
+        [] => crate::bench::select(None)?,
+        [suite] => crate::bench::select(Some(suite))?,
+        _ => return Err("expected at most one suite name".into()),
+    };
+    defer(move || crate::bench::run(&suites));
+    Ok(())
 }
