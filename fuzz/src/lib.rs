@@ -5,21 +5,24 @@
 //!
 //! Every load runs the whole host-side pipeline — crate list, parse,
 //! descriptor, domain, resolve against `SpinPublic` (composed by the real
-//! policy), plan, region, link, place, entry points, map — and, when it
-//! succeeds, the unload. The harness then checks that nothing is left
-//! behind: no mapping, no range, no domain.
+//! policy), plan, range reservation, link, place, entry points, map — and,
+//! when it succeeds, the unload. The harness then checks that nothing is
+//! left behind: no mapping, no range, no domain.
 
+use std::cell::RefCell;
 use std::ops::Range;
+use std::rc::Rc;
 use std::sync::OnceLock;
 
-use dispatcher::{Principal, PrincipalIssuer};
+use dispatcher::{Principal, PrincipalId, PrincipalIssuer};
 use domains::{Domain, Limits, Object};
 use loader::{
-    Catalogue, CatalogueEntry, Config, EntryPoints, InitFailure, Loader, MapError, MapRequest,
-    ObjectBytes, Origin, Panic, Platform,
+    Catalogue, CatalogueEntry, Config, EntryPoints, ImageRange, InitFailure, Loader, MapError,
+    MapRequest, ObjectBytes, Origin, Panic, Platform,
 };
 use spindle_package::Kind;
 use spindle_sdk::{ExtensionContext, RawDescriptor};
+use virt_addr::{RangeId, RangeTable, Zone};
 
 /// Where the harness's loader places images.
 pub const REGION: Range<u64> = 0xffff_ffff_9000_0000..0xffff_ffff_a000_0000;
@@ -33,18 +36,58 @@ fn issuer() -> &'static PrincipalIssuer {
     ISSUER.get_or_init(|| PrincipalIssuer::take().expect("the harness takes it first"))
 }
 
+/// The harness's address space: the VirtAddr service's range table with
+/// [`REGION`] as its image zone.
+type Ranges = Rc<RefCell<RangeTable<PrincipalId>>>;
+
 /// A platform that records mappings and checks the loader's promises: an
 /// image fits its range, ranges never overlap, entry points lie in a mapped
-/// text segment, and every mapping is undone exactly once.
-#[derive(Default)]
+/// text segment, and every mapping and range is undone exactly once.
 pub struct CheckingPlatform {
+    ranges: Ranges,
     mapped: Vec<Range<u64>>,
 }
 
+impl Default for CheckingPlatform {
+    fn default() -> Self {
+        Self {
+            ranges: Rc::new(RefCell::new(RangeTable::with_zones(0..0, REGION))),
+            mapped: Vec::new(),
+        }
+    }
+}
+
+/// A range reserved by [`CheckingPlatform`]: freed when dropped.
+pub struct CheckedRange {
+    id: RangeId,
+    addresses: Range<u64>,
+    ranges: Ranges,
+}
+
+impl ImageRange for CheckedRange {
+    fn addresses(&self) -> Range<u64> {
+        self.addresses.clone()
+    }
+}
+
+impl Drop for CheckedRange {
+    fn drop(&mut self) {
+        self.ranges
+            .borrow_mut()
+            .free(self.id)
+            .expect("a range is freed once");
+    }
+}
+
 /// A mapping handed out by [`CheckingPlatform`].
-pub struct CheckedMapping(Range<u64>);
+pub struct CheckedMapping(CheckedRange);
 
 impl CheckingPlatform {
+    /// Whether no range is reserved and nothing is mapped.
+    pub fn is_clean(&self) -> bool {
+        self.mapped.is_empty() && self.ranges.borrow().all().is_empty()
+    }
+
     fn check_entry(&self, entry: &EntryPoints) {
         let text = entry.text();
         assert!(text.contains(&entry.init()) && text.contains(&entry.exit()));
@@ -59,9 +102,29 @@ impl CheckingPlatform {
 
 impl Platform for CheckingPlatform {
     type Mapping = CheckedMapping;
+    type Range = CheckedRange;
 
-    fn map(&mut self, request: &MapRequest<'_>) -> Result<CheckedMapping, MapError> {
+    fn reserve(&mut self, owner: &Principal, bytes: u64) -> Result<CheckedRange, MapError> {
+        let pages = bytes.div_ceil(virt_addr::PAGE_SIZE);
+        let info = self
+            .ranges
+            .borrow_mut()
+            .allocate_in(Zone::Image, owner.id(), owner.name(), pages)
+            .map_err(|_| MapError::AddressSpaceFull { bytes })?;
+        Ok(CheckedRange {
+            id: info.id,
+            addresses: info.base..info.end(),
+            ranges: self.ranges.clone(),
+        })
+    }
+
+    fn map(
+        &mut self,
+        request: &MapRequest<'_>,
+        reserved: CheckedRange,
+    ) -> Result<CheckedMapping, MapError> {
         let range = request.range.clone();
+        assert_eq!(range, reserved.addresses(), "linked for another range");
         assert!(REGION.start <= range.start && range.end <= REGION.end);
         assert!(
             !self
@@ -77,13 +140,13 @@ impl Platform for CheckingPlatform {
                 "segment {s:x?} outside its range {range:x?}"
             );
         }
-        self.mapped.push(range.clone());
-        Ok(CheckedMapping(range))
+        self.mapped.push(range);
+        Ok(CheckedMapping(reserved))
     }
 
     fn unmap(&mut self, _owner: &Principal, mapping: CheckedMapping) {
         let before = self.mapped.len();
-        self.mapped.retain(|r| *r != mapping.0);
+        self.mapped.retain(|r| *r != mapping.0.addresses());
         assert_eq!(self.mapped.len() + 1, before, "unmapped twice");
     }
 
@@ -158,7 +221,7 @@ pub fn entry(name: &str, object: &[u8]) -> CatalogueEntry {
 
 /// A loader over `catalogue` with the signature check skipped.
 pub fn loader(kernel: Domain, catalogue: Catalogue) -> Loader<CheckingPlatform> {
-    let mut config = Config::new([0; 32], REGION);
+    let mut config = Config::new([0; 32]);
     config.fuzzing_skips_signature = true;
     Loader::new(
         CheckingPlatform::default(),
@@ -209,8 +272,7 @@ pub fn load_all_then_unload(loader: &mut Loader<CheckingPlatform>, names: &[Stri
     }
     assert_eq!(loader.loaded_names().count(), 0);
     assert!(
-        loader.platform().mapped.is_empty(),
-        "mappings left behind: {:x?}",
-        loader.platform().mapped
+        loader.platform().is_clean(),
+        "a mapping or a range is left behind"
     );
 }

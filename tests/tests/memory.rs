@@ -8,6 +8,15 @@ use std::time::Duration;
 
 use spindle_tests::*;
 
+/// The figures of a `phys` listing: its frames line and its table (the
+/// kernel's own frames and every owner's row).
+fn phys_lines(phys: &str) -> Vec<String> {
+    phys.lines()
+        .filter(|l| l.starts_with("frames:") || l.starts_with("  "))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The `phys` row of `owner`: (frames, pinned, allocations, repossessed).
 fn phys_row(phys: &str, owner: &str) -> Option<(u64, u64, u64, u64)> {
     let row = phys
@@ -116,6 +125,19 @@ fn the_three_extensions_leave_mem_and_phys_as_they_found_them() {
     let phys = command(&mut session, "phys");
     let (image, pinned, _, _) = phys_row(&phys, "pager").expect("pager's image is its frames");
     assert!(image > 0 && image == pinned, "{phys}");
+    // The image is a VirtAddr range of pager's in the image zone, every page
+    // mapped by Translation, W^X.
+    let vm = command(&mut session, "vm pager");
+    let ranges: Vec<&str> = vm.lines().filter(|l| l.contains("  range ")).collect();
+    assert_eq!(ranges.len(), 1, "{vm}");
+    assert!(ranges[0].contains(" pager "), "{vm}");
+    assert!(ranges[0].contains(" image 0xffffffff9"), "{vm}");
+    assert!(
+        ranges[0].contains(&format!("{image:>6} pages  {image:>6} mapped")),
+        "{vm}"
+    );
+    assert!(vm.contains(" r-x "), "{vm}");
+    assert!(!vm.contains("rwx") && !vm.contains("-wx"), "{vm}");
     let touch = command(&mut session, "pager touch 64");
     assert!(
         touch.contains("64 faults handled, 64 frames mapped"),
@@ -189,6 +211,8 @@ fn the_three_extensions_leave_mem_and_phys_as_they_found_them() {
     for owner in ["hog", "cache", "pager"] {
         assert!(phys_row(&phys, owner).is_none(), "{phys}");
     }
+    assert_eq!(phys_lines(&phys), phys_lines(&phys_before));
     assert_eq!(memory_figures(&command(&mut session, "mem")), mem_before);
     assert!(command(&mut session, "vm").contains("  none"));
+    assert!(command(&mut session, "vm pager").contains("  none"));
 }

@@ -17,18 +17,20 @@
 //!    loaded extensions' domains; every missing symbol is explained
 //!    (kernel-internal, exported by an extension that is not loaded, or
 //!    unknown);
-//! 4. **link** — lays the object out, takes a range of the extension
-//!    region ([`RegionAllocator`]), relocates, places the domain's exports
-//!    and checks that `init` and `exit` lie in the text segment
-//!    ([`pipeline::link`]) — all before anything is mapped;
-//! 5. **map** — the [`Platform`] maps the image W^X on behalf of a fresh
-//!    principal, which owns its memory;
+//! 4. **link** — lays the object out, issues the extension's principal and
+//!    asks the [`Platform`] to reserve an address range for it
+//!    ([`Platform::reserve`]; in the kernel, a VirtAddr range of the image
+//!    zone owned by that principal), relocates for that range, places the
+//!    domain's exports and checks that `init` and `exit` lie in the text
+//!    segment ([`pipeline::link`]) — all before anything is mapped;
+//! 5. **map** — the [`Platform`] maps the image W^X into the range on
+//!    behalf of the principal, which owns its memory;
 //! 6. **init** — the platform calls `init` with an `ExtensionContext`
 //!    holding that principal.
 //!
 //! Every step that takes something has a guard that gives it back if a
-//! later step fails: the range ([`region::RangeGuard`]), the registered
-//! domain, the mapping; a failed `init` revokes the principal and waits for
+//! later step fails: the range (the platform's, given back when dropped),
+//! the registered domain, the mapping; a failed `init` revokes the principal and waits for
 //! its bindings before unmapping.
 //!
 //! # Dependencies
@@ -69,15 +71,13 @@ mod loader;
 pub mod pipeline;
 pub mod platform;
 pub mod policy;
-pub mod region;
 pub mod report;
 
 pub use catalogue::{Catalogue, CatalogueEntry, CatalogueError, ObjectBytes, Origin};
 pub use error::{LoadError, MissingReason, MissingSymbol, UnloadError};
 pub use loader::{Config, Loader};
-pub use platform::{EntryPoints, InitFailure, MapError, MapRequest, Panic, Platform};
+pub use platform::{EntryPoints, ImageRange, InitFailure, MapError, MapRequest, Panic, Platform};
 pub use policy::{SPIN_PUBLIC_CRATES, compose_spin_public};
-pub use region::RegionAllocator;
 pub use report::{
     CatalogueListing, CatalogueRow, Component, DomainExports, DomainListing, DomainRow,
     ExtensionInfo, LoadCycles, LoadReport, LoadedInfo, UnloadReport,

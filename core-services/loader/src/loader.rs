@@ -14,9 +14,8 @@ use crate::catalogue::{Catalogue, CatalogueEntry, CatalogueError};
 use crate::crates;
 use crate::error::{LoadError, MissingReason, MissingSymbol, UnloadError};
 use crate::pipeline;
-use crate::platform::{EntryPoints, InitFailure, MapRequest, Platform};
+use crate::platform::{EntryPoints, ImageRange, InitFailure, MapError, MapRequest, Platform};
 use crate::policy::{self, PublicPart, PublicSizes, SPIN_PUBLIC};
-use crate::region::RegionAllocator;
 use crate::report::{
     CatalogueListing, CatalogueRow, Component, DomainExports, DomainListing, DomainRow,
     ExtensionInfo, LoadReport, LoadedInfo, UnloadReport,
@@ -43,8 +42,6 @@ fn verify<'a>(
 pub struct Config {
     /// The build's Ed25519 public key: every object must be signed by it.
     pub public_key: [u8; 32],
-    /// Where extension images go (page-aligned).
-    pub region: Range<u64>,
     /// Page size.
     pub page: u64,
     /// Most extensions loaded at once (room is reserved up front so that a
@@ -66,10 +63,9 @@ pub struct Config {
 impl Config {
     /// The kernel's settings: 4 KiB pages, 32 extensions, 16 pushed
     /// objects, this SDK's fingerprints, the linker's default limits.
-    pub fn new(public_key: [u8; 32], region: Range<u64>) -> Self {
+    pub fn new(public_key: [u8; 32]) -> Self {
         Self {
             public_key,
-            region,
             page: 4096,
             max_loaded: 32,
             max_pushed: 16,
@@ -114,7 +110,6 @@ pub struct Loader<P: Platform> {
     domains: DomainRegistry,
     loaded: Vec<Loaded<P::Mapping>>,
     retained: Vec<Retained<P::Mapping>>,
-    region: RegionAllocator,
 }
 
 impl<P: Platform> Loader<P> {
@@ -132,12 +127,10 @@ impl<P: Platform> Loader<P> {
         let mut domains = DomainRegistry::new();
         // The registry is empty: the name cannot be taken.
         let _ = domains.insert(spin_public);
-        let region = RegionAllocator::new(config.region.clone(), config.page, config.max_loaded);
         Self {
             platform,
             loaded: Vec::with_capacity(config.max_loaded),
             retained: Vec::new(),
-            region,
             config,
             principals,
             catalogue,
@@ -222,7 +215,6 @@ impl<P: Platform> Loader<P> {
             domains,
             loaded,
             retained,
-            region,
             ..
         } = self;
         let entry = catalogue
@@ -276,15 +268,19 @@ impl<P: Platform> Loader<P> {
         report.imports = domain.imports().len();
         report.cycles.resolve = platform.cycles().saturating_sub(t);
 
-        // 4. Lay out, take a range, link, place, check the entry points.
+        // 4. Lay out, reserve a range for the extension's principal (it
+        //    owns the image's memory), link for it, place, check the entry
+        //    points. Dropping the range on a later failure gives it back.
         let t = platform.cycles();
         let plan = pipeline::plan(&inspected.object)?;
         let span = plan.contiguous_span(config.page).map_err(LoadError::Link)?;
-        let range = region
-            .allocate_guarded(span)
-            .ok_or(LoadError::AddressSpaceFull { bytes: span })?;
-        let linked = pipeline::link(&plan, range.range().start, config.page, &mut domain)?;
-        report.range = range.range();
+        let principal = principals.issue(name);
+        let range = platform.reserve(&principal, span).map_err(|e| match e {
+            MapError::AddressSpaceFull { bytes } => LoadError::AddressSpaceFull { bytes },
+            other => LoadError::Map(other),
+        })?;
+        let linked = pipeline::link(&plan, range.addresses().start, config.page, &mut domain)?;
+        report.range = range.addresses();
         report.exports = domain.export_count();
         report.relocations = linked.image.stats().total_relocations();
         report.got_slots = plan.got_slots();
@@ -296,9 +292,8 @@ impl<P: Platform> Loader<P> {
         // the guard unregisters it if a later step fails.
         let registered = RegisteredDomain::insert(domains, domain)?;
 
-        // 5. Map, owned by the extension's principal.
+        // 5. Map into the range, owned by the extension's principal.
         let t = platform.cycles();
-        let principal = principals.issue(name);
         let mut mapped = MappedImage::map(
             platform,
             principal.clone(),
@@ -307,6 +302,7 @@ impl<P: Platform> Loader<P> {
                 range: &report.range,
                 image: &linked.image,
             },
+            range,
         )?;
         let entry_points = linked.entry;
         drop(linked.image);
@@ -327,7 +323,7 @@ impl<P: Platform> Loader<P> {
                     name: name.to_string(),
                     principal,
                     mapping: mapped.commit(),
-                    range: range.commit(),
+                    range: report.range.clone(),
                 });
             }
             return Err(match failure {
@@ -343,7 +339,6 @@ impl<P: Platform> Loader<P> {
             mapping: mapped.commit(),
             report: report.clone(),
         });
-        range.commit();
         Ok(report)
     }
 
@@ -408,7 +403,6 @@ impl<P: Platform> Loader<P> {
             return Err(UnloadError::BindingsStillAlive { name, alive });
         }
         self.platform.unmap(&principal, mapping);
-        self.region.release(&report.range);
         Ok(UnloadReport {
             exit_called: call_exit,
             exit_panicked,
@@ -436,7 +430,6 @@ impl<P: Platform> Loader<P> {
             }
             let retained = self.retained.swap_remove(index);
             self.platform.unmap(&retained.principal, retained.mapping);
-            self.region.release(&retained.range);
             freed += 1;
         }
         freed
@@ -487,7 +480,13 @@ impl<P: Platform> Loader<P> {
         CatalogueListing {
             rows,
             loaded: self.loaded.len(),
-            region_used_bytes: self.region.used_bytes(),
+            region_used_bytes: self
+                .loaded
+                .iter()
+                .map(|l| &l.report.range)
+                .chain(self.retained.iter().map(|r| &r.range))
+                .map(|r| r.end - r.start)
+                .sum(),
             retained: self.retained.iter().map(|r| r.name.clone()).collect(),
         }
     }
@@ -709,8 +708,9 @@ impl<'p, P: Platform> MappedImage<'p, P> {
         platform: &'p mut P,
         owner: Principal,
         request: &MapRequest<'_>,
+        range: P::Range,
     ) -> Result<Self, LoadError> {
-        let mapping = platform.map(request).map_err(LoadError::Map)?;
+        let mapping = platform.map(request, range).map_err(LoadError::Map)?;
         Ok(Self {
             platform,
             owner,

@@ -6,8 +6,11 @@
 //! only carries it out. That keeps every `unsafe` operation of loading in
 //! the kernel's implementation, behind contracts the loader guarantees:
 //!
+//! * [`Platform::reserve`] is asked for an image's address range, for the
+//!   extension's principal, before the image is linked; the range is the
+//!   platform's capability ([`Platform::Range`]) and goes back when dropped;
 //! * [`Platform::map`] receives an image the linker produced for exactly
-//!   the range given, a range no other image holds;
+//!   that range, together with the range itself;
 //! * [`Platform::call_init`] and [`Platform::call_exit`] receive
 //!   [`EntryPoints`], which only this crate can construct, and only after
 //!   checking that both addresses lie in the text segment of that image, read
@@ -15,10 +18,11 @@
 //!   interface fingerprints were checked; the loader calls them only while
 //!   the image is mapped.
 //!
-//! Later additions have their place here: the memory services map images
-//! through PhysAddr/VirtAddr/Translation on behalf of [`MapRequest::owner`];
-//! unwinding registers the image's unwind tables in `map` and deregisters
-//! them in `unmap`, and catches panics in `call_init` / `call_exit`.
+//! In the kernel, the range is a VirtAddr range of the image zone and the
+//! image's frames and mappings come from PhysAddr and Translation, all on
+//! behalf of [`MapRequest::owner`]; `map` also registers the image's unwind
+//! tables and `unmap` deregisters them; `call_init` / `call_exit` catch
+//! panics.
 
 use alloc::string::String;
 use core::fmt;
@@ -33,10 +37,25 @@ pub trait Platform {
     /// The pages of one mapped image, handed back to [`Platform::unmap`].
     type Mapping;
 
-    /// Maps `request.image` at `request.range`, W^X: text read + execute,
-    /// read-only data read, data read + write, nothing both writable and
-    /// executable at any time. On failure everything taken is given back.
-    fn map(&mut self, request: &MapRequest<'_>) -> Result<Self::Mapping, MapError>;
+    /// The address range reserved for one image; dropping it gives the
+    /// range back.
+    type Range: ImageRange;
+
+    /// Reserves at least `bytes` of page-aligned address space for an image
+    /// owned by `owner`, which the loader then links the image for.
+    /// [`MapError::AddressSpaceFull`] if no free range is large enough.
+    fn reserve(&mut self, owner: &Principal, bytes: u64) -> Result<Self::Range, MapError>;
+
+    /// Maps `request.image` into `range` (the range it was linked for,
+    /// `request.range`), W^X: text read + execute, read-only data read,
+    /// data read + write, nothing both writable and executable at any
+    /// time. The mapping keeps the range. On failure everything taken,
+    /// the range included, is given back.
+    fn map(
+        &mut self,
+        request: &MapRequest<'_>,
+        range: Self::Range,
+    ) -> Result<Self::Mapping, MapError>;
 
     /// Unmaps an image and frees its memory. Called only when no code of the
     /// extension can run any more (its bindings are gone).
@@ -61,6 +80,12 @@ pub trait Platform {
 
     /// A cycle counter for the per-stage timings (any monotonic unit).
     fn cycles(&self) -> u64;
+}
+
+/// An image's reserved address range, as the loader sees it.
+pub trait ImageRange {
+    /// The addresses (page-aligned).
+    fn addresses(&self) -> Range<u64>;
 }
 
 /// What [`Platform::map`] is asked to map.
@@ -113,6 +138,11 @@ pub enum InitFailure {
 /// Why [`Platform::map`] failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MapError {
+    /// No free range of the address space is large enough for the image.
+    AddressSpaceFull {
+        /// Bytes asked for.
+        bytes: u64,
+    },
     /// No free frames for the image.
     OutOfFrames {
         /// Pages the image needs.
@@ -130,6 +160,9 @@ pub enum MapError {
 impl fmt::Display for MapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::AddressSpaceFull { bytes } => {
+                write!(f, "no free {bytes}-byte range for the extension image")
+            }
             Self::OutOfFrames { pages } => {
                 write!(f, "no free frames for the {pages}-page extension image")
             }

@@ -142,7 +142,8 @@ pub struct CatalogueListing {
     pub rows: Vec<CatalogueRow>,
     /// Extensions loaded.
     pub loaded: usize,
-    /// Bytes of the extension address region in use.
+    /// Bytes of address space the images of loaded and retained extensions
+    /// hold.
     pub region_used_bytes: u64,
     /// Extensions whose handlers were still referenced when they were
     /// unloaded: their memory is kept.

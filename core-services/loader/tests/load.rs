@@ -21,6 +21,11 @@ fn assert_clean(loader: &Loader<TestPlatform>) {
         "{:x?}",
         loader.platform().mapped
     );
+    assert!(
+        loader.platform().reserved().is_empty(),
+        "{:x?}",
+        loader.platform().reserved()
+    );
     let listing = loader.catalogue_listing();
     assert_eq!(listing.region_used_bytes, 0);
     assert_eq!(listing.loaded, 0);
@@ -68,6 +73,11 @@ fn a_real_object_is_verified_linked_mapped_w_xor_x_initialised_and_unloaded() {
     let mapped = &platform.maps[0];
     assert_eq!(mapped.owner, "basic");
     assert_eq!(mapped.range, report.range);
+    // Its range was reserved for its principal before it was linked.
+    let reserved = platform.reserved();
+    assert_eq!(reserved.len(), 1);
+    assert_eq!(reserved[0].owner_name, "basic");
+    assert_eq!(reserved[0].base..reserved[0].end(), report.range);
     assert_eq!(
         mapped.segments.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
         [SegmentKind::Text, SegmentKind::ReadOnly, SegmentKind::Data]
@@ -346,9 +356,8 @@ fn an_entry_point_outside_the_code_is_refused_before_anything_is_mapped() {
 
 #[test]
 fn a_full_region_and_a_failed_mapping_give_everything_back() {
-    let mut tiny = config();
-    tiny.region = REGION.start..REGION.start + 4096;
-    let mut loader = loader_with(tiny, vec![Item::signed("basic", basic())]);
+    let mut loader = loader(vec![Item::signed("basic", basic())]);
+    *loader.platform_mut() = TestPlatform::with_image_zone(REGION.start..REGION.start + 4096);
     match loader.load("basic") {
         Err(LoadError::AddressSpaceFull { bytes }) => assert!(bytes > 4096),
         other => panic!("{other:?}"),

@@ -15,6 +15,14 @@
 //! [`VirtRange::write_u64`]); the kernel performs the access, and a fault
 //! it takes is the range's page fault, delivered to the owner's handlers.
 //!
+//! Ranges come from one of two zones ([`Zone`]): the data zone
+//! ([`REGION`]), which anyone may allocate from and whose page faults are
+//! events, and the image zone ([`IMAGE_REGION`]), from which the loader
+//! allocates each extension image for the extension's principal
+//! ([`allocate_image`], kernel only), so that the image is a range like any
+//! other: listed under its owner, mapped through the Translation service,
+//! taken back at unload.
+//!
 //! The [`table`] (first fit, guard pages) is tested on the host; the kernel
 //! supplies unmapping and the accessors ([`service::Platform`]).
 #![cfg_attr(not(test), no_std)]
@@ -29,7 +37,7 @@ pub mod table;
 
 pub use error::VirtError;
 pub use service::{
-    Access, AccessError, AccessFault, Platform, REGION, VirtRange, allocate, lookup, range, ranges,
-    release_owner,
+    Access, AccessError, AccessFault, IMAGE_REGION, Platform, REGION, VirtRange, allocate,
+    allocate_image, lookup, range, ranges, release_owner,
 };
-pub use table::{ContextId, PAGE_SIZE, RangeId, RangeInfo, RangeTable};
+pub use table::{ContextId, PAGE_SIZE, RangeId, RangeInfo, RangeTable, Zone};

@@ -6,11 +6,18 @@ use alloc::vec::Vec;
 use dispatcher::{KernelCapability, Principal, PrincipalId};
 
 use crate::error::VirtError;
-use crate::table::{ContextId, PAGE_SIZE, RangeId, RangeInfo, RangeTable};
+use crate::table::{ContextId, PAGE_SIZE, RangeId, RangeInfo, RangeTable, Zone};
 
-/// The virtual region the service hands out (1 TiB of the kernel's
-/// address space, see the kernel's memory layout).
+/// The data zone: the virtual region the service hands out to anyone (1 TiB
+/// of the kernel's address space, see the kernel's memory layout). Page
+/// faults here are the Translation service's events.
 pub const REGION: core::ops::Range<u64> = 0xffff_d000_0000_0000..0xffff_d100_0000_0000;
+
+/// The image zone: where the loader places extension images, for the
+/// extension's principal ([`allocate_image`]). It lies inside the top
+/// 2 GiB, next to the kernel image, so that rustc's kernel-code-model
+/// relocations (PC32, 32S) between extensions and the kernel are in range.
+pub const IMAGE_REGION: core::ops::Range<u64> = 0xffff_ffff_9000_0000..0xffff_ffff_f000_0000;
 
 /// The kind of access that faulted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +87,8 @@ pub trait Platform: Sync {
 }
 
 static PLATFORM: spin::Once<&'static dyn Platform> = spin::Once::new();
-static TABLE: spin::Mutex<RangeTable<PrincipalId>> = spin::Mutex::new(RangeTable::new(REGION));
+static TABLE: spin::Mutex<RangeTable<PrincipalId>> =
+    spin::Mutex::new(RangeTable::with_zones(REGION, IMAGE_REGION));
 
 /// Installs the kernel's platform (once; false if already done).
 pub fn set_platform(_kernel: KernelCapability, platform: &'static dyn Platform) -> bool {
@@ -114,6 +122,7 @@ fn locked<R>(f: impl FnOnce(&mut RangeTable<PrincipalId>) -> R) -> R {
 /// unloading its owner does the same, whoever holds it then.
 pub struct VirtRange {
     id: RangeId,
+    zone: Zone,
     base: u64,
     pages: u64,
     owner: PrincipalId,
@@ -124,6 +133,11 @@ impl VirtRange {
     /// Its name.
     pub fn id(&self) -> RangeId {
         self.id
+    }
+
+    /// The zone it was taken from.
+    pub fn zone(&self) -> Zone {
+        self.zone
     }
 
     /// First byte.
@@ -236,15 +250,32 @@ fn release(id: RangeId) -> Result<(), VirtError> {
     locked(|t| t.free(id)).map(|_| ())
 }
 
-/// `VirtAddr.Allocate`: `pages` pages of the region for `owner`, unmapped.
+/// `VirtAddr.Allocate`: `pages` pages of the data zone for `owner`,
+/// unmapped.
 pub fn allocate(owner: &Principal, pages: u64) -> Result<VirtRange, VirtError> {
+    allocate_in(Zone::Data, owner, pages)
+}
+
+/// `VirtAddr.Allocate` in the image zone, for an extension image: `pages`
+/// pages next to the kernel image, owned by the extension's principal
+/// `owner`, unmapped. Kernel only (the loader).
+pub fn allocate_image(
+    _kernel: KernelCapability,
+    owner: &Principal,
+    pages: u64,
+) -> Result<VirtRange, VirtError> {
+    allocate_in(Zone::Image, owner, pages)
+}
+
+fn allocate_in(zone: Zone, owner: &Principal, pages: u64) -> Result<VirtRange, VirtError> {
     if owner.is_revoked() {
         return Err(VirtError::Revoked);
     }
     platform()?;
-    let info = locked(|t| t.allocate(owner.id(), owner.name(), pages))?;
+    let info = locked(|t| t.allocate_in(zone, owner.id(), owner.name(), pages))?;
     Ok(VirtRange {
         id: info.id,
+        zone: info.zone,
         base: info.base,
         pages: info.pages,
         owner: info.owner,
@@ -252,8 +283,8 @@ pub fn allocate(owner: &Principal, pages: u64) -> Result<VirtRange, VirtError> {
     })
 }
 
-/// The range containing `addr`, for the page-fault path: never waits (a
-/// contended lock answers `None`).
+/// The data-zone range containing `addr`, for the page-fault path: never
+/// waits (a contended lock answers `None`).
 pub fn lookup(addr: u64) -> Option<RangeInfo<PrincipalId>> {
     if !REGION.contains(&addr) {
         return None;
@@ -266,13 +297,13 @@ pub fn range(id: RangeId) -> Option<RangeInfo<PrincipalId>> {
     locked(|t| t.get(id).cloned())
 }
 
-/// Every range, by address.
+/// Every range of both zones, by address.
 pub fn ranges() -> Vec<RangeInfo<PrincipalId>> {
     locked(|t| t.all())
 }
 
-/// Unmaps and frees every range of `owner` (its extension is unloaded).
-/// Kernel only. Returns how many.
+/// Unmaps and frees every range of `owner`, in both zones (its extension
+/// is unloaded). Kernel only. Returns how many.
 pub fn release_owner(_kernel: KernelCapability, owner: PrincipalId) -> usize {
     let Ok(p) = platform() else { return 0 };
     let ranges: Vec<RangeInfo<PrincipalId>> =

@@ -1,5 +1,5 @@
-//! The table of allocated ranges: first fit over the service's region,
-//! one unmapped guard page after every range.
+//! The table of allocated ranges: first fit inside each [`Zone`] of the
+//! service's address space, one unmapped guard page after every range.
 //!
 //! Pure bookkeeping, generic over the owner type so that the host tests
 //! use small numbers.
@@ -40,11 +40,45 @@ impl ContextId {
     }
 }
 
+/// The part of the address space a range is taken from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Zone {
+    /// Ranges that extensions allocate and map themselves; page faults in
+    /// them are the Translation service's events.
+    Data,
+    /// Extension images, which the loader allocates for an extension's
+    /// principal: a window next to the kernel image, because code built for
+    /// the kernel code model reaches the kernel with 32-bit relocations.
+    Image,
+}
+
+impl Zone {
+    /// Every zone.
+    pub const ALL: [Zone; 2] = [Zone::Data, Zone::Image];
+
+    fn index(self) -> usize {
+        match self {
+            Self::Data => 0,
+            Self::Image => 1,
+        }
+    }
+
+    /// A word for listings.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Data => "data",
+            Self::Image => "image",
+        }
+    }
+}
+
 /// One allocated range.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RangeInfo<O> {
     /// Its name.
     pub id: RangeId,
+    /// The zone it was taken from.
+    pub zone: Zone,
     /// First byte (page aligned).
     pub base: u64,
     /// Length in pages.
@@ -69,33 +103,56 @@ impl<O> RangeInfo<O> {
     }
 }
 
-/// The ranges of one region.
+/// The ranges of the service's zones. Range ids are unique across zones.
 pub struct RangeTable<O> {
-    region: Range<u64>,
+    /// Each zone's addresses, by [`Zone::index`]; the zones do not overlap.
+    zones: [Range<u64>; 2],
     /// By base address.
     ranges: BTreeMap<u64, RangeInfo<O>>,
     next_id: u64,
 }
 
 impl<O: Copy + Eq> RangeTable<O> {
-    /// An empty table over `region` (page aligned).
+    /// An empty table with only a data zone, `region` (page aligned).
     pub const fn new(region: Range<u64>) -> Self {
+        Self::with_zones(region, 0..0)
+    }
+
+    /// An empty table over a data zone and an image zone (page aligned,
+    /// disjoint).
+    pub const fn with_zones(data: Range<u64>, image: Range<u64>) -> Self {
         Self {
-            region,
+            zones: [data, image],
             ranges: BTreeMap::new(),
             next_id: 1,
         }
     }
 
-    /// The region.
+    /// The data zone.
     pub fn region(&self) -> Range<u64> {
-        self.region.clone()
+        self.zone(Zone::Data)
     }
 
-    /// Allocates `pages` pages for `owner`: the lowest gap that holds them
-    /// and a guard page after.
+    /// The addresses of `zone`.
+    pub fn zone(&self, zone: Zone) -> Range<u64> {
+        self.zones[zone.index()].clone()
+    }
+
+    /// Allocates `pages` pages of the data zone for `owner`.
     pub fn allocate(
         &mut self,
+        owner: O,
+        name: &str,
+        pages: u64,
+    ) -> Result<RangeInfo<O>, VirtError> {
+        self.allocate_in(Zone::Data, owner, name, pages)
+    }
+
+    /// Allocates `pages` pages of `zone` for `owner`: the lowest gap that
+    /// holds them and a guard page after.
+    pub fn allocate_in(
+        &mut self,
+        zone: Zone,
         owner: O,
         name: &str,
         pages: u64,
@@ -107,21 +164,26 @@ impl<O: Copy + Eq> RangeTable<O> {
             .checked_add(1)
             .and_then(|p| p.checked_mul(PAGE_SIZE))
             .ok_or(VirtError::NoSpace { pages })?;
-        let mut candidate = self.region.start;
-        for range in self.ranges.values() {
-            if range.base >= candidate + span {
+        let region = self.zone(zone);
+        let mut candidate = region.start;
+        for range in self.ranges.range(region.clone()).map(|(_, r)| r) {
+            if candidate
+                .checked_add(span)
+                .is_none_or(|end| range.base >= end)
+            {
                 break;
             }
             candidate = candidate.max(range.end() + PAGE_SIZE);
         }
         if candidate
             .checked_add(span)
-            .is_none_or(|end| end > self.region.end)
+            .is_none_or(|end| end > region.end)
         {
             return Err(VirtError::NoSpace { pages });
         }
         let info = RangeInfo {
             id: RangeId(self.next_id),
+            zone,
             base: candidate,
             pages,
             context: ContextId::KERNEL,
@@ -218,6 +280,42 @@ mod tests {
         );
         assert!(t.allocate(4, "d", 11).is_ok());
         assert_eq!(t.allocate(4, "z", 0), Err(VirtError::ZeroPages));
+    }
+
+    #[test]
+    fn zones_allocate_apart_and_ids_stay_unique() {
+        let data = 0x10_0000..0x10_0000 + 8 * P;
+        let image = 0x80_0000..0x80_0000 + 6 * P;
+        let mut t = RangeTable::<u32>::with_zones(data.clone(), image.clone());
+        let d = t.allocate(1, "a", 2).unwrap();
+        let i = t.allocate_in(Zone::Image, 1, "a", 3).unwrap();
+        let j = t.allocate_in(Zone::Image, 2, "b", 1).unwrap();
+        assert_eq!((d.base, d.zone), (data.start, Zone::Data));
+        assert_eq!((i.base, i.zone), (image.start, Zone::Image));
+        assert_eq!(j.base, i.end() + P, "one guard page between images");
+        assert_ne!(d.id, i.id);
+        assert_ne!(i.id, j.id);
+        // 6 pages: 3 + guard, 1 + guard; nothing left for another.
+        assert_eq!(
+            t.allocate_in(Zone::Image, 3, "c", 1),
+            Err(VirtError::NoSpace { pages: 1 })
+        );
+        // The data zone is untouched by the image zone's ranges.
+        assert_eq!(t.allocate(3, "c", 4).unwrap().base, d.end() + P);
+        assert_eq!(t.lookup(i.base + 2 * P).map(|r| r.id), Some(i.id));
+        assert_eq!(t.zone(Zone::Image), image);
+        // A table without an image zone has no room there.
+        let mut plain = RangeTable::<u32>::new(data);
+        assert_eq!(
+            plain.allocate_in(Zone::Image, 1, "a", 1),
+            Err(VirtError::NoSpace { pages: 1 })
+        );
+        // Freed image ranges are reused, lowest first.
+        t.free(i.id).unwrap();
+        assert_eq!(
+            t.allocate_in(Zone::Image, 4, "d", 3).unwrap().base,
+            image.start
+        );
     }
 
     #[test]

@@ -1,102 +1,108 @@
-//! Memory for extension images: frames, and W^X page mappings in the
-//! extension region.
+//! Memory for extension images, through the three memory services.
+//!
+//! An image is memory like any other an extension holds, owned by the
+//! extension's principal:
+//!
+//! * its address range is a VirtAddr range of the image zone
+//!   ([`virt_addr::IMAGE_REGION`], inside the top 2 GiB next to the kernel,
+//!   so that rustc's kernel-code-model relocations between extensions and
+//!   the kernel are in range), reserved before the image is linked for it
+//!   ([`reserve`]);
+//! * its frames are one PhysAddr allocation, *pinned* (mapped for the
+//!   kernel's own use: never repossessed), so `phys` counts an extension's
+//!   image among its frames;
+//! * each page is mapped by the Translation service with its segment's
+//!   permissions, so `vm NAME` lists the image's range and mappings.
 //!
 //! An image is written into its frames through the physical-memory mapping
 //! and only then mapped, with its final permissions: text read + execute,
 //! read-only data read (no-execute), data and bss read + write
 //! (no-execute). No page is ever writable and executable, not even while
-//! loading.
-//!
-//! The frames come from the PhysAddr service, owned by the extension's
-//! principal and *pinned* (mapped for the kernel's own use: never
-//! repossessed), so `phys` counts an extension's image among its frames
-//! and unloading returns them.
+//! loading. Unmapping removes the mappings through Translation (which frees
+//! the page tables left empty), then gives the range and the frames back.
 
-use alloc::vec::Vec;
 use core::ops::Range;
 
+use dispatcher::Principal;
 use domains::{LinkedImage, SegmentKind};
 use loader::{MapError, MapRequest};
 use phys_addr::{Attributes, Frames};
-use x86_64::VirtAddr;
-use x86_64::structures::paging::{Page, PageTableFlags, PhysFrame, Size4KiB};
+use translation::{Protection, TranslationError};
+use virt_addr::{VirtError, VirtRange};
 
 use crate::PHYSICAL_MEMORY_OFFSET;
 use crate::debug::extensions::Registration;
-use crate::memory::paging;
 use crate::unwind_tables::UnwindTables;
 
 /// Page size.
-pub const PAGE: u64 = 4096;
+pub const PAGE: u64 = virt_addr::PAGE_SIZE;
 
-/// Where extension images are mapped: inside the top 2 GiB, next to the
-/// kernel image, so that rustc's kernel-code-model relocations (PC32, 32S)
-/// between extensions and the kernel are in range.
-pub const EXTENSION_REGION: Range<u64> = 0xffff_ffff_9000_0000..0xffff_ffff_f000_0000;
+/// An image's address range: a VirtAddr range of the image zone, owned by
+/// the extension's principal. Dropping it frees the range.
+pub struct ImageRange(VirtRange);
 
-/// An image's pages and the frames behind them, its unwind tables, and its
-/// entry in the debug registry (both registered while it is mapped).
+impl loader::ImageRange for ImageRange {
+    fn addresses(&self) -> Range<u64> {
+        self.0.base()..self.0.end()
+    }
+}
+
+/// An image's range, its frames, its unwind tables and its entry in the
+/// debug registry (both registered while it is mapped).
 pub struct Mapping {
-    /// The virtual range.
-    pub range: Range<u64>,
-    frames: Vec<PhysFrame<Size4KiB>>,
-    /// The PhysAddr allocation behind `frames` (dropped after the unmap).
-    allocation: Option<Frames>,
+    range: VirtRange,
+    frames: Option<Frames>,
     unwind: Option<UnwindTables>,
     debug: Option<Registration>,
 }
 
-fn flags_for(kind: SegmentKind) -> PageTableFlags {
-    match kind {
-        SegmentKind::Text => PageTableFlags::empty(),
-        SegmentKind::ReadOnly => PageTableFlags::NO_EXECUTE,
-        SegmentKind::Data => PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE,
+/// `VirtAddr.Allocate` in the image zone: at least `bytes` of address
+/// space for an image owned by `owner`.
+pub fn reserve(owner: &Principal, bytes: u64) -> Result<ImageRange, MapError> {
+    let pages = bytes.div_ceil(PAGE).max(1);
+    virt_addr::allocate_image(crate::events::capability(), owner, pages)
+        .map(ImageRange)
+        .map_err(|e| match e {
+            VirtError::NoSpace { .. } => MapError::AddressSpaceFull { bytes },
+            VirtError::Revoked => MapError::Refused("the extension's principal is revoked"),
+            _ => MapError::Refused("the VirtAddr service refused the image's range"),
+        })
+}
+
+/// The loader's reason for a refused `Translation.AddMapping`.
+fn map_error(error: TranslationError, pages: u64) -> MapError {
+    match error {
+        TranslationError::AlreadyMapped { page } => MapError::AlreadyMapped { address: page },
+        TranslationError::PageTable { .. } => MapError::OutOfFrames { pages },
+        _ => MapError::Refused("the Translation service refused a page of the image"),
     }
 }
 
-/// Copies the image (linked for addresses inside `request.range`, a range
-/// of [`EXTENSION_REGION`] the loader gave to it alone) into fresh frames
-/// and maps them W^X. On failure everything taken is given back.
-pub fn map_image(request: &MapRequest<'_>) -> Result<Mapping, MapError> {
-    let range = request.range.clone();
-    if range.start < EXTENSION_REGION.start || range.end > EXTENSION_REGION.end {
-        return Err(MapError::Refused("range outside the extension region"));
+/// Copies the image (linked for the addresses of `range`, which is
+/// `request.range`) into fresh frames of the extension's principal and
+/// maps them W^X through Translation. On failure everything taken, the
+/// range included, is given back.
+pub fn map_image(request: &MapRequest<'_>, range: ImageRange) -> Result<Mapping, MapError> {
+    let ImageRange(range) = range;
+    if *request.range != (range.base()..range.end()) {
+        return Err(MapError::Refused("image linked for another range"));
     }
-    let pages = (range.end - range.start) / PAGE;
+    let pages = range.pages();
     let mut mapping = Mapping {
-        range: range.clone(),
-        frames: Vec::with_capacity(pages as usize),
-        allocation: None,
+        range,
+        frames: None,
         unwind: None,
         debug: None,
     };
     let attributes = Attributes::new().pinned(crate::events::capability());
-    let allocation = phys_addr::allocate(request.owner, range.end - range.start, attributes)
-        .map_err(|_| MapError::OutOfFrames { pages })?;
-    let numbers: Result<Vec<_>, _> = (0..pages as usize).map(|i| allocation.frame(i)).collect();
-    let Ok(numbers) = numbers else {
+    let Ok(frames) = phys_addr::allocate(request.owner, pages * PAGE, attributes) else {
+        unmap_image(mapping);
         return Err(MapError::OutOfFrames { pages });
     };
-    mapping.allocation = Some(allocation);
-    for (index, number) in numbers.into_iter().enumerate() {
-        let index = index as u64;
-        let frame = PhysFrame::containing_address(x86_64::PhysAddr::new(number.start_address()));
-        let page_address = range.start + index * PAGE;
-        // SAFETY: the frame was just taken from the allocator, so nothing
-        // else refers to it; the slice is dropped before the frame is mapped.
-        let frame_bytes = unsafe { frame_slice(frame) };
-        let flags = fill_page(frame_bytes, page_address, request.image);
-        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(page_address));
-        // SAFETY: the frame was just allocated (no one else maps it) and the
-        // page lies in a range of the extension region that the loader's
-        // region allocator handed out to this image alone.
-        if unsafe { paging::map(page, frame, flags | PageTableFlags::GLOBAL) }.is_err() {
-            unmap_image(mapping);
-            return Err(MapError::AlreadyMapped {
-                address: page_address,
-            });
-        }
-        mapping.frames.push(frame);
+    let frames = mapping.frames.insert(frames);
+    if let Err(e) = fill_and_map(&mapping.range, frames, request.image) {
+        unmap_image(mapping);
+        return Err(map_error(e, pages));
     }
     // SAFETY: every page of the image was mapped above at the addresses it
     // was linked for; `unmap_image` drops the registration before unmapping.
@@ -105,23 +111,52 @@ pub fn map_image(request: &MapRequest<'_>) -> Result<Mapping, MapError> {
     mapping.debug = Some(crate::debug::extensions::register(
         request.owner.name(),
         request.image,
-        range,
+        request.range.clone(),
     ));
     Ok(mapping)
 }
 
+/// Fills each frame of `frames` with its page of `image`, then maps it at
+/// that page of `range` with the page's permissions.
+fn fill_and_map(
+    range: &VirtRange,
+    frames: &Frames,
+    image: &LinkedImage,
+) -> Result<(), TranslationError> {
+    for page in 0..range.pages() {
+        let index = page as usize;
+        let frame = frames.frame(index)?;
+        // SAFETY: the frame was just allocated for this image alone and is
+        // mapped nowhere yet; the slice is dropped before the frame is
+        // mapped below.
+        let bytes = unsafe { frame_slice(frame) };
+        let protection = fill_page(bytes, range.base() + page * PAGE, image);
+        translation::add_mapping(range, page, frames, index, protection)?;
+    }
+    Ok(())
+}
+
+/// The permissions of a segment's pages.
+fn protection(kind: SegmentKind) -> Protection {
+    match kind {
+        SegmentKind::Text => Protection::READ_EXECUTE,
+        SegmentKind::ReadOnly => Protection::READ,
+        SegmentKind::Data => Protection::READ_WRITE,
+    }
+}
+
 /// Fills one page's frame from whichever segment covers `page_address`
 /// (zeros elsewhere) and returns the page's permissions.
-fn fill_page(frame: &mut [u8], page_address: u64, image: &LinkedImage) -> PageTableFlags {
+fn fill_page(frame: &mut [u8], page_address: u64, image: &LinkedImage) -> Protection {
     frame.fill(0);
-    let mut flags = PageTableFlags::NO_EXECUTE;
+    let mut permissions = Protection::READ;
     for segment in image.segments() {
         let seg = segment.range();
         let seg_pages = seg.start..seg.end.next_multiple_of(PAGE);
         if !seg_pages.contains(&page_address) {
             continue;
         }
-        flags = flags_for(segment.kind);
+        permissions = protection(segment.kind);
         let from = page_address.max(seg.start);
         let to = (page_address + PAGE).min(seg.end);
         if from < to {
@@ -130,7 +165,7 @@ fn fill_page(frame: &mut [u8], page_address: u64, image: &LinkedImage) -> PageTa
                 .copy_from_slice(src);
         }
     }
-    flags
+    permissions
 }
 
 /// The 4 KiB of a frame, through the physical-memory mapping.
@@ -139,50 +174,40 @@ fn fill_page(frame: &mut [u8], page_address: u64, image: &LinkedImage) -> PageTa
 /// The caller owns `frame` exclusively (just allocated, not mapped
 /// anywhere else) for as long as the returned slice lives, and drops the
 /// slice before mapping or freeing the frame.
-unsafe fn frame_slice<'a>(frame: PhysFrame<Size4KiB>) -> &'a mut [u8] {
+unsafe fn frame_slice<'a>(frame: phys_addr::FrameNumber) -> &'a mut [u8] {
     // SAFETY: the physical-memory mapping covers all RAM, so the address is
     // mapped and writable; exclusivity is the caller's contract.
     unsafe {
         core::slice::from_raw_parts_mut(
-            (PHYSICAL_MEMORY_OFFSET + frame.start_address().as_u64()) as *mut u8,
+            (PHYSICAL_MEMORY_OFFSET + frame.start_address()) as *mut u8,
             PAGE as usize,
         )
     }
 }
 
-/// Unmaps an image, returns its frames to PhysAddr and frees the page
-/// tables left empty.
-pub fn unmap_image(mut mapping: Mapping) {
+/// Unmaps an image through Translation (freeing the page tables left
+/// empty), then gives its range to VirtAddr and its frames to PhysAddr.
+/// Called only once the extension's code can no longer run (its exit
+/// returned or its init failed, and every binding into it has been
+/// dropped), or before any of it ran.
+pub fn unmap_image(mapping: Mapping) {
+    let Mapping {
+        range,
+        frames,
+        unwind,
+        debug,
+    } = mapping;
     // The unwinder and the debug registry must forget the image before its
     // pages go.
-    drop(mapping.debug.take());
-    drop(mapping.unwind.take());
-    for (index, frame) in mapping.frames.iter().enumerate() {
-        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(
-            mapping.range.start + index as u64 * PAGE,
-        ));
-        // SAFETY: the loader unmaps an image only once the extension's code
-        // can no longer run (its exit returned or its init failed, and every
-        // binding into it has been dropped), so nothing uses these pages.
-        match unsafe { paging::unmap(page) } {
-            Ok(unmapped) if unmapped == *frame => {}
-            other => log::warn!(
-                "unmapping extension page {:#x}: {other:?}",
-                page.start_address().as_u64()
-            ),
-        }
+    drop(debug);
+    drop(unwind);
+    // VirtAddr has Translation remove every mapping in the range first.
+    if let Err(e) = range.deallocate() {
+        log::warn!("extension image range: {e}");
     }
-    if let Some(allocation) = mapping.allocation.take()
-        && let Err(e) = allocation.deallocate()
+    if let Some(frames) = frames
+        && let Err(e) = frames.deallocate()
     {
         log::warn!("extension image frames: {e}");
     }
-    // SAFETY: the range belongs to the extension region, whose page tables
-    // only extension images use; the image was the range's only user.
-    unsafe {
-        paging::clean_up_range(
-            VirtAddr::new(mapping.range.start),
-            VirtAddr::new(mapping.range.end),
-        )
-    };
 }

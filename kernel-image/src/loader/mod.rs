@@ -1,9 +1,10 @@
 //! The kernel's side of the extension loader.
 //!
-//! The policy — the pipeline, `SpinPublic`, the address region, the
-//! dependencies, every undo path — is the `loader` crate (host-tested,
-//! `forbid(unsafe_code)`). This module supplies what needs the machine
-//! ([`KernelPlatform`]): mapping an image's pages W^X ([`memory`]), the one
+//! The policy — the pipeline, `SpinPublic`, the dependencies, every undo
+//! path — is the `loader` crate (host-tested, `forbid(unsafe_code)`). This
+//! module supplies what needs the machine ([`KernelPlatform`]): an image's
+//! range, frames and W^X mappings through the VirtAddr, PhysAddr and
+//! Translation services, owned by the extension's principal ([`memory`]), the one
 //! cast from the loader's checked entry addresses to `init`/`exit`, a
 //! bounded wait for raises in progress, and the TSC. At boot it builds the
 //! `Kernel` domain from the kernel's own symbol table, reads the ramdisk
@@ -61,9 +62,18 @@ impl KernelPlatform {
 
 impl Platform for KernelPlatform {
     type Mapping = memory::Mapping;
+    type Range = memory::ImageRange;
 
-    fn map(&mut self, request: &MapRequest<'_>) -> Result<memory::Mapping, MapError> {
-        memory::map_image(request)
+    fn reserve(&mut self, owner: &Principal, bytes: u64) -> Result<memory::ImageRange, MapError> {
+        memory::reserve(owner, bytes)
+    }
+
+    fn map(
+        &mut self,
+        request: &MapRequest<'_>,
+        range: memory::ImageRange,
+    ) -> Result<memory::Mapping, MapError> {
+        memory::map_image(request, range)
     }
 
     /// Unmaps the image, then takes back whatever the extension still
@@ -184,7 +194,7 @@ pub fn init() {
         }
         None => Ramdisk::default(),
     };
-    let config = Config::new(*PUBLIC_KEY, memory::EXTENSION_REGION);
+    let config = Config::new(*PUBLIC_KEY);
     let catalogue = Catalogue::from_ramdisk(&ramdisk, config.max_pushed);
     let kernel_symbols = kernel.export_count();
     let start = crate::time::uptime_ns();

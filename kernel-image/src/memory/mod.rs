@@ -5,9 +5,10 @@
 //! | `0xffff_8000_0000_0000..` | all physical memory (bootloader mapping, >= 4 GiB) |
 //! | [`layout::HEAP_START`]`..` | kernel heap, sized from the memory map |
 //! | `0xffff_a000_0000_0000..0xffff_c000_0000_0000` | bootloader's dynamic mappings (stack, boot info, ramdisk) |
-//! | [`virt_addr::REGION`] (`0xffff_d000_0000_0000..0xffff_d100_0000_0000`) | VirtAddr ranges: what extensions allocate and map through the services |
+//! | [`virt_addr::REGION`] (`0xffff_d000_0000_0000..0xffff_d100_0000_0000`) | VirtAddr data zone: what extensions allocate and map through the services |
 //! | [`layout::STRAND_STACKS_START`]`..`[`layout::STRAND_STACKS_END`] | strand stacks: 2 MiB slots, each stack at the top of its slot, the rest unmapped (the guard) |
 //! | [`crate::KERNEL_BASE`]`..` | kernel image |
+//! | [`virt_addr::IMAGE_REGION`] (`0xffff_ffff_9000_0000..0xffff_ffff_f000_0000`) | VirtAddr image zone: extension images, each a range owned by its extension |
 
 pub mod access;
 pub mod faults;

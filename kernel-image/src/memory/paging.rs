@@ -85,7 +85,7 @@ pub unsafe fn map(
 /// Maps `page` to `frame` with `flags` (PRESENT is added), creating any
 /// missing page tables above it present *and writable*, so that a later
 /// [`update_flags`] can make the page writable (the leaf entry alone then
-/// decides). For the VirtAddr region, whose pages change protection.
+/// decides). For the VirtAddr zones, whose pages change protection.
 ///
 /// # Safety
 /// As for [`map`].

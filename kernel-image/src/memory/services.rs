@@ -159,17 +159,19 @@ impl translation::Platform for KernelMemory {
         protection: Protection,
     ) -> Result<(), translation::TranslationError> {
         // SAFETY: the Translation service maps only frames held through a
-        // `Frames` capability (zeroed, used by nothing else) at pages of a
-        // range held through a `VirtRange`, in the VirtAddr region, which
-        // only it maps; it checked the page is not mapped.
+        // `Frames` capability (used by nothing else) at pages of a range
+        // held through a `VirtRange`, in one of VirtAddr's two zones (data,
+        // extension images), which only it maps; it checked the page is not
+        // mapped.
         unsafe { paging::map_changeable(page(addr), phys_frame(frame), flags(protection)) }
             .map_err(|_| translation::TranslationError::PageTable { page: addr })
     }
 
     fn unmap(&self, addr: u64) {
         // SAFETY: the service unmaps a page only when its mapping goes
-        // (removed, frames taken back, range freed); accesses to it after
-        // that fault and are the service's to handle.
+        // (removed, frames taken back, range freed); accesses to a data-zone
+        // page after that fault and are the service's to handle, and an
+        // image's pages go only once none of its code can run.
         if let Err(e) = unsafe { paging::unmap(page(addr)) } {
             log::warn!("Translation: unmapping {addr:#x}: {e:?}");
         }
@@ -184,8 +186,10 @@ impl translation::Platform for KernelMemory {
     }
 
     fn free_tables(&self, start: u64, end: u64) {
-        // SAFETY: the VirtAddr region's page tables serve only the
-        // service's mappings, in the kernel's single address space.
+        // SAFETY: the range is in one of VirtAddr's zones, in the kernel's
+        // single address space; a table left empty there served only the
+        // service's mappings (the tables the image zone shares with the
+        // kernel image above it are never empty).
         unsafe { paging::clean_up_range(VirtAddr::new(start), VirtAddr::new(end)) };
     }
 

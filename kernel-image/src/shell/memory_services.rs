@@ -164,12 +164,12 @@ fn vm(args: &[&str]) -> Result<(), String> {
             crate::memory::layout::STRAND_STACKS_END
         );
         println!(
-            "  {:#018x}..{:#018x}  extension images",
-            crate::loader::memory::EXTENSION_REGION.start,
-            crate::loader::memory::EXTENSION_REGION.end
+            "  {:#018x}..{:#018x}  VirtAddr image zone (extension images)",
+            virt_addr::IMAGE_REGION.start,
+            virt_addr::IMAGE_REGION.end
         );
         println!(
-            "  {:#018x}..{:#018x}  VirtAddr region",
+            "  {:#018x}..{:#018x}  VirtAddr data zone",
             virt_addr::REGION.start,
             virt_addr::REGION.end
         );
@@ -193,25 +193,24 @@ fn vm(args: &[&str]) -> Result<(), String> {
     for range in &ranges {
         let mappings = translation::mappings_of(range);
         println!(
-            "  range {:<4} {:<12} {:#018x}  {:>6} pages  {:>6} mapped",
+            "  range {:<4} {:<12} {:<5} {:#018x}  {:>6} pages  {:>6} mapped",
             range.id.as_u64(),
             range.owner_name,
+            range.zone.name(),
             range.base,
             range.pages,
             mappings.len()
         );
         if filter.is_some() {
-            for m in mappings.iter().take(16) {
+            let runs = runs(&mappings);
+            for run in runs.iter().take(MAX_RUNS_SHOWN) {
                 println!(
-                    "      page {:#018x} -> frame {:#012x} {} (allocation {})",
-                    m.page,
-                    m.frame.start_address(),
-                    m.protection,
-                    m.allocation.as_u64()
+                    "      {:#018x}..{:#018x} {} {:>5} page(s) -> frames {:#012x}.. (allocation {})",
+                    run.start, run.end, run.protection, run.pages, run.first_frame, run.allocation
                 );
             }
-            if mappings.len() > 16 {
-                println!("      ... {} more", mappings.len() - 16);
+            if runs.len() > MAX_RUNS_SHOWN {
+                println!("      ... {} more", runs.len() - MAX_RUNS_SHOWN);
             }
         }
     }
@@ -221,4 +220,44 @@ fn vm(args: &[&str]) -> Result<(), String> {
         c.not_present, c.protection, c.bad_address, c.resolved, c.unresolved
     );
     Ok(())
+}
+
+/// Runs of mappings listed per range by `vm NAME`.
+const MAX_RUNS_SHOWN: usize = 16;
+
+/// Consecutive pages mapped to consecutive frames of one allocation with
+/// one protection: one line of `vm NAME`.
+struct Run {
+    start: u64,
+    end: u64,
+    pages: u64,
+    first_frame: u64,
+    allocation: u64,
+    protection: translation::Protection,
+}
+
+fn runs(mappings: &[translation::Mapping<dispatcher::PrincipalId>]) -> Vec<Run> {
+    let mut runs: Vec<Run> = Vec::new();
+    for m in mappings {
+        let frame = m.frame.start_address();
+        if let Some(run) = runs.last_mut()
+            && run.end == m.page
+            && run.protection == m.protection
+            && run.allocation == m.allocation.as_u64()
+            && run.first_frame + run.pages * virt_addr::PAGE_SIZE == frame
+        {
+            run.end += virt_addr::PAGE_SIZE;
+            run.pages += 1;
+            continue;
+        }
+        runs.push(Run {
+            start: m.page,
+            end: m.page + virt_addr::PAGE_SIZE,
+            pages: 1,
+            first_frame: frame,
+            allocation: m.allocation.as_u64(),
+            protection: m.protection,
+        });
+    }
+    runs
 }

@@ -4,7 +4,7 @@
 
 use ktest_macros::ktest;
 use x86_64::VirtAddr;
-use x86_64::structures::paging::PageTableFlags;
+use x86_64::structures::paging::{PageTableFlags, PhysFrame, Size4KiB};
 
 use crate::ktest::{KtestFailure, KtestResult};
 use crate::loader;
@@ -49,6 +49,66 @@ fn extension_pages_are_mapped_w_xor_x() -> KtestResult {
         paging::translate(VirtAddr::new(image.start)).is_none(),
         "image still mapped after unload"
     );
+    Ok(())
+}
+
+/// The image range of `name` in VirtAddr's table, if any.
+fn image_range(name: &str) -> Option<virt_addr::RangeInfo<dispatcher::PrincipalId>> {
+    virt_addr::ranges()
+        .into_iter()
+        .find(|r| r.owner_name == name && r.zone == virt_addr::Zone::Image)
+}
+
+#[ktest]
+fn an_image_is_a_range_frames_and_mappings_of_its_principal() -> KtestResult {
+    let free_before = frames::stats().free;
+    ensure!(image_range("hello").is_none());
+    let report = loader::load("hello").map_err(failure)?;
+    let image = report.range.clone();
+    let pages = (image.end - image.start) / 4096;
+    let range = image_range("hello").ok_or_else(|| failure("no VirtAddr range for hello"))?;
+    ensure_eq!(range.base..range.end(), image);
+    ensure!(virt_addr::IMAGE_REGION.contains(&range.base));
+    // Every page mapped by Translation, for hello, with its segment's
+    // permissions, all from one pinned allocation of hello's.
+    let mappings = translation::mappings_of(&range);
+    ensure_eq!(mappings.len() as u64, pages);
+    let [text, rodata, data] = report.segments.clone();
+    for m in &mappings {
+        ensure_eq!(m.owner, range.owner);
+        ensure_eq!(m.allocation, mappings[0].allocation);
+        let expected = if text.contains(&m.page) {
+            translation::Protection::READ_EXECUTE
+        } else if data.contains(&m.page) {
+            translation::Protection::READ_WRITE
+        } else {
+            translation::Protection::READ
+        };
+        if text.contains(&m.page) || rodata.contains(&m.page) || data.contains(&m.page) {
+            ensure!(
+                m.protection == expected,
+                "page {:#x}: {} instead of {expected}",
+                m.page,
+                m.protection
+            );
+        }
+    }
+    let owner = phys_addr::owners()
+        .into_iter()
+        .find(|o| o.name == "hello")
+        .ok_or_else(|| failure("phys lists no frames of hello"))?;
+    ensure_eq!(
+        (owner.frames, owner.pinned, owner.allocations),
+        (pages, pages, 1)
+    );
+    loader::unload("hello").map_err(failure)?;
+    ensure!(
+        image_range("hello").is_none(),
+        "the range outlived the unload"
+    );
+    ensure!(phys_addr::owners().iter().all(|o| o.name != "hello"));
+    // Frames and page tables all back.
+    ensure_eq!(frames::stats().free, free_before);
     Ok(())
 }
 
@@ -119,5 +179,72 @@ fn a_panic_in_init_unwinds_through_the_extension_and_undoes_the_load() -> KtestR
         ensure_eq!(frames::stats(), frames_before);
         ensure_eq!(heap::settled_stats().used, heap_before);
     }
+    Ok(())
+}
+
+/// Takes frames from the bitmap until `left` are free (for [`give_back`]).
+fn exhaust_to(left: u64) -> Result<alloc::vec::Vec<PhysFrame<Size4KiB>>, KtestFailure> {
+    let mut taken = alloc::vec::Vec::new();
+    while frames::stats().free > left {
+        taken.push(frames::allocate().ok_or_else(|| failure("the bitmap ran dry early"))?);
+    }
+    Ok(taken)
+}
+
+fn give_back(taken: alloc::vec::Vec<PhysFrame<Size4KiB>>) -> KtestResult {
+    for frame in taken {
+        frames::deallocate(frame).map_err(failure)?;
+    }
+    Ok(())
+}
+
+#[ktest]
+fn a_load_short_of_frames_leaves_no_range_frame_or_page_table_behind() -> KtestResult {
+    ensure!(
+        virt_addr::ranges()
+            .iter()
+            .all(|r| r.zone != virt_addr::Zone::Image),
+        "an image is loaded already"
+    );
+    // A range of 510 pages (and its guard page) first, so that hello's
+    // image starts on the last page of a 2 MiB window and runs into the
+    // next: its pages need two level-1 tables, and a shortage can strike
+    // half-way through the mapping.
+    let principal = crate::events::authority().issuer.issue("ktest-spacer");
+    let spacer =
+        virt_addr::allocate_image(crate::events::capability(), &principal, 510).map_err(failure)?;
+    let before = frames::stats();
+    let report = loader::load("hello").map_err(failure)?;
+    let pages = (report.range.end - report.range.start) / 4096;
+    let tables = before.free - frames::stats().free - pages;
+    loader::unload("hello").map_err(failure)?;
+    ensure_eq!(frames::stats(), before);
+    ensure_eq!(report.range.start, spacer.end() + 4096);
+    ensure_eq!(tables, 2);
+    // One frame short of the image (PhysAddr refuses), and the image's
+    // frames plus one table (Translation maps the first page, then finds
+    // no frame for the second window's table).
+    for left in [pages - 1, pages + 1] {
+        let taken = exhaust_to(left)?;
+        let result = loader::load("hello").map(|_| ());
+        let free_after = frames::stats().free;
+        let range_left = image_range("hello");
+        give_back(taken)?;
+        ensure_eq!(
+            result,
+            Err(loader::LoadError::Map(::loader::MapError::OutOfFrames {
+                pages
+            }))
+        );
+        ensure_eq!(free_after, left);
+        ensure!(range_left.is_none(), "{left} free: the range stayed");
+        ensure!(phys_addr::owners().iter().all(|o| o.name != "hello"));
+        ensure_eq!(frames::stats(), before);
+    }
+    spacer.deallocate().map_err(failure)?;
+    // And with the frames back, it loads.
+    loader::load("hello").map_err(failure)?;
+    loader::unload("hello").map_err(failure)?;
+    ensure_eq!(frames::stats(), before);
     Ok(())
 }

@@ -302,3 +302,68 @@ fn unload_takes_back_what_an_owner_handed_away() -> KtestResult {
     );
     Ok(())
 }
+
+/// Two MiB: the span of one level-1 page table.
+const TABLE_SPAN: u64 = 2 << 20;
+
+#[ktest]
+fn page_table_frames_are_freed_on_unmap() -> KtestResult {
+    let free_at = || frames::stats().free;
+    let free_before = free_at();
+    let owner = principal("ktest-tables");
+    // 8 MiB of addresses: room for two whole 2 MiB windows that no one
+    // else can map in, so each needs a level-1 table of its own.
+    let range = virt_addr::allocate(&owner, 2048).expect("a range");
+    let mut a = range.base().next_multiple_of(TABLE_SPAN);
+    if (a + TABLE_SPAN).is_multiple_of(1 << 30) {
+        // Keep both windows under one level-2 table.
+        a += TABLE_SPAN;
+    }
+    let b = a + TABLE_SPAN;
+    let (page_a, page_b) = ((a - range.base()) / 4096, (b - range.base()) / 4096);
+    ensure!(b + TABLE_SPAN <= range.end());
+    let held = phys_addr::allocate(&owner, 2 * 4096, Attributes::new()).expect("frames");
+    let free_held = free_at();
+    ensure_eq!(free_before - free_held, 2);
+
+    translation::add_mapping(&range, page_a, &held, 0, Protection::READ_WRITE).expect("mapped");
+    let tables_a = free_held - free_at();
+    ensure!(
+        tables_a >= 1,
+        "the first window's level-1 table came from nowhere"
+    );
+    let free_a = free_at();
+    translation::add_mapping(&range, page_b, &held, 1, Protection::READ_WRITE).expect("mapped");
+    // Same level-2 table: exactly one new level-1 table.
+    ensure_eq!(free_a - free_at(), 1);
+    range.write_u64(page_b * 4096, 7).expect("mapped writable");
+
+    ensure_eq!(
+        translation::remove_mapping(&range, page_b).ok(),
+        held.frame(1).ok()
+    );
+    // the second window's table is freed, not the level-2 table
+    ensure_eq!(free_at(), free_a);
+    ensure!(crate::memory::paging::translate(x86_64::VirtAddr::new(b)).is_none());
+    ensure_eq!(
+        translation::remove_mapping(&range, page_a).ok(),
+        held.frame(0).ok()
+    );
+    // and the first window's tables
+    ensure_eq!(free_at(), free_held);
+    ensure_eq!(
+        translation::remove_mapping(&range, page_a),
+        Err(translation::TranslationError::NotMapped { page: a })
+    );
+
+    // Unmapping by giving the range back frees the tables too.
+    translation::add_mapping(&range, page_a, &held, 0, Protection::READ).expect("mapped");
+    translation::add_mapping(&range, page_b, &held, 1, Protection::READ).expect("mapped");
+    ensure_eq!(free_held - free_at(), tables_a + 1);
+    range.deallocate().expect("live");
+    ensure_eq!(free_at(), free_held);
+    drop(held);
+    revoke(&owner);
+    ensure_eq!(free_at(), free_before);
+    Ok(())
+}

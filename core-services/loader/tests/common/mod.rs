@@ -4,20 +4,24 @@
 //! records what the loader asks of it instead of mapping memory.
 #![allow(dead_code)]
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::rc::Rc;
 use std::sync::{Mutex, OnceLock};
 
-use dispatcher::{Decision, Event, EventAuthority, Principal, PrincipalIssuer};
+use dispatcher::{Decision, Event, EventAuthority, Principal, PrincipalId, PrincipalIssuer};
 use domains::{Domain, SegmentKind};
 use loader::{
-    Catalogue, Config, EntryPoints, InitFailure, Loader, MapError, MapRequest, Panic, Platform,
+    Catalogue, Config, EntryPoints, ImageRange, InitFailure, Loader, MapError, MapRequest, Panic,
+    Platform,
 };
 use spindle_package::{Kind, NewEntry, Ramdisk, RamdiskWriter};
 use spindle_sdk::{ExtensionContext, ExtensionError};
+use virt_addr::{RangeId, RangeTable, Zone};
 
 /// The kernel's target.
 pub const TARGET: &str = "x86_64-unknown-none";
@@ -294,7 +298,7 @@ pub fn catalogue(items: Vec<Item>) -> Catalogue {
 
 /// The loader's configuration in these tests.
 pub fn config() -> Config {
-    Config::new(spindle_package::public_key(&SECRET), REGION)
+    Config::new(spindle_package::public_key(&SECRET))
 }
 
 /// A loader over `items` with the default configuration.
@@ -334,9 +338,15 @@ pub struct Mapped {
     pub unwind_tables: Vec<u64>,
 }
 
+/// The test platform's address space: the VirtAddr service's range table,
+/// with [`REGION`] as its image zone (as in the kernel), shared with the
+/// ranges it handed out so that dropping one frees it.
+pub type Ranges = Rc<RefCell<RangeTable<PrincipalId>>>;
+
 /// A platform that records instead of mapping.
-#[derive(Default)]
 pub struct TestPlatform {
+    /// The image zone's ranges.
+    pub ranges: Ranges,
     /// Every successful `map`, in order.
     pub maps: Vec<Mapped>,
     /// Ranges currently mapped.
@@ -355,13 +365,67 @@ pub struct TestPlatform {
     ticks: std::cell::Cell<u64>,
 }
 
-/// The test platform's mapping: the range and its owner.
+impl Default for TestPlatform {
+    fn default() -> Self {
+        Self::with_image_zone(REGION)
+    }
+}
+
+/// A range reserved by [`TestPlatform::reserve`]: freed when dropped.
+pub struct TestRange {
+    id: RangeId,
+    addresses: Range<u64>,
+    ranges: Ranges,
+}
+
+impl std::fmt::Debug for TestRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TestRange({:x?})", self.addresses)
+    }
+}
+
+impl ImageRange for TestRange {
+    fn addresses(&self) -> Range<u64> {
+        self.addresses.clone()
+    }
+}
+
+impl Drop for TestRange {
+    fn drop(&mut self) {
+        self.ranges
+            .borrow_mut()
+            .free(self.id)
+            .expect("a range is freed once");
+    }
+}
+
+/// The test platform's mapping: the range it holds.
 #[derive(Debug)]
 pub struct TestMapping {
-    range: Range<u64>,
+    range: TestRange,
 }
 
 impl TestPlatform {
+    /// A platform whose image zone is `zone`.
+    pub fn with_image_zone(zone: Range<u64>) -> Self {
+        Self {
+            ranges: Rc::new(RefCell::new(RangeTable::with_zones(0..0, zone))),
+            maps: Vec::new(),
+            mapped: Vec::new(),
+            fail_map: None,
+            init: HashMap::new(),
+            calls: Vec::new(),
+            stall_release: false,
+            exit_panics: None,
+            ticks: std::cell::Cell::new(0),
+        }
+    }
+
+    /// The ranges reserved now.
+    pub fn reserved(&self) -> Vec<virt_addr::RangeInfo<PrincipalId>> {
+        self.ranges.borrow().all()
+    }
+
     fn check_mapped(&self, entry: &EntryPoints) {
         assert!(
             self.mapped
@@ -374,11 +438,37 @@ impl TestPlatform {
 
 impl Platform for TestPlatform {
     type Mapping = TestMapping;
+    type Range = TestRange;
 
-    fn map(&mut self, request: &MapRequest<'_>) -> Result<TestMapping, MapError> {
+    fn reserve(&mut self, owner: &Principal, bytes: u64) -> Result<TestRange, MapError> {
+        let pages = bytes.div_ceil(virt_addr::PAGE_SIZE);
+        let info = self
+            .ranges
+            .borrow_mut()
+            .allocate_in(Zone::Image, owner.id(), owner.name(), pages)
+            .map_err(|_| MapError::AddressSpaceFull { bytes })?;
+        Ok(TestRange {
+            id: info.id,
+            addresses: info.base..info.end(),
+            ranges: self.ranges.clone(),
+        })
+    }
+
+    fn map(&mut self, request: &MapRequest<'_>, range: TestRange) -> Result<TestMapping, MapError> {
         if let Some(error) = self.fail_map.clone() {
             return Err(error);
         }
+        assert_eq!(
+            *request.range,
+            range.addresses(),
+            "linked for another range"
+        );
+        let owner = self.ranges.borrow().get(range.id).map(|r| r.owner);
+        assert_eq!(
+            owner,
+            Some(request.owner.id()),
+            "the range is not the image owner's"
+        );
         assert!(
             !self
                 .mapped
@@ -399,14 +489,12 @@ impl Platform for TestPlatform {
             unwind_tables: request.image.unwind_tables().collect(),
         });
         self.mapped.push(request.range.clone());
-        Ok(TestMapping {
-            range: request.range.clone(),
-        })
+        Ok(TestMapping { range })
     }
 
     fn unmap(&mut self, _owner: &Principal, mapping: TestMapping) {
         let before = self.mapped.len();
-        self.mapped.retain(|r| *r != mapping.range);
+        self.mapped.retain(|r| *r != mapping.range.addresses());
         assert_eq!(self.mapped.len() + 1, before, "unmapped twice");
     }
 
