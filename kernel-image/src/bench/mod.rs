@@ -14,6 +14,7 @@
 mod baseline;
 mod containment;
 mod dispatch;
+mod loading;
 mod strands;
 mod vm;
 
@@ -124,6 +125,8 @@ pub struct Row {
     pub stats: Stats,
     /// The published figure it compares with, if any.
     pub published: Option<Published>,
+    /// What else it compares with (a target, another row), if anything.
+    pub note: Option<String>,
 }
 
 /// The rows a run produced, with the baseline they are compared with.
@@ -154,12 +157,32 @@ impl Report {
             name: name.into(),
             stats,
             published: None,
+            note: None,
         });
     }
 
     /// Adds a line printed after the table.
     pub fn note(&mut self, text: String) {
         self.notes.push(text);
+    }
+
+    /// Adds a row with a note (what it compares with).
+    pub fn add_noted(
+        &mut self,
+        suite: &'static str,
+        name: impl Into<String>,
+        stats: Stats,
+        note: impl Into<String>,
+    ) {
+        self.add(suite, name, stats);
+        self.note_last(note);
+    }
+
+    /// Sets the note of the last row added.
+    pub fn note_last(&mut self, note: impl Into<String>) {
+        if let Some(row) = self.rows.last_mut() {
+            row.note = Some(note.into());
+        }
     }
 
     /// Adds a row with the published figure it is compared with.
@@ -184,11 +207,11 @@ impl Report {
     /// Prints the table.
     pub fn print(&self) {
         println!(
-            "{:<10} {:<44} {:>10} {:>10} {:>10} {:>8}  PUBLISHED (us, cycles, ratio to its call)",
-            "SUITE", "BENCHMARK", "CYCLES", "MIN", "MAX", "RATIO"
+            "{:<11} {:<44} {:>10} {:>10} {:>10} {:>5} {:>8}  COMPARED WITH (published: us, cycles, ratio to its call)",
+            "SUITE", "BENCHMARK", "CYCLES", "MIN", "MAX", "RUNS", "RATIO"
         );
         for row in &self.rows {
-            let published = row
+            let compared = row
                 .published
                 .map(|p| {
                     alloc::format!(
@@ -199,20 +222,24 @@ impl Report {
                         p.micros / p.call_micros
                     )
                 })
-                .unwrap_or_default();
+                .into_iter()
+                .chain(row.note.clone())
+                .collect::<Vec<_>>()
+                .join("; ");
             println!(
-                "{:<10} {:<44} {:>10.1} {:>10.1} {:>10.1} {:>8.2}  {}",
+                "{:<11} {:<44} {:>10.1} {:>10.1} {:>10.1} {:>5} {:>8.2}  {}",
                 row.suite,
                 row.name,
                 row.stats.median,
                 row.stats.min,
                 row.stats.max,
+                row.stats.runs,
                 self.ratio(&row.stats),
-                published
+                compared
             );
         }
         println!(
-            "cycles: TSC cycles per operation, median of the runs (TCG: host cycles spent emulating); ratio: to an indirect call in this boot ({:.1} cycles)",
+            "cycles: TSC cycles per operation, median (min, max) of the runs (TCG: host cycles spent emulating); ratio: to an indirect call in this boot ({:.1} cycles)",
             self.indirect_call.median
         );
         for note in &self.notes {
@@ -241,7 +268,7 @@ pub struct Suite {
 pub const SUITES: &[Suite] = &[
     Suite {
         name: "baseline",
-        about: "empty loop, direct call, indirect call",
+        about: "empty loop, direct call, indirect call, a call from an extension into the kernel",
         run: baseline::run,
     },
     Suite {
@@ -264,11 +291,16 @@ pub const SUITES: &[Suite] = &[
         about: "Appel & Li's VM primitives through PhysAddr/VirtAddr/Translation",
         run: vm::run,
     },
+    Suite {
+        name: "loading",
+        about: "extension load (by stage) and unload, small / medium / large",
+        run: loading::run,
+    },
 ];
 
-/// Runs the suite named `name`, or every suite, and prints the table.
-pub fn run(name: Option<&str>) -> Result<(), String> {
-    let selected: Vec<&Suite> = SUITES
+/// The suite named `name`, or every suite; the error lists the suites.
+pub fn select(name: Option<&str>) -> Result<Vec<&'static Suite>, String> {
+    let selected: Vec<&'static Suite> = SUITES
         .iter()
         .filter(|s| name.is_none_or(|n| n == s.name))
         .collect();
@@ -283,10 +315,16 @@ pub fn run(name: Option<&str>) -> Result<(), String> {
             suites.join(", ")
         ));
     }
+    Ok(selected)
+}
+
+/// Runs `suites` and prints the table. Run it outside any `Console.Line`
+/// raise (the shell defers it): the suites load and unload extensions and
+/// raise `Console.Line` themselves.
+pub fn run(suites: &[&Suite]) {
     let mut report = Report::new();
-    for suite in selected {
+    for suite in suites {
         (suite.run)(&mut report);
     }
     report.print();
-    Ok(())
 }

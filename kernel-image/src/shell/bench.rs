@@ -2,8 +2,7 @@
 
 use alloc::string::String;
 
-use super::Command;
-use crate::println;
+use super::{Command, defer};
 
 pub const COMMANDS: &[Command] = &[Command {
     name: "bench",
@@ -12,19 +11,14 @@ pub const COMMANDS: &[Command] = &[Command {
     run: bench,
 }];
 
+/// Checks the suite name now; runs the suites once the command's raise has
+/// returned (they load and unload extensions, see [`defer`]).
 fn bench(args: &[&str]) -> Result<(), String> {
-    let suite = match args {
-        [] => None,
-        [suite] => Some(String::from(*suite)),
+    let suites = match args {
+        [] => crate::bench::select(None)?,
+        [suite] => crate::bench::select(Some(suite))?,
         _ => return Err("expected at most one suite name".into()),
     };
-    // Outside the raise that carried the command: the containment suite
-    // loads, faults and unloads extensions, and an unload inside a raise
-    // waits for that raise to let go of the extension's handlers.
-    super::defer(move || {
-        if let Err(message) = crate::bench::run(suite.as_deref()) {
-            println!("error: {message} (usage: {})", COMMANDS[0].usage);
-        }
-    });
+    defer(move || crate::bench::run(&suites));
     Ok(())
 }
