@@ -347,10 +347,13 @@ fn unload_failed(name: &str, depth: usize) {
         unload_dependent(&dependent, depth + 1);
     }
     match crate::loader::with(|l| l.unload_failed(name)) {
-        Ok(report) => println!(
-            "extension '{name}' unloaded (failed): {} binding(s) revoked, its strands stopped, its memory freed",
-            report.revoked
-        ),
+        Ok(report) => {
+            println!(
+                "extension '{name}' unloaded (failed): {} binding(s) revoked, its strands stopped, its memory freed",
+                report.revoked
+            );
+            crate::shell::extensions::print_heap_release(name, report.heap);
+        }
         // Unloaded meanwhile (a second fault of the same extension).
         Err(loader::UnloadError::NotLoaded(_)) => {}
         Err(e) => println!("error: unloading the failed extension '{name}': {e}"),

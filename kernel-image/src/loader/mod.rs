@@ -14,10 +14,12 @@ pub mod memory;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use ::extension_heap::{Account, Released, SlotsFull};
 use dispatcher::Principal;
 use domains::{CrateFilter, Domain};
 use loader::{
-    Catalogue, Config, EntryPoints, InitFailure, Loader, MapError, MapRequest, Panic, Platform,
+    Catalogue, Config, EntryPoints, HeapEntries, InitFailure, Loader, MapError, MapRequest, Panic,
+    Platform,
 };
 use spindle_package::Ramdisk;
 use spindle_sdk::{ExitFn, ExtensionContext, InitFn};
@@ -27,6 +29,7 @@ pub use loader::{LoadError, LoadReport, UnloadError, UnloadReport};
 use crate::arch::rdtsc;
 use crate::boot_data;
 use crate::events;
+use crate::memory::extension_heap as heaps;
 
 /// The public key of the build that signed the extensions.
 static PUBLIC_KEY: &[u8; 32] = include_bytes!(concat!(env!("OUT_DIR"), "/extension-signing.pub"));
@@ -118,6 +121,35 @@ impl Platform for KernelPlatform {
 
     fn cycles(&self) -> u64 {
         rdtsc()
+    }
+
+    fn take_heap(&mut self, _name: &str) -> Result<Option<HeapEntries>, SlotsFull> {
+        let slot = heaps::take(heaps::DEFAULT_QUOTA)?;
+        Ok(heaps::entries(slot).map(|e| HeapEntries {
+            slot,
+            alloc: e.alloc,
+            alloc_zeroed: e.alloc_zeroed,
+            realloc: e.realloc,
+        }))
+    }
+
+    /// The event tables the extension's code compiled (its install and
+    /// uninstall instantiate the dispatcher's generic code in its object,
+    /// so they were allocated from its heap) are compiled again by the
+    /// kernel, and once the tables replaced are freed (a grace period) the
+    /// heap is released.
+    fn release_heap(&mut self, name: &str, slot: usize) -> Released {
+        dispatcher::registry::republish_all(events::capability());
+        dispatcher::read_side::synchronize();
+        let released = heaps::release(slot);
+        if let Released::Kept { bytes, blocks } = released {
+            log::debug!("{name}: heap kept ({bytes} bytes in {blocks} blocks)");
+        }
+        released
+    }
+
+    fn heap_usage(&self, slot: usize) -> Option<Account> {
+        heaps::usage(slot)
     }
 }
 
@@ -216,6 +248,10 @@ pub fn init() {
             Err(e) => log::error!("autoload of {name} failed: {e}"),
         }
     }
+    // The tables as an unload leaves them (compiled from scratch by the
+    // kernel): the figures `mem` shows after a load and an unload are the
+    // boot's.
+    dispatcher::registry::republish_all(events::capability());
 }
 
 /// The boot-time costs of the domains.

@@ -30,7 +30,7 @@ const MAX_LINE: usize = 1024;
 mod bench;
 mod containment;
 mod dispatch;
-mod extensions;
+pub mod extensions;
 mod memory_services;
 mod strands;
 mod system;
