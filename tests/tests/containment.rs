@@ -44,17 +44,18 @@ fn is_loaded(session: &mut Session, name: &str) -> bool {
 }
 
 /// Waits until a fault contained outside the shell's raise (an interrupt,
-/// a strand) has unloaded `name`; returns everything printed meanwhile.
+/// a strand) has unloaded `name` and its memory is freed (an unload that
+/// raises in progress delayed keeps the memory until they let go, and
+/// `ext list` says so); returns what `faults` says after that.
 fn wait_unloaded(session: &mut Session, name: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = String::new();
     loop {
-        let faults = command(session, "faults");
-        seen.push_str(&faults);
-        if !is_loaded(session, name) {
-            // The unload's own line may arrive just after the prompt.
-            seen.push_str(&command(session, "uptime"));
-            return seen;
+        let list = command(session, "ext list");
+        let loaded = list
+            .lines()
+            .any(|l| l.starts_with(&format!("{name} ")) && l.contains("loaded at"));
+        if !loaded && !list.contains("memory kept for unloaded extensions") {
+            return command(session, "faults");
         }
         assert!(
             Instant::now() < deadline,
@@ -78,7 +79,8 @@ fn still_serving(mut session: Session, baseline: &(String, String)) {
     assert_eq!(
         &memory_figures(&command(&mut session, "mem")),
         baseline,
-        "memory not back at its baseline"
+        "memory not back at its baseline:\n{}",
+        session.output()
     );
     session.send_line("shutdown").unwrap();
     let (exit, output) = session.wait_exit(COMMAND_TIMEOUT).expect("QEMU exits");
@@ -155,6 +157,27 @@ fn a_panic_in_a_clock_tick_handler_is_contained_in_the_interrupt() {
         "{seen}"
     );
     still_serving(session, &baseline);
+}
+
+#[test]
+fn a_report_printed_while_the_shell_waits_is_followed_by_the_prompt() {
+    let (mut session, _) = boot(Firmware::Bios);
+    load(&mut session, "panic-in-tick");
+    command(&mut session, "panic-in-tick");
+    // Printed from the timer interrupt and the reaper strand while the
+    // shell waits for input; the shell prints its prompt again after it.
+    session
+        .wait_for_text(
+            "extension 'panic-in-tick' unloaded (failed)",
+            COMMAND_TIMEOUT,
+        )
+        .expect("the fault is contained");
+    let after = session
+        .wait_for_prompt(COMMAND_TIMEOUT)
+        .expect("the prompt follows the report");
+    assert!(!after.contains("spindle> spindle> "), "{after}");
+    let out = command(&mut session, "uptime");
+    assert!(out.starts_with("uptime\r\nup "), "{out}");
 }
 
 #[test]

@@ -343,12 +343,37 @@ impl Session {
         stdin.flush()
     }
 
-    /// Sends `line` and waits for the next prompt; returns what the kernel
-    /// printed in between (the echoed line and the command's output).
+    /// Sends `line` and waits for the prompt that follows its echo; returns
+    /// what the kernel printed in between (the echoed line and the
+    /// command's output, after anything printed asynchronously before it).
     pub fn command(&mut self, line: &str, timeout: Duration) -> Result<String, SessionError> {
         self.send_line(line)?;
-        let text = self.wait_for_prompt(timeout)?;
+        let text = self.wait_for_command_end(line, timeout)?;
         Ok(text.strip_suffix(PROMPT).unwrap_or(&text).to_owned())
+    }
+
+    /// Waits until the shell has echoed `line` (just sent) and printed the
+    /// prompt after it; returns the output since the mark, that prompt
+    /// included.
+    ///
+    /// Waiting for the echo first keeps the session in step when a kernel
+    /// message, and the prompt the shell prints again after it (see the
+    /// shell's module docs), arrive between two commands.
+    fn wait_for_command_end(
+        &mut self,
+        line: &str,
+        timeout: Duration,
+    ) -> Result<String, SessionError> {
+        let echo = format!("{}\r\n", shell_echo(line));
+        let reprinted = format!("{PROMPT}{echo}");
+        self.wait_until(timeout, |text| {
+            let after_echo = if text.starts_with(&echo) {
+                Some(echo.len())
+            } else {
+                text.find(&reprinted).map(|at| at + reprinted.len())
+            };
+            after_echo.is_some_and(|at| text[at..].ends_with(PROMPT))
+        })
     }
 
     /// Waits for QEMU to exit; returns how, and the output since the mark.
@@ -407,6 +432,24 @@ fn pump_output(stdout: impl Read, shared: &(Mutex<Shared>, Condvar), echo: bool)
     ready.notify_all();
 }
 
+/// What the shell's line editor shows for `line` typed in full: printable
+/// ASCII kept (up to its 1,024-byte limit), backspace and delete remove
+/// the last character, anything else dropped.
+fn shell_echo(line: &str) -> String {
+    const MAX_LINE: usize = 1024;
+    let mut shown = String::new();
+    for byte in line.bytes() {
+        match byte {
+            0x08 | 0x7f => {
+                shown.pop();
+            }
+            0x20..=0x7e if shown.len() < MAX_LINE => shown.push(byte as char),
+            _ => {}
+        }
+    }
+    shown
+}
+
 /// How a piped run ([`run_piped`]) ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PipedOutcome {
@@ -433,8 +476,14 @@ pub fn run_piped(
     let deadline = Instant::now() + timeout;
     let mut session = Session::spawn(options, echo)?;
     let mut lines = input.lines();
+    let mut sent: Option<String> = None;
     loop {
-        match session.wait_for_prompt(deadline.saturating_duration_since(Instant::now())) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let prompt = match &sent {
+            None => session.wait_for_prompt(left),
+            Some(line) => session.wait_for_command_end(line, left),
+        };
+        match prompt {
             Ok(_) => {}
             Err(SessionError::Exited(exit, _)) => {
                 return Ok((PipedOutcome::Exited(exit), session.output()));
@@ -446,7 +495,11 @@ pub fn run_piped(
             Err(SessionError::Io(e)) => return Err(e),
         }
         match lines.next() {
-            Some(line) => session.send_line(&line?)?,
+            Some(line) => {
+                let line = line?;
+                session.send_line(&line)?;
+                sent = Some(line);
+            }
             None => {
                 session.kill();
                 return Ok((PipedOutcome::InputEnded, session.output()));
@@ -482,5 +535,18 @@ impl Images {
             Firmware::Bios => &self.bios,
             Firmware::Uefi => &self.uefi,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_echo;
+
+    #[test]
+    fn the_echo_is_what_the_line_editor_shows() {
+        assert_eq!(shell_echo("ext load hello"), "ext load hello");
+        assert_eq!(shell_echo("helo\x08lo"), "hello");
+        assert_eq!(shell_echo("a\tb"), "ab");
+        assert_eq!(shell_echo(&"x".repeat(2000)).len(), 1024);
     }
 }

@@ -216,8 +216,10 @@ impl<P: Platform> Loader<P> {
     /// check the descriptor → resolve → link, place and check the entry
     /// points → map (W^X, owned by a fresh principal) → `init`. Any failure
     /// undoes every step taken (guards), and the error says which check
-    /// failed.
+    /// failed. Retained memory whose handlers are free by now is collected
+    /// first ([`Loader::collect_retained`]).
     pub fn load(&mut self, name: &str) -> Result<LoadReport, LoadError> {
+        self.collect_retained();
         if self.catalogue.get(name).is_none() {
             return Err(LoadError::NotFound(name.into()));
         }
@@ -395,6 +397,7 @@ impl<P: Platform> Loader<P> {
     }
 
     fn unload_with(&mut self, name: &str, call_exit: bool) -> Result<UnloadReport, UnloadError> {
+        self.collect_retained();
         let index = self
             .loaded
             .iter()
@@ -450,8 +453,16 @@ impl<P: Platform> Loader<P> {
         })
     }
 
+    /// Whether memory of unloaded extensions is retained because raises
+    /// in progress still held their handlers when they were unloaded.
+    pub fn has_retained(&self) -> bool {
+        !self.retained.is_empty()
+    }
+
     /// Frees the memory of retained extensions whose handlers are no longer
-    /// referenced; returns how many were freed.
+    /// referenced; returns how many were freed. Every load and unload
+    /// calls it first; the kernel also calls it from a background job
+    /// while anything is retained.
     pub fn collect_retained(&mut self) -> usize {
         let mut freed = 0;
         let mut index = 0;

@@ -421,6 +421,28 @@ fn memory_a_raise_still_uses_is_retained_then_collected() {
 }
 
 #[test]
+fn the_next_load_collects_memory_retained_by_an_unload() {
+    let mut loader = loader(vec![
+        Item::signed("held", compile(&Fixture::new("held"))),
+        Item::signed("next", compile(&Fixture::new("next"))),
+    ]);
+    loader.load("held").unwrap();
+    loader.platform_mut().stall_release = true;
+    assert!(matches!(
+        loader.unload("held"),
+        Err(UnloadError::BindingsStillAlive { .. })
+    ));
+    assert!(loader.has_retained());
+    loader.platform_mut().stall_release = false;
+    loader.load("next").unwrap();
+    assert!(!loader.has_retained(), "the load collected it");
+    assert_eq!(loader.catalogue_listing().retained.len(), 0);
+    assert_eq!(loader.platform().mapped.len(), 1, "only `next` is mapped");
+    loader.unload("next").unwrap();
+    assert_clean(&loader);
+}
+
+#[test]
 fn a_failed_extension_is_unloaded_without_its_exit() {
     let mut loader = loader(vec![Item::signed(
         "crashed",

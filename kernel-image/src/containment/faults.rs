@@ -356,6 +356,12 @@ fn unload_failed(name: &str, depth: usize) {
         }
         // Unloaded meanwhile (a second fault of the same extension).
         Err(loader::UnloadError::NotLoaded(_)) => {}
+        Err(loader::UnloadError::BindingsStillAlive { alive, .. }) => {
+            println!(
+                "extension '{name}' unloaded (failed): its bindings revoked, its strands stopped; its memory is freed once raises in progress let go of {alive} handler object(s)"
+            );
+            crate::loader::collect_retained_later();
+        }
         Err(e) => println!("error: unloading the failed extension '{name}': {e}"),
     }
 }

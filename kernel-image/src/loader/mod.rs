@@ -11,8 +11,10 @@
 
 pub mod memory;
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use ::extension_heap::{Account, Released, SlotsFull};
 use dispatcher::Principal;
@@ -289,14 +291,60 @@ pub fn try_with<R>(f: impl FnOnce(&mut Loader<KernelPlatform>) -> R) -> Result<R
     Err(IN_PROGRESS.lock().clone())
 }
 
-/// Runs `f` on the loader, recording `what` as the operation in progress.
+/// Runs `f` on the loader, recording `what` as the operation in progress;
+/// if that left memory retained, queues its collection.
 fn with_in_progress<R>(what: String, f: impl FnOnce(&mut Loader<KernelPlatform>) -> R) -> R {
-    with(|loader| {
+    let (result, retained) = with(|loader| {
         *IN_PROGRESS.lock() = Some(what);
         let result = f(loader);
         *IN_PROGRESS.lock() = None;
-        result
-    })
+        (result, loader.has_retained())
+    });
+    if retained {
+        collect_retained_later();
+    }
+    result
+}
+
+/// Whether the background collection of retained memory is queued.
+static COLLECTOR_QUEUED: AtomicBool = AtomicBool::new(false);
+
+/// Ticks between two collection attempts.
+const COLLECT_EVERY_TICKS: u64 = 10;
+
+/// Makes sure memory retained by an unload (raises in progress still held
+/// the extension's handlers, see [`UnloadError::BindingsStillAlive`]) is
+/// freed once they let go, even if no further load or unload comes to do
+/// it: a kernel strand retries every few ticks while anything is retained.
+/// Thread context only.
+pub fn collect_retained_later() {
+    if COLLECTOR_QUEUED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    crate::strands::run_later(Box::new(|| {
+        loop {
+            if crate::strands::sleep_ticks(COLLECT_EVERY_TICKS).is_err() {
+                x86_64::instructions::hlt();
+            }
+            let left = try_with(|loader| {
+                let freed = loader.collect_retained();
+                if freed > 0 {
+                    log::info!(
+                        "loader: freed the memory of {freed} unloaded extension(s) once their handlers were let go"
+                    );
+                }
+                loader.has_retained()
+            });
+            if left == Ok(false) {
+                break;
+            }
+        }
+        COLLECTOR_QUEUED.store(false, Ordering::Release);
+        // Retained after the last look, before the flag was cleared.
+        if try_with(|loader| loader.has_retained()) != Ok(false) {
+            collect_retained_later();
+        }
+    }));
 }
 
 /// The public key extensions must be signed with.

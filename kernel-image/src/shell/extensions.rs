@@ -131,7 +131,7 @@ fn print_catalogue(listing: &CatalogueListing) {
     );
     if !listing.retained.is_empty() {
         println!(
-            "memory kept for unloaded extensions whose handlers raises still held: {}",
+            "memory kept for unloaded extensions whose handlers raises in progress still hold: {}",
             listing.retained.join(", ")
         );
     }

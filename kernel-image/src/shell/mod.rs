@@ -4,7 +4,10 @@
 //! byte is echoed, `\r`, `\n` and `\r\n` all end a line, backspace edits. After
 //! each command the prompt `spindle> ` is printed again; that prompt is what
 //! `cargo xtask run` and the integration tests wait for before sending the
-//! next line.
+//! next line. When something else prints while the shell waits for input
+//! (a fault report from an interrupt or a strand, a log line), the prompt
+//! and the line typed so far are printed again after it, so the console
+//! always ends with the prompt while the shell is waiting.
 //!
 //! Every line is raised as the `Console.Line` event. The built-in commands
 //! are that event's original handler ([`builtin_commands`]); extensions add
@@ -19,7 +22,7 @@ use console::{Line, Reply};
 use crate::arch::serial;
 use crate::containment::faults;
 use crate::memory;
-use crate::{print, println, time};
+use crate::{println, time};
 
 /// The prompt, exactly as printed.
 pub const PROMPT: &str = "spindle> ";
@@ -70,7 +73,6 @@ pub fn run() -> ! {
     // make `mem` report the growth as if something had leaked.
     let mut line = String::with_capacity(MAX_LINE);
     loop {
-        print!("{PROMPT}");
         reader.read_line(&mut line);
         execute(&line);
     }
@@ -93,19 +95,28 @@ fn banner() {
     println!("Type 'help' for commands.");
 }
 
-/// Line editor state that outlives one line: whether the previous line
-/// ended in `\r`, so that the `\n` of a `\r\n` pair is not an empty line.
+/// Line editor state: whether the previous line ended in `\r`, so that the
+/// `\n` of a `\r\n` pair is not an empty line, and the console's output
+/// mark after the editor's own last write.
 #[derive(Default)]
 struct LineReader {
     last_was_cr: bool,
+    own_mark: Option<serial::OutputMark>,
+    /// The output mark seen at the last idle check, while other output
+    /// was waiting to be followed by the prompt.
+    foreign_mark: Option<serial::OutputMark>,
 }
 
 impl LineReader {
-    /// Reads one line into `line` (without the terminator), echoing as it goes.
+    /// Prints the prompt, then reads one line into `line` (without the
+    /// terminator), echoing as it goes.
     fn read_line(&mut self, line: &mut String) {
         line.clear();
+        self.own_mark = None;
+        self.write(line, PROMPT.as_bytes());
         loop {
             let Some(byte) = serial::try_read_byte() else {
+                self.restore_after_quiet_output(line);
                 // Nothing waiting: sleep for a timer tick, leaving the CPU
                 // to the other strands (or to the idle strand's `hlt`).
                 if crate::strands::sleep_ticks(1).is_err() {
@@ -117,24 +128,55 @@ impl LineReader {
                 b'\n' if self.last_was_cr => self.last_was_cr = false,
                 b'\r' | b'\n' => {
                     self.last_was_cr = byte == b'\r';
-                    println!();
+                    self.write(line, b"\n");
                     return;
                 }
                 0x08 | 0x7f => {
                     self.last_was_cr = false;
-                    if line.pop().is_some() {
-                        print!("\x08 \x08");
+                    if !line.is_empty() {
+                        self.write(line, b"\x08 \x08");
+                        line.pop();
                     }
                 }
                 0x20..=0x7e => {
                     self.last_was_cr = false;
                     if line.len() < MAX_LINE {
+                        self.write(line, &[byte]);
                         line.push(byte as char);
-                        serial::write_bytes(&[byte]);
                     }
                 }
                 _ => self.last_was_cr = false,
             }
+        }
+    }
+
+    /// Writes the editor's own output after `line` (what is typed so far);
+    /// if something else printed since the editor's last write, the prompt
+    /// and `line` are printed again first.
+    fn write(&mut self, line: &str, bytes: &[u8]) {
+        let own = match self.own_mark {
+            Some(own) => own,
+            // The prompt starts the line: nothing to restore before it.
+            None => serial::output_mark(),
+        };
+        let restore: [&[u8]; 2] = [PROMPT.as_bytes(), line.as_bytes()];
+        self.own_mark = Some(serial::write_resuming(own, &restore, bytes));
+        self.foreign_mark = None;
+    }
+
+    /// While the shell waits for input: once other output has ended its
+    /// line and stayed quiet for one idle round (so a report of several
+    /// lines is not cut by a prompt), prints the prompt and the input
+    /// typed so far again, so the console ends with the prompt.
+    fn restore_after_quiet_output(&mut self, line: &str) {
+        let now = serial::output_mark();
+        if self.own_mark.is_none_or(|own| own.writes == now.writes) {
+            return;
+        }
+        if now.last_byte == b'\n' && self.foreign_mark == Some(now) {
+            self.write(line, b"");
+        } else {
+            self.foreign_mark = Some(now);
         }
     }
 }
