@@ -33,7 +33,10 @@ pub struct PerCpu {
     idle: AtomicU64,
     /// Ready strands of this CPU.
     pub run_queue: spin::Mutex<RunQueue>,
-    /// Sleeping strands by wake-up time (ns since boot).
+    /// Sleeping strands by wake-up time (ns since boot). Its root node is
+    /// allocated when strands start and, like the run queue's, kept when
+    /// the set empties, so whether a strand sleeps at a given moment does
+    /// not move the heap figure.
     pub sleepers: spin::Mutex<BTreeSet<(u64, StrandId)>>,
     need_resched: AtomicBool,
     quantum_ticks: AtomicU32,

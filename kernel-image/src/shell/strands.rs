@@ -34,7 +34,7 @@ pub const COMMANDS: &[Command] = &[
     Command {
         name: "sched",
         usage: "sched | sched demo A B [POLICY]",
-        help: "the scheduling policies; demo: two CPU-bound strands with A and B tickets for 1 s",
+        help: "the scheduling policies; demo: two CPU-bound strands with A and B tickets for 100 ticks",
         run: sched,
     },
 ];
@@ -231,6 +231,12 @@ fn tickets(text: &str) -> Result<u32, String> {
     }
 }
 
+/// Timer ticks `sched demo` lets its two strands use between them.
+const DEMO_TICKS: u64 = 100;
+
+/// Longest `sched demo` runs, in ns of uptime.
+const DEMO_LIMIT_NS: u64 = 10_000_000_000;
+
 /// One demo strand's view.
 struct Runner {
     strand: strand::Strand,
@@ -271,8 +277,22 @@ fn demo(a: &str, b: &str, policy: Option<&str>) -> Result<(), String> {
             progress,
         });
     }
+    // Until the two have been charged enough ticks for the ratio to be
+    // read to a few percent (a second at 100 Hz on an idle host; longer
+    // when the host starves the emulator of time), or ten seconds.
     let start = time::uptime_ns();
-    let slept = strand::sleep(Duration::from_secs(1));
+    let mut slept = Ok(());
+    while slept.is_ok() && time::uptime_ns() - start < DEMO_LIMIT_NS {
+        slept = strand::sleep(Duration::from_millis(100));
+        let charged: u64 = runners
+            .iter()
+            .filter_map(|r| r.strand.info())
+            .map(|i| i.ticks)
+            .sum();
+        if charged >= DEMO_TICKS {
+            break;
+        }
+    }
     stop.store(true, Ordering::Relaxed);
     let elapsed = time::uptime_ns() - start;
     let counts: Vec<u64> = runners

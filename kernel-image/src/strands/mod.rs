@@ -160,6 +160,14 @@ pub unsafe fn init(name: &str) {
         .unwrap_or_else(|(e, _)| panic!("creating the idle strand: {e}"))
         .0;
     cpu.set_idle(idle);
+    // The sleep set's root node, allocated now and kept for good (see
+    // `PerCpu::sleepers`): the heap figure then does not depend on whether
+    // any strand has slept yet.
+    interrupts::without_interrupts(|| {
+        let mut sleepers = cpu.sleepers.lock();
+        sleepers.insert((0, idle));
+        sleepers.remove(&(0, idle));
+    });
     STARTED.store(true, Ordering::Release);
 
     let reaper = spawn_essential("reaper", reaper_loop)
@@ -493,9 +501,6 @@ fn reaper_loop() {
             interrupts::without_interrupts(|| {
                 let mut sleepers = cpu.sleepers.lock();
                 sleepers.retain(|&(_, id)| id != reaped.id);
-                if sleepers.is_empty() {
-                    *sleepers = alloc::collections::BTreeSet::new();
-                }
             });
             for joiner in reaped.joiners {
                 // A joiner killed meanwhile does not need waking.

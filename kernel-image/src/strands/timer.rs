@@ -22,9 +22,6 @@ pub(super) fn on_tick(_tick: &u64) {
             let first = sleepers.first().copied().filter(|&(at, _)| at <= now);
             if let Some(entry) = first {
                 sleepers.remove(&entry);
-                if sleepers.is_empty() {
-                    *sleepers = alloc::collections::BTreeSet::new();
-                }
             }
             first
         };
@@ -52,13 +49,7 @@ pub fn sleep_until(deadline_ns: u64) -> Result<(), StrandError> {
     while crate::time::uptime_ns() < deadline_ns {
         interrupts::without_interrupts(|| cpu.sleepers.lock().insert((deadline_ns, me)));
         let parked = park(BlockReason::Sleep);
-        interrupts::without_interrupts(|| {
-            let mut sleepers = cpu.sleepers.lock();
-            sleepers.remove(&(deadline_ns, me));
-            if sleepers.is_empty() {
-                *sleepers = alloc::collections::BTreeSet::new();
-            }
-        });
+        interrupts::without_interrupts(|| cpu.sleepers.lock().remove(&(deadline_ns, me)));
         parked?;
     }
     Ok(())
