@@ -135,14 +135,17 @@ impl Platform for KernelPlatform {
         }))
     }
 
-    /// The event tables the extension's code compiled (its install and
-    /// uninstall instantiate the dispatcher's generic code in its object,
-    /// so they were allocated from its heap) are compiled again by the
-    /// kernel, and once the tables replaced are freed (a grace period) the
-    /// heap is released.
+    /// Once retired tables are freed (a grace period), a heap that still
+    /// has live blocks gets the event tables the extension's code compiled
+    /// (its install and uninstall instantiate the dispatcher's generic code
+    /// in its object, so they were allocated from its heap) compiled again
+    /// by the kernel, and another grace period; then the heap is released.
     fn release_heap(&mut self, name: &str, slot: usize) -> Released {
-        dispatcher::registry::republish_all(events::capability());
         dispatcher::read_side::synchronize();
+        if heaps::usage(slot).is_some_and(|heap| !heap.is_empty()) {
+            dispatcher::registry::republish_all(events::capability());
+            dispatcher::read_side::synchronize();
+        }
         let released = heaps::release(slot);
         if let Released::Kept { bytes, blocks } = released {
             log::debug!("{name}: heap kept ({bytes} bytes in {blocks} blocks)");
