@@ -79,6 +79,9 @@ pub(crate) trait RegisteredEvent: Send + Sync {
     /// retires the event (which also uninstalls everybody else's bindings).
     /// Returns the number of `principal`'s bindings uninstalled.
     fn revoke_principal(&self, principal: PrincipalId) -> usize;
+    /// Compiles and publishes the event's table again from its writer
+    /// state (the same bindings, in the same order).
+    fn republish(&self);
 }
 
 static EVENTS: Mutex<Vec<Weak<dyn RegisteredEvent>>> = Mutex::new(Vec::new());
@@ -130,6 +133,20 @@ pub(crate) fn live_events() -> Vec<Arc<dyn RegisteredEvent>> {
     let mut events = EVENTS.lock();
     events.retain(|entry| entry.strong_count() > 0);
     events.iter().filter_map(Weak::upgrade).collect()
+}
+
+/// Compiles every live event's table again, from this (kernel) code, and
+/// publishes it; the tables replaced are retired as usual. Returns how many
+/// events were republished. Kernel only: the kernel calls it when an
+/// extension is unloaded, because the tables an extension's install or
+/// uninstall compiled (generic dispatcher code instantiated in its object)
+/// were allocated by that extension's code, from its heap.
+pub fn republish_all(_kernel: crate::KernelCapability) -> usize {
+    let events = live_events();
+    for event in &events {
+        event.republish();
+    }
+    events.len()
 }
 
 /// Every live event, sorted by name.

@@ -24,6 +24,8 @@
 //! | `unbounded-recursion` | its shell command recurses without bound | the guard page's fault is turned into a forced unwind from the kernel frame that called in (no double fault); unloaded |
 //! | `recursive-raise` | its own event's handler raises that event again without bound | the dispatcher's nesting limit returns `RaiseError::TooDeep` to the innermost raise (64 deep): a typed error, no stack overflow |
 //! | `slow-init` | `init` sleeps for three seconds | loads; a push arriving meanwhile is refused: a load is in progress |
+//! | `alloc-until-failure` | its shell command allocates 64 KiB blocks until one fails | its heap's quota refuses the block; the allocation failure panics in its code and is contained; unloaded, its heap freed |
+//! | `leak` | its shell command leaks a `Box` and a forgotten vector | at `ext unload` the bytes still allocated from its heap are reported, and the heap kept until they are freed |
 //! | `private-import` | inlines a `stats` function that calls `libm`, which `stats` carries privately | refused: the symbol is named as private to `stats`, crate `libm` |
 //!
 //! This crate holds no code: it exists so that the workspace can find the

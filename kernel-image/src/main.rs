@@ -23,6 +23,7 @@
 #![no_main]
 #![feature(abi_x86_interrupt)]
 #![feature(panic_can_unwind)]
+#![feature(alloc_error_handler)]
 #![warn(missing_docs)]
 
 extern crate alloc;

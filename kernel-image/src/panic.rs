@@ -47,6 +47,20 @@ fn panic(info: &PanicInfo<'_>) -> ! {
     exit(ExitCode::Failure)
 }
 
+/// An allocation that failed panics, and the panic unwinds like any other:
+/// an extension whose heap reached its quota (its `Box::new`, its vector's
+/// growth, in its code or in kernel code it called) is contained at the
+/// boundary it was called through and blamed, from its frame on the stack.
+/// Without this handler `alloc` stops with a panic that cannot unwind.
+#[alloc_error_handler]
+fn allocation_failed(layout: core::alloc::Layout) -> ! {
+    panic!(
+        "memory allocation of {} bytes (align {}) failed",
+        layout.size(),
+        layout.align()
+    )
+}
+
 /// Stops the machine for a kernel panic that was unwound to a boundary
 /// before it was known to be the kernel's (see
 /// [`containment::faults`]): prints it with the backtrace captured where

@@ -107,6 +107,8 @@ pub enum LoadError {
     InitFailed(String),
     /// `init` panicked; the panic unwound back to the platform's call.
     InitPanicked(Panic),
+    /// No heap slot is free for the extension.
+    NoHeap(extension_heap::SlotsFull),
 }
 
 impl fmt::Display for LoadError {
@@ -207,6 +209,7 @@ impl fmt::Display for LoadError {
             }
             Self::InitFailed(message) => write!(f, "init failed: {message}"),
             Self::InitPanicked(panicked) => write!(f, "init {panicked}"),
+            Self::NoHeap(full) => write!(f, "no heap for it: {full}"),
         }
     }
 }

@@ -12,8 +12,9 @@
 //! 2. **parse** — validates the ELF object (`domains::Object::parse`),
 //!    reads the descriptor from the *unlinked* `.spindle_ext` section and
 //!    checks its name and interface fingerprints ([`pipeline::inspect`]);
-//! 3. **resolve** — creates the extension's domain and resolves it, all or
-//!    nothing, against `SpinPublic` (composed by the [`policy`]) and the
+//! 3. **resolve** — takes a heap for the extension from the platform
+//!    ([`heap`]: its allocator imports bind to it), creates the extension's
+//!    domain and resolves it, all or nothing, against `SpinPublic` (composed by the [`policy`]) and the
 //!    loaded extensions' domains; every missing symbol is explained
 //!    (kernel-internal, exported by an extension that is not loaded, or
 //!    unknown);
@@ -67,6 +68,7 @@ extern crate alloc;
 pub mod catalogue;
 pub mod crates;
 mod error;
+pub mod heap;
 mod loader;
 pub mod pipeline;
 pub mod platform;
@@ -75,6 +77,7 @@ pub mod report;
 
 pub use catalogue::{Catalogue, CatalogueEntry, CatalogueError, ObjectBytes, Origin};
 pub use error::{LoadError, MissingReason, MissingSymbol, UnloadError};
+pub use heap::{AllocatorShims, HeapEntries};
 pub use loader::{Config, Loader};
 pub use platform::{EntryPoints, ImageRange, InitFailure, MapError, MapRequest, Panic, Platform};
 pub use policy::{SPIN_PUBLIC_CRATES, compose_spin_public};

@@ -13,6 +13,7 @@ use spindle_sdk::ExtensionContext;
 use crate::catalogue::{Catalogue, CatalogueEntry, CatalogueError};
 use crate::crates;
 use crate::error::{LoadError, MissingReason, MissingSymbol, UnloadError};
+use crate::heap::{AllocatorShims, HeapEntries};
 use crate::pipeline;
 use crate::platform::{EntryPoints, ImageRange, InitFailure, MapError, MapRequest, Platform};
 use crate::policy::{self, PublicPart, PublicSizes, SPIN_PUBLIC};
@@ -84,6 +85,7 @@ struct Loaded<M> {
     entry: EntryPoints,
     mapping: M,
     report: LoadReport,
+    heap: Option<usize>,
 }
 
 /// An unloaded extension whose handlers were still referenced: its memory
@@ -93,6 +95,7 @@ struct Retained<M> {
     principal: Principal,
     mapping: M,
     range: Range<u64>,
+    heap: Option<usize>,
 }
 
 /// The extension loader. See the [crate docs](crate).
@@ -103,6 +106,8 @@ pub struct Loader<P: Platform> {
     catalogue: Catalogue,
     /// Every kernel symbol: only to explain failures, never linked against.
     kernel: Domain,
+    /// The allocator shims' names, rebound per extension to its heap.
+    shims: AllocatorShims,
     public_sizes: PublicSizes,
     /// `SpinPublic` and one domain per loaded extension. Its dependency
     /// edges (which domain imports from which) are the extensions'
@@ -127,7 +132,9 @@ impl<P: Platform> Loader<P> {
         let mut domains = DomainRegistry::new();
         // The registry is empty: the name cannot be taken.
         let _ = domains.insert(spin_public);
+        let shims = AllocatorShims::find(&kernel);
         Self {
+            shims,
             platform,
             loaded: Vec::with_capacity(config.max_loaded),
             retained: Vec::new(),
@@ -206,12 +213,42 @@ impl<P: Platform> Loader<P> {
     /// first ([`Loader::collect_retained`]).
     pub fn load(&mut self, name: &str) -> Result<LoadReport, LoadError> {
         self.collect_retained();
+        if self.catalogue.get(name).is_none() {
+            return Err(LoadError::NotFound(name.into()));
+        }
+        if self.is_loaded(name) {
+            return Err(LoadError::AlreadyLoaded(name.into()));
+        }
+        if self.loaded.len() >= self.config.max_loaded {
+            return Err(LoadError::TooMany {
+                max: self.config.max_loaded,
+            });
+        }
+        let heap = self.platform.take_heap(name).map_err(LoadError::NoHeap)?;
+        let result = self.load_with_heap(name, heap);
+        if result.is_err()
+            && let Some(heap) = heap
+            && !self.retained.iter().any(|r| r.heap == Some(heap.slot))
+        {
+            self.platform.release_heap(name, heap.slot);
+        }
+        result
+    }
+
+    /// [`Loader::load`] once the heap is taken: its allocator imports are
+    /// resolved against `heap` first.
+    fn load_with_heap(
+        &mut self,
+        name: &str,
+        heap: Option<HeapEntries>,
+    ) -> Result<LoadReport, LoadError> {
         let Self {
             platform,
             config,
             principals,
             catalogue,
             kernel,
+            shims,
             domains,
             loaded,
             retained,
@@ -220,14 +257,6 @@ impl<P: Platform> Loader<P> {
         let entry = catalogue
             .get(name)
             .ok_or_else(|| LoadError::NotFound(name.into()))?;
-        if loaded.iter().any(|l| l.name == name) {
-            return Err(LoadError::AlreadyLoaded(name.into()));
-        }
-        if loaded.len() >= config.max_loaded {
-            return Err(LoadError::TooMany {
-                max: config.max_loaded,
-            });
-        }
         let mut report = LoadReport {
             baseline_copy_cycles: copy_baseline(&*platform, entry.object()),
             ..LoadReport::default()
@@ -259,7 +288,9 @@ impl<P: Platform> Loader<P> {
         let mut domain = crates::domain(name, &inspected.object, &report.components)
             .map_err(LoadError::Object)?;
         {
-            let mut sources: Vec<&Domain> = Vec::with_capacity(1 + loaded.len());
+            let heap_domain = heap.map(|heap| shims.domain(name, &heap));
+            let mut sources: Vec<&Domain> = Vec::with_capacity(2 + loaded.len());
+            sources.extend(heap_domain.as_ref());
             sources.extend(domains.get(SPIN_PUBLIC));
             sources.extend(loaded.iter().filter_map(|l| domains.get(&l.name)));
             domains::resolve_all(&sources, &mut domain)
@@ -324,6 +355,7 @@ impl<P: Platform> Loader<P> {
                     principal,
                     mapping: mapped.commit(),
                     range: report.range.clone(),
+                    heap: heap.map(|h| h.slot),
                 });
             }
             return Err(match failure {
@@ -338,6 +370,7 @@ impl<P: Platform> Loader<P> {
             entry: entry_points,
             mapping: mapped.commit(),
             report: report.clone(),
+            heap: heap.map(|h| h.slot),
         });
         Ok(report)
     }
@@ -378,6 +411,7 @@ impl<P: Platform> Loader<P> {
             entry,
             mapping,
             report,
+            heap,
             ..
         } = self.loaded.remove(index);
         // A panic in `exit` does not stop the unload: a failing exit cannot
@@ -399,14 +433,17 @@ impl<P: Platform> Loader<P> {
                 principal,
                 mapping,
                 range: report.range,
+                heap,
             });
             return Err(UnloadError::BindingsStillAlive { name, alive });
         }
         self.platform.unmap(&principal, mapping);
+        let heap = heap.map(|slot| self.platform.release_heap(&name, slot));
         Ok(UnloadReport {
             exit_called: call_exit,
             exit_panicked,
             revoked: revocation.uninstalled,
+            heap,
         })
     }
 
@@ -430,6 +467,9 @@ impl<P: Platform> Loader<P> {
             }
             let retained = self.retained.swap_remove(index);
             self.platform.unmap(&retained.principal, retained.mapping);
+            if let Some(slot) = retained.heap {
+                self.platform.release_heap(&retained.name, slot);
+            }
             freed += 1;
         }
         freed
@@ -502,6 +542,7 @@ impl<P: Platform> Loader<P> {
                 report: l.report.clone(),
                 depends_on: self.dependencies(name),
                 used_by: self.dependents(name),
+                heap: l.heap.and_then(|slot| self.platform.heap_usage(slot)),
             }
         });
         let crates = match &loaded {

@@ -30,7 +30,10 @@ use core::ops::Range;
 
 use dispatcher::Principal;
 use domains::LinkedImage;
+use extension_heap::{Account, Released, SlotsFull};
 use spindle_sdk::{ExtensionContext, ExtensionError};
+
+use crate::heap::HeapEntries;
 
 /// The kernel's side of loading. See the [module docs](self).
 pub trait Platform {
@@ -80,6 +83,28 @@ pub trait Platform {
 
     /// A cycle counter for the per-stage timings (any monotonic unit).
     fn cycles(&self) -> u64;
+
+    /// A heap of its own for the extension `name` about to be linked
+    /// (see [`crate::heap`]); `Ok(None)` leaves its allocator imports bound
+    /// to the kernel's allocator.
+    fn take_heap(&mut self, name: &str) -> Result<Option<HeapEntries>, SlotsFull> {
+        let _ = name;
+        Ok(None)
+    }
+
+    /// Gives back the heap of `name`, whose code can no longer run (its
+    /// bindings are gone): an empty heap is freed, one with live blocks is
+    /// kept until they are freed.
+    fn release_heap(&mut self, name: &str, slot: usize) -> Released {
+        let _ = (name, slot);
+        Released::Freed
+    }
+
+    /// The figures of heap `slot`.
+    fn heap_usage(&self, slot: usize) -> Option<Account> {
+        let _ = slot;
+        None
+    }
 }
 
 /// An image's reserved address range, as the loader sees it.

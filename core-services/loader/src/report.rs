@@ -114,6 +114,8 @@ pub struct UnloadReport {
     pub exit_panicked: Option<Panic>,
     /// Bindings still installed after `exit` that revocation removed.
     pub revoked: usize,
+    /// What became of its heap, if it had one of its own.
+    pub heap: Option<extension_heap::Released>,
 }
 
 /// One row of `ext list`.
@@ -163,6 +165,8 @@ pub struct LoadedInfo {
     pub depends_on: Vec<String>,
     /// Loaded extensions that import from it.
     pub used_by: Vec<String>,
+    /// Its heap's figures, if it has one of its own.
+    pub heap: Option<extension_heap::Account>,
 }
 
 /// `ext info NAME`.

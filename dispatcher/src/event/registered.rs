@@ -37,6 +37,10 @@ impl<A: 'static, R: 'static> RegisteredEvent for EventInner<A, R> {
         EventInner::binding_infos(self)
     }
 
+    fn republish(&self) {
+        let _ = self.update(|_| Ok::<(), ()>(()));
+    }
+
     fn revoke_principal(&self, principal: PrincipalId) -> usize {
         let retire = principal == self.owner.id();
         let mut removed = 0;

@@ -356,6 +356,7 @@ fn unload_failed(name: &str, depth: usize) {
                 report.revoked
             );
             println!("{line}");
+            crate::shell::extensions::print_heap_release(name, report.heap);
         }
         // Unloaded meanwhile (a second fault of the same extension).
         Err(loader::UnloadError::NotLoaded(_)) => {}

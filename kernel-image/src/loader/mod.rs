@@ -18,10 +18,12 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use ::extension_heap::{Account, Released, SlotsFull};
 use dispatcher::Principal;
 use domains::{CrateFilter, Domain};
 use loader::{
-    Catalogue, Config, EntryPoints, InitFailure, Loader, MapError, MapRequest, Panic, Platform,
+    Catalogue, Config, EntryPoints, HeapEntries, InitFailure, Loader, MapError, MapRequest, Panic,
+    Platform,
 };
 use spindle_package::Ramdisk;
 use spindle_sdk::{ExitFn, ExtensionContext, InitFn};
@@ -31,6 +33,7 @@ pub use loader::{LoadError, LoadReport, UnloadError, UnloadReport};
 use crate::arch::rdtsc;
 use crate::boot_data;
 use crate::events;
+use crate::memory::extension_heap as heaps;
 
 /// The public key of the build that signed the extensions.
 static PUBLIC_KEY: &[u8; 32] = include_bytes!(concat!(env!("OUT_DIR"), "/extension-signing.pub"));
@@ -132,6 +135,38 @@ impl Platform for KernelPlatform {
     fn cycles(&self) -> u64 {
         rdtsc()
     }
+
+    fn take_heap(&mut self, _name: &str) -> Result<Option<HeapEntries>, SlotsFull> {
+        let slot = heaps::take(heaps::DEFAULT_QUOTA)?;
+        Ok(heaps::entries(slot).map(|e| HeapEntries {
+            slot,
+            alloc: e.alloc,
+            alloc_zeroed: e.alloc_zeroed,
+            realloc: e.realloc,
+        }))
+    }
+
+    /// Once retired tables are freed (a grace period), a heap that still
+    /// has live blocks gets the event tables the extension's code compiled
+    /// (its install and uninstall instantiate the dispatcher's generic code
+    /// in its object, so they were allocated from its heap) compiled again
+    /// by the kernel, and another grace period; then the heap is released.
+    fn release_heap(&mut self, name: &str, slot: usize) -> Released {
+        dispatcher::read_side::synchronize();
+        if heaps::usage(slot).is_some_and(|heap| !heap.is_empty()) {
+            dispatcher::registry::republish_all(events::capability());
+            dispatcher::read_side::synchronize();
+        }
+        let released = heaps::release(slot);
+        if let Released::Kept { bytes, blocks } = released {
+            log::debug!("{name}: heap kept ({bytes} bytes in {blocks} blocks)");
+        }
+        released
+    }
+
+    fn heap_usage(&self, slot: usize) -> Option<Account> {
+        heaps::usage(slot)
+    }
 }
 
 /// Undoes what an extension may have left in the strand service: its
@@ -229,6 +264,10 @@ pub fn init() {
             Err(e) => log::error!("autoload of {name} failed: {e}"),
         }
     }
+    // The tables as an unload leaves them (compiled from scratch by the
+    // kernel): the figures `mem` shows after a load and an unload are the
+    // boot's.
+    dispatcher::registry::republish_all(events::capability());
 }
 
 /// The boot-time costs of the domains.

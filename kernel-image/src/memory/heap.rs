@@ -42,6 +42,16 @@ unsafe impl GlobalAlloc for KernelHeap {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // A block of an extension's heap goes back to that heap, whoever
+        // frees it; the kernel's own blocks pay one compare for this.
+        if super::extension_heap::WINDOWS.contains(ptr as u64) {
+            if let Some(ptr) = NonNull::new(ptr) {
+                // SAFETY: forwarded from the caller; the block lies in an
+                // extension heap's window, so that heap handed it out.
+                unsafe { super::extension_heap::deallocate(ptr, layout) };
+            }
+            return;
+        }
         if let Some(ptr) = NonNull::new(ptr) {
             // SAFETY: the caller guarantees `ptr` came from `alloc` with `layout`.
             interrupts::without_interrupts(|| unsafe { self.0.lock().deallocate(ptr, layout) });

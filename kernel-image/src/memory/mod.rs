@@ -7,10 +7,12 @@
 //! | `0xffff_a000_0000_0000..0xffff_c000_0000_0000` | bootloader's dynamic mappings (stack, boot info, ramdisk) |
 //! | [`virt_addr::REGION`] (`0xffff_d000_0000_0000..0xffff_d100_0000_0000`) | VirtAddr data zone: what extensions allocate and map through the services |
 //! | [`layout::STRAND_STACKS_START`]`..`[`layout::STRAND_STACKS_END`] | strand stacks: 2 MiB slots, each stack at the top of its slot, the rest unmapped (the guard) |
+//! | [`layout::EXTENSION_HEAPS_START`]`..` (2 GiB) | extension heaps: one 64 MiB window per slot, mapped up to its quota |
 //! | [`crate::KERNEL_BASE`]`..` | kernel image |
 //! | [`virt_addr::IMAGE_REGION`] (`0xffff_ffff_9000_0000..0xffff_ffff_f000_0000`) | VirtAddr image zone: extension images, each a range owned by its extension |
 
 pub mod access;
+pub mod extension_heap;
 pub mod faults;
 pub mod frames;
 pub mod heap;
@@ -32,6 +34,9 @@ pub mod layout {
     pub const STRAND_STACKS_START: u64 = 0xffff_c000_0000_0000;
     /// One past the last byte of the strand-stack region (8 TiB: 4 M slots).
     pub const STRAND_STACKS_END: u64 = 0xffff_c800_0000_0000;
+    /// First byte of the extension heaps' windows (see
+    /// [`super::extension_heap`]): 32 windows of 64 MiB.
+    pub const EXTENSION_HEAPS_START: u64 = 0xffff_c800_0000_0000;
 }
 
 /// What the memory map said at boot, for `mem`.

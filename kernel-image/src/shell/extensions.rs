@@ -3,7 +3,8 @@
 
 use alloc::string::String;
 
-use loader::{CatalogueListing, DomainExports, DomainListing, ExtensionInfo, Origin};
+use extension_heap::Released;
+use loader::{CatalogueListing, DomainExports, DomainListing, ExtensionInfo, LoadedInfo, Origin};
 use spindle_package::Kind;
 use spindle_package::bundle::{Provider, Role, Trust};
 
@@ -66,6 +67,7 @@ fn ext(args: &[&str]) -> Result<(), String> {
                             report.revoked
                         );
                     }
+                    print_heap_release(&name, report.heap);
                     println!("unloaded {name}");
                 }
                 Err(e) => println!("error: cannot unload {name}: {e}"),
@@ -204,8 +206,54 @@ fn print_info(info: &ExtensionInfo) {
         r.baseline_copy_cycles,
         r.baseline_ratio()
     );
+    print_memory(loaded);
     println!("depends on: {}", list_or_dash(&loaded.depends_on));
     println!("used by: {}", list_or_dash(&loaded.used_by));
+}
+
+/// The `heap:` and `frames:` lines of `ext info`: the extension's own
+/// heap, and the frames it holds — its image, its heap's pages, and what it
+/// holds through the memory services.
+fn print_memory(loaded: &LoadedInfo) {
+    let image: u64 = loaded
+        .report
+        .segments
+        .iter()
+        .map(|s| (s.end - s.start).div_ceil(PAGE))
+        .sum();
+    let held: u64 = phys_addr::owners()
+        .iter()
+        .filter(|o| o.name == loaded.principal)
+        .map(|o| o.frames)
+        .sum();
+    let heap_frames = match &loaded.heap {
+        Some(heap) => {
+            println!(
+                "heap: {} bytes in {} blocks, peak {} bytes, quota {} bytes ({} mapped), {} allocation(s) refused",
+                heap.used, heap.blocks, heap.peak, heap.quota, heap.mapped, heap.refused
+            );
+            heap.frames(PAGE)
+        }
+        None => {
+            println!("heap: the kernel's (no heap of its own)");
+            0
+        }
+    };
+    let other = held.saturating_sub(image);
+    println!(
+        "frames: {image} image + {heap_frames} heap + {other} other = {}",
+        image + heap_frames + other
+    );
+}
+
+/// What `ext unload` (or a failed extension's unload) says about the
+/// extension's heap: nothing if it was freed.
+pub fn print_heap_release(name: &str, heap: Option<Released>) {
+    if let Some(Released::Kept { bytes, blocks }) = heap {
+        println!(
+            "{bytes} bytes in {blocks} blocks still allocated from {name}'s heap: kept until freed"
+        );
+    }
 }
 
 /// What a crate is to the extension, for `ext info`.

@@ -34,7 +34,7 @@ mod bench;
 mod churn;
 mod containment;
 mod dispatch;
-mod extensions;
+pub mod extensions;
 mod memory_services;
 mod strands;
 mod system;

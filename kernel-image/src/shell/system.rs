@@ -84,6 +84,11 @@ fn mem(_: &[&str]) -> Result<(), String> {
         heap.used,
         heap.free
     );
+    let heaps = memory::extension_heap::summary();
+    println!(
+        "extension heaps: {} live ({} bytes), {} kept after unload ({} bytes), {} frames",
+        heaps.live, heaps.live_bytes, heaps.kept, heaps.kept_bytes, heaps.frames
+    );
     Ok(())
 }
 

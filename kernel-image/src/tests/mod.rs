@@ -5,6 +5,7 @@ mod clock;
 mod containment;
 mod debug;
 mod events;
+mod extension_heap;
 mod loader;
 mod memory;
 mod memory_services;

@@ -15,9 +15,10 @@ use std::sync::{Mutex, OnceLock};
 
 use dispatcher::{Decision, Event, EventAuthority, Principal, PrincipalId, PrincipalIssuer};
 use domains::{Domain, SegmentKind};
+use extension_heap::{Account, Released, SlotsFull};
 use loader::{
-    Catalogue, Config, EntryPoints, ImageRange, InitFailure, Loader, MapError, MapRequest, Panic,
-    Platform,
+    Catalogue, Config, EntryPoints, HeapEntries, ImageRange, InitFailure, Loader, MapError,
+    MapRequest, Panic, Platform,
 };
 use spindle_package::{Kind, NewEntry, Ramdisk, RamdiskWriter};
 use spindle_sdk::{ExtensionContext, ExtensionError};
@@ -41,6 +42,25 @@ pub const MEMSET_ADDRESS: u64 = 0xffff_ffff_8030_0000;
 
 /// Where the kernel maps extensions.
 pub const REGION: Range<u64> = 0xffff_ffff_9000_0000..0xffff_ffff_f000_0000;
+
+/// The allocator shim, as an unmangled kernel would name it.
+pub const RUST_ALLOC: &str = "__rust_alloc";
+pub const ALLOC_ADDRESS: u64 = 0xffff_ffff_8040_0000;
+/// Where the test platform's heap entry points are (slot k's at + k * 0x100).
+pub const HEAP_ENTRIES: u64 = 0xffff_ffff_8050_0000;
+
+/// The stand-in kernel with an allocator shim too.
+pub fn kernel_domain_with_allocator() -> Domain {
+    Domain::from_exports(
+        "Kernel",
+        [
+            (PUBLIC_RAISE, RAISE_ADDRESS),
+            (KERNEL_SECRET, SECRET_ADDRESS),
+            (MEMSET, MEMSET_ADDRESS),
+            (RUST_ALLOC, ALLOC_ADDRESS),
+        ],
+    )
+}
 
 /// The kernel's symbol table, as `Domain::create_from_module` would make it.
 pub fn kernel_domain() -> Domain {
@@ -97,6 +117,8 @@ pub struct Fixture {
     pub provides: bool,
     /// `init` calls `provider_value`.
     pub consumes: bool,
+    /// `init` calls the allocator shim `__rust_alloc`.
+    pub allocates: bool,
     /// Extra rustc flags.
     pub flags: &'static [&'static str],
 }
@@ -144,9 +166,19 @@ pub fn source(f: &Fixture) -> String {
     if f.consumes {
         s.push_str(" unsafe { SINK = provider_value(); }\n");
     }
+    if f.allocates {
+        s.push_str(" unsafe { rust_alloc(); }\n");
+    }
     s.push_str("}\npub fn fixture_exit(_: &u8) { unsafe { SINK = 0; } }\n");
     if f.consumes {
         s.push_str("unsafe extern \"C\" { fn provider_value() -> u64; }\n");
+    }
+    if f.allocates {
+        writeln!(
+            s,
+            "unsafe extern \"Rust\" {{ #[link_name = \"{RUST_ALLOC}\"] fn rust_alloc(); }}"
+        )
+        .unwrap();
     }
     if f.provides {
         s.push_str("#[unsafe(no_mangle)] pub extern \"C\" fn provider_value() -> u64 { 42 }\n");
@@ -317,6 +349,22 @@ pub fn loader_with(config: Config, items: Vec<Item>) -> Loader<TestPlatform> {
     )
 }
 
+/// A loader whose platform has `slots` heaps, over a kernel with an
+/// allocator shim.
+pub fn loader_with_heaps(slots: usize, items: Vec<Item>) -> Loader<TestPlatform> {
+    let platform = TestPlatform {
+        heaps: vec![None; slots],
+        ..TestPlatform::default()
+    };
+    Loader::new(
+        platform,
+        config(),
+        issuer(),
+        kernel_domain_with_allocator(),
+        catalogue(items),
+    )
+}
+
 /// What an extension's `init` does in the test platform.
 #[derive(Clone, Debug)]
 pub enum InitBehaviour {
@@ -362,6 +410,12 @@ pub struct TestPlatform {
     pub stall_release: bool,
     /// `exit` panics with this message.
     pub exit_panics: Option<&'static str>,
+    /// Heap slots and who holds each (none: no heaps of their own).
+    pub heaps: Vec<Option<String>>,
+    /// "take NAME k" / "release NAME k", in call order.
+    pub heap_calls: Vec<String>,
+    /// Heaps are released with 4000 bytes in 2 blocks still live.
+    pub heaps_leak: bool,
     ticks: std::cell::Cell<u64>,
 }
 
@@ -418,6 +472,9 @@ impl TestPlatform {
             stall_release: false,
             exit_panics: None,
             ticks: std::cell::Cell::new(0),
+            heaps: Vec::new(),
+            heap_calls: Vec::new(),
+            heaps_leak: false,
         }
     }
 
@@ -543,6 +600,48 @@ impl Platform for TestPlatform {
     fn cycles(&self) -> u64 {
         self.ticks.set(self.ticks.get() + 1);
         self.ticks.get()
+    }
+
+    fn take_heap(&mut self, name: &str) -> Result<Option<HeapEntries>, SlotsFull> {
+        if self.heaps.is_empty() {
+            return Ok(None);
+        }
+        let slots = self.heaps.len();
+        let slot = self
+            .heaps
+            .iter()
+            .position(Option::is_none)
+            .ok_or(SlotsFull { slots, kept: 0 })?;
+        self.heaps[slot] = Some(name.to_string());
+        self.heap_calls.push(format!("take {name} {slot}"));
+        let base = HEAP_ENTRIES + slot as u64 * 0x100;
+        Ok(Some(HeapEntries {
+            slot,
+            alloc: base,
+            alloc_zeroed: base + 0x10,
+            realloc: base + 0x20,
+        }))
+    }
+
+    fn release_heap(&mut self, name: &str, slot: usize) -> Released {
+        assert_eq!(self.heaps[slot].as_deref(), Some(name), "slot {slot}");
+        self.heaps[slot] = None;
+        self.heap_calls.push(format!("release {name} {slot}"));
+        if self.heaps_leak {
+            Released::Kept {
+                bytes: 4000,
+                blocks: 2,
+            }
+        } else {
+            Released::Freed
+        }
+    }
+
+    fn heap_usage(&self, slot: usize) -> Option<Account> {
+        self.heaps
+            .get(slot)
+            .and_then(Option::as_ref)
+            .map(|_| Account::new(4 << 20))
     }
 }
 
