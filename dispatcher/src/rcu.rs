@@ -809,7 +809,14 @@ mod tests {
         assert_eq!(freed.load(Ordering::SeqCst), 0, "a reader is inside");
         leave.wait();
         reader.join().unwrap();
-        synchronize();
+        // Each `synchronize` waits a bounded time for the other threads;
+        // tests running in parallel may hold read sections across one.
+        for _ in 0..100 {
+            synchronize();
+            if freed.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+        }
         assert_eq!(
             freed.load(Ordering::SeqCst),
             1,

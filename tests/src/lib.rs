@@ -13,7 +13,7 @@ pub use xtask::gdb::GdbTarget;
 pub use xtask::qemu::{Firmware, KernelExit, PipedOutcome, QemuOptions, Session, SessionError};
 
 /// Time allowed from QEMU start to the first prompt (UEFI firmware is slow under TCG).
-pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Time allowed for one shell command.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -93,6 +93,9 @@ const REVIEWED: &[(&str, Access)] = &[
     ("dispatcher::registry::bindings_of", Extension),
     ("dispatcher::registry::event_info", Extension),
     ("dispatcher::registry::events", Extension),
+    // Rebuilds every event's table from kernel code (so no table lives in
+    // an unloaded extension's heap); the kernel's alone.
+    ("dispatcher::registry::republish_all", Kernel),
     (
         "dispatcher::time_bounds::<TimeBounds as Default>::default",
         Extension,
