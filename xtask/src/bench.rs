@@ -2,8 +2,9 @@
 //! suites (`bench` in the shell), runs the host criterion suite of the
 //! dispatcher, and prints one report with SPIN's published figures beside
 //! ours. Writes `target/bench/report.json` (fields documented in the
-//! README) and `target/bench/raise.svg` (raise cost against the number of
-//! handlers, ours beside SPIN's, as ratios to a procedure call).
+//! README), `target/bench/raise.svg` (raise cost against the number of
+//! handlers, ours beside SPIN's, as ratios to a procedure call) and
+//! `target/bench/guards.svg` (the cost guards add against their number).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -24,6 +25,11 @@ use crate::Failure;
 const SPIN_STUB_RATIOS: [(u32, f64); 4] = [(1, 2.3), (5, 4.1), (10, 6.3), (50, 24.8)];
 /// The same without the stub ("plain" dispatch).
 const SPIN_PLAIN_RATIOS: [(u32, f64); 4] = [(1, 3.7), (5, 11.8), (10, 21.5), (50, 116.9)];
+
+/// SPIN's UDP round trip with 1 / 5 / 10 / 50 guards (OSDI'96: 475, 481,
+/// 487, 530 µs): the cost the guards beyond the first added, in units of
+/// its 0.10 µs procedure call: (guards, added cost).
+const SPIN_GUARD_ADDED: [(u32, f64); 4] = [(1, 0.0), (5, 60.0), (10, 120.0), (50, 550.0)];
 
 /// The in-kernel suites (`kernel-image/src/bench/mod.rs`, `SUITES`): a run
 /// whose table lacks one of them failed.
@@ -150,6 +156,23 @@ fn kernel_raise_ratios(rows: &[KernelRow]) -> Vec<(u32, f64)> {
         .collect()
 }
 
+/// In-kernel cost the guards beyond the first add to a raise over n
+/// bindings whose guards are all false: ratio(n guards) - ratio(1 guard),
+/// in indirect calls.
+fn kernel_guard_added(rows: &[KernelRow]) -> Vec<(u32, f64)> {
+    let ratio = |n: u32| {
+        let name = format!("raise, {n} guard(s) all false");
+        rows.iter().find(|r| r.name == name).map(|r| r.ratio)
+    };
+    let Some(one) = ratio(1) else {
+        return Vec::new();
+    };
+    [1u32, 5, 10, 50]
+        .into_iter()
+        .filter_map(|n| Some((n, ratio(n)? - one)))
+        .collect()
+}
+
 /// Host ratio (to an indirect call) of Table 1's 0-argument rows.
 fn host_raise_ratios(host: &Value) -> Vec<(u32, f64)> {
     host["table1"]
@@ -169,7 +192,14 @@ fn host_raise_ratios(host: &Value) -> Vec<(u32, f64)> {
 /// One line of the plot: its label, its (handlers, ratio) points, its colour.
 type Series<'a> = (&'a str, &'a [(u32, f64)], RGBColor);
 
-fn plot(path: &Path, series: &[Series<'_>]) -> Result<(), Failure> {
+/// What a plot shows: its caption and axis labels.
+struct Axes<'a> {
+    caption: &'a str,
+    x: &'a str,
+    y: &'a str,
+}
+
+fn plot(path: &Path, axes: &Axes<'_>, series: &[Series<'_>]) -> Result<(), Failure> {
     let fail =
         |e: &dyn std::fmt::Display| Failure::new(format!("plotting {}: {e}", path.display()));
     let top = series
@@ -180,10 +210,7 @@ fn plot(path: &Path, series: &[Series<'_>]) -> Result<(), Failure> {
     let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(&e))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Event raise: cost / procedure call vs handlers (0 args)",
-            ("sans-serif", 20),
-        )
+        .caption(axes.caption, ("sans-serif", 20))
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(50)
@@ -191,8 +218,8 @@ fn plot(path: &Path, series: &[Series<'_>]) -> Result<(), Failure> {
         .map_err(|e| fail(&e))?;
     chart
         .configure_mesh()
-        .x_desc("handlers")
-        .y_desc("ratio to a procedure call")
+        .x_desc(axes.x)
+        .y_desc(axes.y)
         .draw()
         .map_err(|e| fail(&e))?;
     for &(label, points, color) in series {
@@ -310,6 +337,7 @@ pub fn run(quick: bool, release: bool) -> Result<(), Failure> {
             "procedure_call_us": {"args0": 0.10, "args5": 0.14},
             "raise_stub_ratio_args0": SPIN_STUB_RATIOS.iter().map(|&(n, r)| json!({"handlers": n, "ratio": r})).collect::<Vec<_>>(),
             "raise_plain_ratio_args0": SPIN_PLAIN_RATIOS.iter().map(|&(n, r)| json!({"handlers": n, "ratio": r})).collect::<Vec<_>>(),
+            "guard_added_ratio": SPIN_GUARD_ADDED.iter().map(|&(n, r)| json!({"guards": n, "added": r})).collect::<Vec<_>>(),
         },
     });
     let json_path = dir.join("report.json");
@@ -323,6 +351,11 @@ pub fn run(quick: bool, release: bool) -> Result<(), Failure> {
     let svg = dir.join("raise.svg");
     plot(
         &svg,
+        &Axes {
+            caption: "Event raise: cost / procedure call vs handlers (0 args)",
+            x: "handlers",
+            y: "ratio to a procedure call",
+        },
         &[
             ("Spindle, in-kernel (TCG)", &ours_kernel, BLUE),
             ("Spindle, host-native", &ours_host, GREEN),
@@ -330,13 +363,49 @@ pub fn run(quick: bool, release: bool) -> Result<(), Failure> {
             ("SPIN, plain dispatch", &SPIN_PLAIN_RATIOS, MAGENTA),
         ],
     )?;
-    println!("\nwrote {} and {}", json_path.display(), svg.display());
+    let ours_guards = kernel_guard_added(&rows);
+    let guards_svg = dir.join("guards.svg");
+    plot(
+        &guards_svg,
+        &Axes {
+            caption: "Guards: cost added beyond the first guard (all false)",
+            x: "guarded bindings",
+            y: "added cost / procedure call",
+        },
+        &[
+            ("Spindle, in-kernel raise (TCG)", &ours_guards, BLUE),
+            ("SPIN, UDP round trip (OSDI'96)", &SPIN_GUARD_ADDED, RED),
+        ],
+    )?;
+    println!(
+        "\nwrote {}, {} and {}",
+        json_path.display(),
+        svg.display(),
+        guards_svg.display()
+    );
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guard_costs_are_taken_relative_to_one_guard() {
+        let row = |n: u32, ratio: f64| KernelRow {
+            suite: "dispatch".into(),
+            name: format!("raise, {n} guard(s) all false"),
+            cycles: 0.0,
+            min: 0.0,
+            max: 0.0,
+            runs: 1,
+            ratio,
+            compared: None,
+        };
+        let rows = [row(1, 3.0), row(5, 7.5), row(50, 53.0)];
+        assert_eq!(kernel_guard_added(&rows), [(1, 0.0), (5, 4.5), (50, 50.0)]);
+        assert!(kernel_guard_added(&rows[1..]).is_empty());
+    }
 
     #[test]
     fn parses_the_kernel_table() {
