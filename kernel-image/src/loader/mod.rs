@@ -39,8 +39,10 @@ use crate::memory::extension_heap as heaps;
 static PUBLIC_KEY: &[u8; 32] = include_bytes!(concat!(env!("OUT_DIR"), "/extension-signing.pub"));
 
 /// How long the kernel waits for raises in progress to let go of an
-/// unloaded extension's handlers.
-const RELEASE_WAIT_NS: u64 = 1_000_000_000;
+/// unloaded extension's handlers before it keeps the memory for later
+/// collection. Generous: under an emulator on a busy host a strand parked
+/// inside a raise may wait seconds of wall-clock time for its next turn.
+const RELEASE_WAIT_NS: u64 = 5_000_000_000;
 
 /// The machine's side of loading.
 pub struct KernelPlatform;
