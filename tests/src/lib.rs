@@ -129,3 +129,22 @@ pub fn memory_figures(mem: &str) -> (String, String) {
     };
     (line("frames:"), line("heap:"))
 }
+
+/// Boots the BIOS image, feeds `input` to the shell a line at a time (as
+/// `cargo xtask run` does from a pipe), and returns the console output;
+/// panics with it unless the kernel exits cleanly within `timeout`.
+pub fn run_script(input: &str, timeout: Duration) -> String {
+    let (outcome, output) = xtask::qemu::run_piped(
+        &options(Firmware::Bios),
+        std::io::Cursor::new(input),
+        timeout,
+        false,
+    )
+    .expect("QEMU runs");
+    assert_eq!(
+        outcome,
+        PipedOutcome::Exited(KernelExit::Success),
+        "{output}"
+    );
+    output
+}

@@ -5,7 +5,6 @@
 //! the rows exist and that their figures are positive and finite is
 //! checked: speed is measured, never asserted.
 
-use std::io::Cursor;
 use std::time::Duration;
 
 use spindle_tests::*;
@@ -41,18 +40,7 @@ fn positive(value: f64, what: &str) {
 #[test]
 fn bench_prints_the_extension_call_and_every_load_stage_with_ratios() {
     let input = "bench baseline\nbench loading\nbench nosuch\next list\nshutdown\n";
-    let (outcome, output) = xtask::qemu::run_piped(
-        &options(Firmware::Bios),
-        Cursor::new(input),
-        Duration::from_secs(400),
-        false,
-    )
-    .expect("QEMU runs");
-    assert_eq!(
-        outcome,
-        PipedOutcome::Exited(KernelExit::Success),
-        "{output}"
-    );
+    let output = run_script(input, Duration::from_secs(400));
     for name in [
         "direct call",
         "indirect call (fn pointer)",

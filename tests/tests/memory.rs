@@ -3,7 +3,6 @@
 //! vector, and `mem` / `phys` back to their figures after all three are
 //! unloaded.
 
-use std::io::Cursor;
 use std::time::Duration;
 
 use spindle_tests::*;
@@ -49,18 +48,7 @@ fn acceptance_pipeline_pages_reclaims_repossesses_and_exits_cleanly() {
     let input = "events\next load pager\npager touch 64\next load cache\next load hog\nphys\n\
                  phys squeeze 512\nhog vector\next unload hog\next unload cache\n\
                  ext unload pager\nmem\nshutdown\n";
-    let (outcome, output) = xtask::qemu::run_piped(
-        &options(Firmware::Bios),
-        Cursor::new(input),
-        Duration::from_secs(180),
-        false,
-    )
-    .expect("QEMU runs");
-    assert_eq!(
-        outcome,
-        PipedOutcome::Exited(KernelExit::Success),
-        "{output}"
-    );
+    let output = run_script(input, Duration::from_secs(180));
     for event in [
         "PhysAddr.Allocate",
         "PhysAddr.Deallocate",

@@ -4,7 +4,6 @@
 //! answer wrong or fail in `init` leave round-robin in force with every
 //! strand and byte accounted for.
 
-use std::io::Cursor;
 use std::time::{Duration, Instant};
 
 use spindle_tests::*;
@@ -43,18 +42,7 @@ fn assert_near(value: f64, target: f64, context: &str) {
 fn acceptance_pipeline_shows_the_events_the_strands_and_three_ratios() {
     let input = "events\nstrands\nsched demo 3 1\next load stride-sched\nsched demo 3 1\n\
                  ext unload stride-sched\nsched demo 3 1\nmem\nshutdown\n";
-    let (outcome, output) = xtask::qemu::run_piped(
-        &options(Firmware::Bios),
-        Cursor::new(input),
-        Duration::from_secs(120),
-        false,
-    )
-    .expect("QEMU runs");
-    assert_eq!(
-        outcome,
-        PipedOutcome::Exited(KernelExit::Success),
-        "{output}"
-    );
+    let output = run_script(input, Duration::from_secs(120));
     for event in [
         "Strand.Block",
         "Strand.Unblock",
