@@ -58,13 +58,32 @@ const HISTORY: usize = 8;
 const REASON_CAPACITY: usize = 200;
 
 /// A raise (or another entry into extension code) abandoned because an
-/// extension's code panicked under it.
+/// extension's code panicked under it. One pointer, so that the result of
+/// a boundary is hardly larger than the result it wraps: every caller
+/// moves it, and the error is rare.
 #[derive(Clone, Debug)]
-pub struct ExtensionFailed {
+pub struct ExtensionFailed(Box<Failure>);
+
+#[derive(Clone, Debug)]
+struct Failure {
+    extension: FixedText<NAME_CAPACITY>,
+    site: &'static str,
+}
+
+impl ExtensionFailed {
+    fn new(extension: FixedText<NAME_CAPACITY>, site: &'static str) -> Self {
+        Self(Box::new(Failure { extension, site }))
+    }
+
     /// The extension blamed.
-    pub extension: FixedText<NAME_CAPACITY>,
+    pub fn extension(&self) -> &str {
+        self.0.extension.as_str()
+    }
+
     /// Where the kernel had called in (`Console.Line`, `Clock.Tick`, ...).
-    pub site: &'static str,
+    pub fn site(&self) -> &'static str {
+        self.0.site
+    }
 }
 
 impl fmt::Display for ExtensionFailed {
@@ -72,7 +91,7 @@ impl fmt::Display for ExtensionFailed {
         write!(
             f,
             "extension '{}' failed during {}",
-            self.extension, self.site
+            self.0.extension, self.0.site
         )
     }
 }
@@ -138,10 +157,7 @@ fn contain(site: &'static str, panicked: Box<Panicked>) -> ExtensionFailed {
 /// boundary is told. Safe in interrupt context (allocates, never waits).
 pub fn report(site: &'static str, panicked: &Panicked) -> ExtensionFailed {
     let extension = panicked.culprit.clone().unwrap_or_default();
-    let failed = ExtensionFailed {
-        extension: extension.clone(),
-        site,
-    };
+    let failed = ExtensionFailed::new(extension.clone(), site);
     FAULTS.fetch_add(1, Ordering::Relaxed);
     if !mark_failed(&extension) {
         // Failed already: reported once, and its unload is on its way.

@@ -200,6 +200,7 @@ impl Default for ContainmentState {
 
 /// This CPU's state. One CPU today; interrupts save and restore the depth
 /// around their handlers, so a plain cell is enough.
+#[inline(always)]
 fn state() -> &'static ContainmentState {
     static CPU0: CpuLocal = CpuLocal(ContainmentState::new());
     &CPU0.0
@@ -236,33 +237,39 @@ enum Takes {
 struct Frame(Takes);
 
 impl Frame {
+    #[inline(always)]
     fn open(takes: Takes) -> Self {
         let state = state();
-        if takes == Takes::ExtensionFaults && state.depth.get() == state.catch_all.get() {
+        let depth = state.depth.get();
+        if takes == Takes::ExtensionFaults && depth == state.catch_all.get() {
             // A new call into extensions: the watchdog starts counting.
             state.extension_samples.set(0);
         }
-        state.depth.set(state.depth.get() + 1);
+        // Depths are bounded by the stack (a frame per level), so they
+        // cannot overflow; wrapping arithmetic keeps the check (and its
+        // branch) off the boundary.
+        state.depth.set(depth.wrapping_add(1));
         if takes == Takes::Everything {
-            state.catch_all.set(state.catch_all.get() + 1);
+            state.catch_all.set(state.catch_all.get().wrapping_add(1));
         }
         Frame(takes)
     }
 }
 
 impl Drop for Frame {
+    #[inline(always)]
     fn drop(&mut self) {
         let state = state();
-        state.depth.set(state.depth.get() - 1);
+        state.depth.set(state.depth.get().wrapping_sub(1));
         if self.0 == Takes::Everything {
-            state.catch_all.set(state.catch_all.get() - 1);
+            state.catch_all.set(state.catch_all.get().wrapping_sub(1));
         }
     }
 }
 
 /// Runs `f`; a panic inside it unwinds back here and is returned as
-/// [`Panicked`]. Interrupts are re-enabled afterwards if they were enabled
-/// on entry (a panic may have left them off).
+/// [`Panicked`]. After a panic (which disables interrupts) they are enabled
+/// again if they were enabled on entry.
 pub fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Box<Panicked>> {
     catch_as(Takes::Everything, f)
 }
@@ -274,12 +281,23 @@ fn catch_as<R>(takes: Takes, f: impl FnOnce() -> R) -> Result<R, Box<Panicked>> 
         let _frame = Frame::open(takes);
         unwinding::panic::catch_unwind(f)
     };
-    // Only after a panic (which disables them) is there anything to
-    // restore; `sti` is not free, so the common case skips it.
-    if interrupts && !x86_64::instructions::interrupts::are_enabled() {
+    match result {
+        Ok(value) => Ok(value),
+        Err(payload) => Err(caught(payload, interrupts)),
+    }
+}
+
+/// The record of a panic caught by a catch frame entered with interrupts
+/// `enabled` or not. The panic disabled them ([`begin_unwind`]); they are
+/// enabled again if they were on at the boundary. A closure that returns
+/// leaves the flag as it set it, so the boundary reads it once, on entry.
+#[cold]
+#[inline(never)]
+fn caught(payload: Box<dyn core::any::Any + Send>, enabled: bool) -> Box<Panicked> {
+    if enabled {
         x86_64::instructions::interrupts::enable();
     }
-    result.map_err(|payload| match payload.downcast::<Panicked>() {
+    match payload.downcast::<Panicked>() {
         Ok(record) => record,
         Err(_) => {
             let mut message = FixedText::new();
@@ -293,7 +311,7 @@ fn catch_as<R>(takes: Takes, f: impl FnOnce() -> R) -> Result<R, Box<Panicked>> 
                 backtrace: None,
             })
         }
-    })
+    }
 }
 
 /// Starts unwinding for the panic described by `info`, after capturing

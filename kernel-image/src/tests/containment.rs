@@ -162,8 +162,8 @@ fn the_watchdog_unwinds_an_endless_loop_from_the_timer_interrupt() -> KtestResul
     use crate::containment::faults;
     let faults_before = faults::count();
     let failed = fault_cycle("endless-loop", "endless-loop")?;
-    ensure_eq!(failed.extension.as_str(), "endless-loop");
-    ensure_eq!(failed.site, "ktest");
+    ensure_eq!(failed.extension(), "endless-loop");
+    ensure_eq!(failed.site(), "ktest");
     ensure_eq!(faults::count(), faults_before + 1);
     // Retired dispatch tables are freed after their grace period.
     dispatcher::read_side::synchronize();
@@ -182,7 +182,7 @@ fn the_watchdog_unwinds_an_endless_loop_from_the_timer_interrupt() -> KtestResul
 #[ktest]
 fn an_overflow_into_the_guard_page_unwinds_to_the_boundary() -> KtestResult {
     let failed = fault_cycle("unbounded-recursion", "recurse")?;
-    ensure_eq!(failed.extension.as_str(), "unbounded-recursion");
+    ensure_eq!(failed.extension(), "unbounded-recursion");
     dispatcher::read_side::synchronize();
     let heap_before = heap::stats().used;
     fault_cycle("unbounded-recursion", "recurse")?;
