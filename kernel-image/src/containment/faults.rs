@@ -117,7 +117,28 @@ pub fn culprit(backtrace: &Backtrace) -> Option<FixedText<NAME_CAPACITY>> {
 /// thread context. Any other panic is not taken (see the module docs).
 #[inline]
 pub fn call_extensions<R>(site: &'static str, f: impl FnOnce() -> R) -> Result<R, ExtensionFailed> {
-    match catch_as(Takes::ExtensionFaults, f) {
+    boundary(site, interrupts::are_enabled(), f)
+}
+
+/// [`call_extensions`] for a caller that runs with interrupts enabled (the
+/// shell's commands): the boundary does not read the flag it restores after
+/// a panic (`pushfq`, a helper call under TCG). The caller checks its claim where that is cheap (the shell,
+/// once per command, in debug builds).
+#[inline]
+pub fn call_extensions_interruptible<R>(
+    site: &'static str,
+    f: impl FnOnce() -> R,
+) -> Result<R, ExtensionFailed> {
+    boundary(site, true, f)
+}
+
+#[inline(always)]
+fn boundary<R>(
+    site: &'static str,
+    interrupts: bool,
+    f: impl FnOnce() -> R,
+) -> Result<R, ExtensionFailed> {
+    match catch_as(Takes::ExtensionFaults, interrupts, f) {
         Ok(value) => Ok(value),
         Err(panicked) => Err(contain(site, panicked)),
     }

@@ -271,12 +271,14 @@ impl Drop for Frame {
 /// [`Panicked`]. After a panic (which disables interrupts) they are enabled
 /// again if they were enabled on entry.
 pub fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Box<Panicked>> {
-    catch_as(Takes::Everything, f)
+    catch_as(Takes::Everything, x86_64::instructions::interrupts::are_enabled(), f)
 }
 
+/// Runs `f` in a catch frame of kind `takes`, entered with interrupts
+/// enabled (`interrupts`) or not: the flag restored after a panic. The
+/// caller reads it (one `pushfq`) or knows it.
 #[inline(always)]
-fn catch_as<R>(takes: Takes, f: impl FnOnce() -> R) -> Result<R, Box<Panicked>> {
-    let interrupts = x86_64::instructions::interrupts::are_enabled();
+fn catch_as<R>(takes: Takes, interrupts: bool, f: impl FnOnce() -> R) -> Result<R, Box<Panicked>> {
     let result = {
         let _frame = Frame::open(takes);
         unwinding::panic::catch_unwind(f)

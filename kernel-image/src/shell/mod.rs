@@ -205,7 +205,10 @@ pub fn execute(text: &str) {
     if line.command().is_empty() {
         return;
     }
-    let raised = faults::call_extensions(console::LINE_EVENT, || {
+    // The shell runs in its strand with interrupts enabled, which its
+    // boundary restores after a contained panic.
+    debug_assert!(x86_64::instructions::interrupts::are_enabled());
+    let raised = faults::call_extensions_interruptible(console::LINE_EVENT, || {
         crate::events::authority().line.raise(&line)
     });
     match raised {
