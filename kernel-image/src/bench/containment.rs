@@ -127,7 +127,10 @@ fn batch(ops: u64, mut op: impl FnMut()) -> f64 {
 /// One sample of each of `batches` per run, the batches in turn, for
 /// `runs` runs: load on the host (TCG's cycles are the host's) falls on all
 /// of them alike.
-fn interleaved<const N: usize>(runs: usize, mut batches: [&mut dyn FnMut() -> f64; N]) -> [Stats; N] {
+fn interleaved<const N: usize>(
+    runs: usize,
+    mut batches: [&mut dyn FnMut() -> f64; N],
+) -> [Stats; N] {
     let mut samples: [Vec<f64>; N] = core::array::from_fn(|_| Vec::with_capacity(runs));
     for _ in 0..runs {
         for (batch, samples) in batches.iter_mut().zip(samples.iter_mut()) {

@@ -271,7 +271,11 @@ impl Drop for Frame {
 /// [`Panicked`]. After a panic (which disables interrupts) they are enabled
 /// again if they were enabled on entry.
 pub fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Box<Panicked>> {
-    catch_as(Takes::Everything, x86_64::instructions::interrupts::are_enabled(), f)
+    catch_as(
+        Takes::Everything,
+        x86_64::instructions::interrupts::are_enabled(),
+        f,
+    )
 }
 
 /// Runs `f` in a catch frame of kind `takes`, entered with interrupts
