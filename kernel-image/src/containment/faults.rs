@@ -10,8 +10,8 @@
 //! extension's `init` and `exit` (the loader's own boundary). The raise path
 //! itself is untouched: no per-binding wrapper, no per-call bookkeeping,
 //! nothing paid when nothing panics beyond one catch frame per kernel raise
-//! site (a counter increment and decrement; `catch_unwind` is a plain call
-//! with a landing pad).
+//! site (inlined: a compare, a counter increment and decrement, and the
+//! call under `catch_unwind` made as an `invoke` with a landing pad).
 //!
 //! **The culprit is found from the stack, not from the binding.** Before
 //! unwinding, the panic handler walks the stack with the unwind tables
