@@ -45,25 +45,30 @@ use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering
 /// a stack overflow.
 pub const MAX_RAISE_DEPTH: u64 = 64;
 
-/// Depth bits of a cell's word; the rest counts finished outermost raises.
+/// Low bits of a cell's word: the nesting depth (bits 0-6) and [`FENCED`]
+/// (bit 7); the rest counts finished outermost read sections.
 const DEPTH_BITS: u32 = 8;
-const DEPTH_MASK: u64 = (1 << DEPTH_BITS) - 1;
+const LOW_MASK: u64 = (1 << DEPTH_BITS) - 1;
+const DEPTH_MASK: u64 = 0x7f;
+/// Set in a context's word when its read sections need a full fence after
+/// the depth store (the writers have no heavy barrier for it: a host
+/// without `membarrier`, or Miri and loom). Being above every depth below
+/// [`MAX_RAISE_DEPTH`], it sends the context's raises to the out-of-line
+/// path through the same compare as the depth limit.
+const FENCED: u64 = 0x80;
 const FINISHED_ONE: u64 = 1 << DEPTH_BITS;
+const _: () = assert!(MAX_RAISE_DEPTH <= DEPTH_MASK && MAX_RAISE_DEPTH <= FENCED);
 
 /// One reader context's read state; see the [module docs](self).
 pub struct ReaderCell {
-    /// `finished << 8 | depth`, written only by the owning context.
+    /// `finished << 8 | FENCED? | depth`, written only by the owning
+    /// context.
     word: AtomicU64,
     /// Nested interrupt handlers the context is in (kernel-marked).
     interrupts: AtomicU64,
     /// Host: whether a thread owns the cell (cells are recycled).
     #[cfg(not(target_os = "none"))]
     in_use: AtomicBool,
-    /// Host: whether writers use `membarrier`, copied here when the cell is
-    /// handed out so that the read side finds it on a line it touches
-    /// anyway.
-    #[cfg(not(target_os = "none"))]
-    expedited: AtomicBool,
 }
 
 impl ReaderCell {
@@ -74,20 +79,16 @@ impl ReaderCell {
             interrupts: AtomicU64::new(0),
             #[cfg(not(target_os = "none"))]
             in_use: AtomicBool::new(false),
-            #[cfg(not(target_os = "none"))]
-            expedited: AtomicBool::new(false),
         }
     }
 
     #[cfg(loom)]
     fn new() -> Self {
         ReaderCell {
-            word: AtomicU64::new(0),
+            word: AtomicU64::new(FENCED),
             interrupts: AtomicU64::new(0),
             #[cfg(not(target_os = "none"))]
             in_use: AtomicBool::new(false),
-            #[cfg(not(target_os = "none"))]
-            expedited: AtomicBool::new(false),
         }
     }
 
@@ -109,19 +110,45 @@ pub(crate) struct TooDeep;
 /// An open read section; closes it when dropped (also during an unwind).
 /// Not `Send`: it belongs to the context that opened it.
 pub(crate) struct ReadGuard {
+    level: Level,
+}
+
+/// One raise's nesting level in its context: the depth the level raised,
+/// stored back when dropped (also during an unwind). Not `Send`.
+pub(crate) struct Level {
     cell: &'static ReaderCell,
-    /// The word before the section opened.
+    /// The word before the level was entered.
     before: u64,
     /// Host: the cell was lent for this raise only (thread being torn down).
     lent: bool,
     _not_send: PhantomData<*const ()>,
 }
 
-/// Opens a read section in the current context.
+/// Enters one more raise nesting level in the current context, without a
+/// read section: for raises that read no published table (an event's
+/// original handler alone). The depth limit applies; the reclaimer, which
+/// treats any depth above 0 as a possibly open section, only waits longer.
 #[inline(always)]
-pub(crate) fn enter() -> Result<ReadGuard, TooDeep> {
+pub(crate) fn nest() -> Result<Level, TooDeep> {
     let (cell, lent) = context::current();
     let before = cell.word.load(Ordering::Relaxed);
+    if before & LOW_MASK >= MAX_RAISE_DEPTH {
+        return nest_slow(cell, lent, before);
+    }
+    cell.word.store(before + 1, Ordering::Relaxed);
+    Ok(Level {
+        cell,
+        before,
+        lent,
+        _not_send: PhantomData,
+    })
+}
+
+/// [`nest`] past the limit, or in a [`FENCED`] context (no fence needed
+/// without a section).
+#[cold]
+#[inline(never)]
+fn nest_slow(cell: &'static ReaderCell, lent: bool, before: u64) -> Result<Level, TooDeep> {
     if before & DEPTH_MASK >= MAX_RAISE_DEPTH {
         if lent {
             context::give_back(cell);
@@ -129,13 +156,54 @@ pub(crate) fn enter() -> Result<ReadGuard, TooDeep> {
         return Err(TooDeep);
     }
     cell.word.store(before + 1, Ordering::Relaxed);
-    light_fence(cell);
-    Ok(ReadGuard {
+    Ok(Level {
         cell,
         before,
         lent,
         _not_send: PhantomData,
     })
+}
+
+impl Drop for Level {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.cell.word.store(self.before, Ordering::Relaxed);
+        if self.lent {
+            context::give_back(self.cell);
+        }
+    }
+}
+
+/// Opens a read section in the current context: one more nesting level,
+/// then the read side's half of the asymmetric fence, which orders the
+/// depth store before the table load (a compiler fence; a full fence in a
+/// [`FENCED`] context, on the out-of-line path).
+#[inline(always)]
+pub(crate) fn enter() -> Result<ReadGuard, TooDeep> {
+    let (cell, lent) = context::current();
+    let before = cell.word.load(Ordering::Relaxed);
+    if before & LOW_MASK >= MAX_RAISE_DEPTH {
+        return enter_slow(cell, lent, before);
+    }
+    cell.word.store(before + 1, Ordering::Relaxed);
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+    Ok(ReadGuard {
+        level: Level {
+            cell,
+            before,
+            lent,
+            _not_send: PhantomData,
+        },
+    })
+}
+
+/// [`enter`] past the limit, or in a [`FENCED`] context.
+#[cold]
+#[inline(never)]
+fn enter_slow(cell: &'static ReaderCell, lent: bool, before: u64) -> Result<ReadGuard, TooDeep> {
+    let level = nest_slow(cell, lent, before)?;
+    fence(Ordering::SeqCst);
+    Ok(ReadGuard { level })
 }
 
 impl Drop for ReadGuard {
@@ -144,34 +212,11 @@ impl Drop for ReadGuard {
         // Every read of the table happens before the store that ends the
         // section (the reclaimer's acquire fence pairs with this).
         fence(Ordering::Release);
-        let outermost = self.before & DEPTH_MASK == 0;
-        let after = if outermost {
-            self.before + FINISHED_ONE
-        } else {
-            self.before
-        };
-        self.cell.word.store(after, Ordering::Relaxed);
-        if self.lent {
-            context::give_back(self.cell);
+        // Ending an outermost section moves the finished count on (the
+        // level's drop, right after, stores this word).
+        if self.level.before & DEPTH_MASK == 0 {
+            self.level.before += FINISHED_ONE;
         }
-    }
-}
-
-/// The read side's half of the asymmetric fence: orders the depth store
-/// before the table load. Free on x86 when the writer has a heavy barrier.
-#[inline(always)]
-fn light_fence(cell: &ReaderCell) {
-    #[cfg(any(miri, loom))]
-    fence(Ordering::SeqCst);
-    #[cfg(not(any(miri, loom)))]
-    {
-        core::sync::atomic::compiler_fence(Ordering::SeqCst);
-        #[cfg(not(target_os = "none"))]
-        if !cell.expedited.load(Ordering::Relaxed) {
-            fence(Ordering::SeqCst);
-        }
-        #[cfg(target_os = "none")]
-        let _ = cell;
     }
 }
 
@@ -603,8 +648,14 @@ mod context {
             }
         };
         cell.in_use.store(true, Ordering::Relaxed);
-        cell.expedited
-            .store(super::host::expedited(), Ordering::Relaxed);
+        // Without a heavy barrier (or under Miri) the thread's read
+        // sections take a full fence.
+        let fenced = cfg!(miri) || !super::host::expedited();
+        let word = cell.word.load(Ordering::Relaxed) & !super::FENCED;
+        cell.word.store(
+            if fenced { word | super::FENCED } else { word },
+            Ordering::Relaxed,
+        );
         let owned = OWNER.try_with(|_| ()).is_ok()
             && CURRENT.try_with(|current| current.set(Some(cell))).is_ok();
         (cell, !owned)
@@ -616,8 +667,10 @@ mod context {
     pub(super) fn give_back(cell: &'static ReaderCell) {
         let _cells = CELLS.lock();
         let word = cell.word.load(Ordering::Relaxed);
-        cell.word
-            .store((word | super::DEPTH_MASK) + 1, Ordering::Relaxed);
+        cell.word.store(
+            (word & !super::LOW_MASK) + super::FINISHED_ONE,
+            Ordering::Relaxed,
+        );
         cell.interrupts.store(0, Ordering::Relaxed);
         cell.in_use.store(false, Ordering::Relaxed);
     }
@@ -839,9 +892,15 @@ mod tests {
             assert!(pending());
             assert_eq!(old.0.load(Ordering::SeqCst), 0, "still valid");
         }
-        // Ending the outermost section reclaimed it (or another thread's
-        // reclamation did); make sure nothing else holds it up.
-        synchronize();
+        // Outside the section now: freed by the next reclamation whose
+        // grace period is over (tests running in parallel may hold read
+        // sections or parked strands across one `synchronize`).
+        for _ in 0..100 {
+            synchronize();
+            if freed.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+        }
         assert_eq!(freed.load(Ordering::SeqCst), 1);
     }
 
@@ -865,7 +924,12 @@ mod tests {
         parked.resume();
         assert_eq!(super::depth(), 1);
         drop(section);
-        synchronize();
+        for _ in 0..100 {
+            synchronize();
+            if freed.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+        }
         assert_eq!(freed.load(Ordering::SeqCst), 1);
     }
 

@@ -99,15 +99,26 @@ impl<A: 'static, R: 'static> Drop for EventInner<A, R> {
 }
 
 impl<A: 'static, R: 'static> EventInner<A, R> {
+    /// With the original handler alone, a raise is one nesting level (the
+    /// depth limit), the flag load, the count and the call: no read
+    /// section, since it reads no published table and the original lives
+    /// as long as `self`. Anything else opens a section and runs the table,
+    /// out of line.
     #[inline]
     fn raise(&self, args: &A) -> Result<R, RaiseError> {
-        let section = rcu::enter().map_err(|_| RaiseError::TooDeep)?;
         if self.solo.load(Ordering::Acquire)
             && let Some(original) = &self.original
         {
+            let _level = rcu::nest().map_err(|_| RaiseError::TooDeep)?;
             bump(&self.solo_raises);
             return Ok(original(args));
         }
+        self.raise_table(args)
+    }
+
+    #[inline(never)]
+    fn raise_table(&self, args: &A) -> Result<R, RaiseError> {
+        let section = rcu::enter().map_err(|_| RaiseError::TooDeep)?;
         bump(&self.raises);
         self.table.get(&section).raise(args)
     }
