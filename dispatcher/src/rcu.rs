@@ -107,117 +107,143 @@ impl ReaderCell {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TooDeep;
 
-/// An open read section; closes it when dropped (also during an unwind).
-/// Not `Send`: it belongs to the context that opened it.
-pub(crate) struct ReadGuard {
-    level: Level,
-}
-
-/// One raise's nesting level in its context: the depth the level raised,
-/// stored back when dropped (also during an unwind). Not `Send`.
-pub(crate) struct Level {
+/// One raise's nesting level in its context: entering it stores depth + 1
+/// in the context's cell, dropping it (also during an unwind) stores the
+/// word it restores. Not `Send`: it belongs to the context that entered it.
+struct Level {
     cell: &'static ReaderCell,
-    /// The word before the level was entered.
-    before: u64,
-    /// Host: the cell was lent for this raise only (thread being torn down).
-    lent: bool,
+    /// The word stored when the level ends.
+    restore: u64,
     _not_send: PhantomData<*const ()>,
 }
 
-/// Enters one more raise nesting level in the current context, without a
-/// read section: for raises that read no published table (an event's
-/// original handler alone). The depth limit applies; the reclaimer, which
-/// treats any depth above 0 as a possibly open section, only waits longer.
-#[inline(always)]
-pub(crate) fn nest() -> Result<Level, TooDeep> {
-    let (cell, lent) = context::current();
-    let before = cell.word.load(Ordering::Relaxed);
-    if before & LOW_MASK >= MAX_RAISE_DEPTH {
-        return nest_slow(cell, lent, before);
-    }
-    cell.word.store(before + 1, Ordering::Relaxed);
-    Ok(Level {
-        cell,
-        before,
-        lent,
-        _not_send: PhantomData,
-    })
-}
-
-/// [`nest`] past the limit, or in a [`FENCED`] context (no fence needed
-/// without a section).
-#[cold]
-#[inline(never)]
-fn nest_slow(cell: &'static ReaderCell, lent: bool, before: u64) -> Result<Level, TooDeep> {
-    if before & DEPTH_MASK >= MAX_RAISE_DEPTH {
-        if lent {
-            context::give_back(cell);
+impl Level {
+    /// One more level in `cell`'s context, without a read section (no
+    /// fence, and the finished count does not move when it ends).
+    #[inline(always)]
+    fn enter(cell: &'static ReaderCell) -> Result<Level, TooDeep> {
+        let before = cell.word.load(Ordering::Relaxed);
+        if before & LOW_MASK >= MAX_RAISE_DEPTH && before & DEPTH_MASK >= MAX_RAISE_DEPTH {
+            return Err(TooDeep);
         }
-        return Err(TooDeep);
+        cell.word.store(before + 1, Ordering::Relaxed);
+        Ok(Level {
+            cell,
+            restore: before,
+            _not_send: PhantomData,
+        })
     }
-    cell.word.store(before + 1, Ordering::Relaxed);
-    Ok(Level {
-        cell,
-        before,
-        lent,
-        _not_send: PhantomData,
-    })
 }
 
 impl Drop for Level {
     #[inline(always)]
     fn drop(&mut self) {
-        self.cell.word.store(self.before, Ordering::Relaxed);
-        if self.lent {
-            context::give_back(self.cell);
+        self.cell.word.store(self.restore, Ordering::Relaxed);
+    }
+}
+
+/// An open read section: a [`Level`] entered with the read side's half of
+/// the asymmetric fence after the depth store, which orders it before the
+/// table load (a compiler fence; a full fence in a [`FENCED`] context, on
+/// the out-of-line path). Ending an outermost section moves the context's
+/// finished count on. Only [`read`] (and tests) open one; [`Published::get`]
+/// takes it as proof.
+pub(crate) struct ReadGuard {
+    _level: Level,
+}
+
+impl ReadGuard {
+    #[inline(always)]
+    fn open(cell: &'static ReaderCell) -> Result<ReadGuard, TooDeep> {
+        let before = cell.word.load(Ordering::Relaxed);
+        if before & LOW_MASK >= MAX_RAISE_DEPTH {
+            return Self::open_slow(cell, before);
+        }
+        cell.word.store(before + 1, Ordering::Relaxed);
+        core::sync::atomic::compiler_fence(Ordering::SeqCst);
+        Ok(Self::opened(cell, before))
+    }
+
+    /// [`open`](Self::open) past the limit, or in a [`FENCED`] context.
+    #[cold]
+    #[inline(never)]
+    fn open_slow(cell: &'static ReaderCell, before: u64) -> Result<ReadGuard, TooDeep> {
+        if before & DEPTH_MASK >= MAX_RAISE_DEPTH {
+            return Err(TooDeep);
+        }
+        cell.word.store(before + 1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        Ok(Self::opened(cell, before))
+    }
+
+    #[inline(always)]
+    fn opened(cell: &'static ReaderCell, before: u64) -> ReadGuard {
+        let restore = if before & DEPTH_MASK == 0 {
+            before + FINISHED_ONE
+        } else {
+            before
+        };
+        ReadGuard {
+            _level: Level {
+                cell,
+                restore,
+                _not_send: PhantomData,
+            },
         }
     }
-}
-
-/// Opens a read section in the current context: one more nesting level,
-/// then the read side's half of the asymmetric fence, which orders the
-/// depth store before the table load (a compiler fence; a full fence in a
-/// [`FENCED`] context, on the out-of-line path).
-#[inline(always)]
-pub(crate) fn enter() -> Result<ReadGuard, TooDeep> {
-    let (cell, lent) = context::current();
-    let before = cell.word.load(Ordering::Relaxed);
-    if before & LOW_MASK >= MAX_RAISE_DEPTH {
-        return enter_slow(cell, lent, before);
-    }
-    cell.word.store(before + 1, Ordering::Relaxed);
-    core::sync::atomic::compiler_fence(Ordering::SeqCst);
-    Ok(ReadGuard {
-        level: Level {
-            cell,
-            before,
-            lent,
-            _not_send: PhantomData,
-        },
-    })
-}
-
-/// [`enter`] past the limit, or in a [`FENCED`] context.
-#[cold]
-#[inline(never)]
-fn enter_slow(cell: &'static ReaderCell, lent: bool, before: u64) -> Result<ReadGuard, TooDeep> {
-    let level = nest_slow(cell, lent, before)?;
-    fence(Ordering::SeqCst);
-    Ok(ReadGuard { level })
 }
 
 impl Drop for ReadGuard {
     #[inline(always)]
     fn drop(&mut self) {
         // Every read of the table happens before the store that ends the
-        // section (the reclaimer's acquire fence pairs with this).
+        // section (the level's drop, right after; the reclaimer's acquire
+        // fence pairs with this).
         fence(Ordering::Release);
-        // Ending an outermost section moves the finished count on (the
-        // level's drop, right after, stores this word).
-        if self.level.before & DEPTH_MASK == 0 {
-            self.level.before += FINISHED_ONE;
-        }
     }
+}
+
+/// Runs `f` one raise nesting level deeper in the current context, without
+/// a read section: for raises that read no published table (an event's
+/// original handler alone). Past [`MAX_RAISE_DEPTH`] it runs `too_deep`
+/// instead. The reclaimer, which treats any depth above 0 as a possibly
+/// open section, may only wait longer.
+///
+/// (Both paths produce the caller's `T` directly: a `Result<T, _>`
+/// wrapped around a raise's own `Result` is assembled in memory byte by
+/// byte and read back whole, which stalls store forwarding.)
+#[inline(always)]
+pub(crate) fn nested<T>(f: impl FnOnce() -> T, too_deep: impl FnOnce() -> T) -> T {
+    let run = |cell| match Level::enter(cell) {
+        Ok(_level) => f(),
+        Err(TooDeep) => too_deep(),
+    };
+    match context::owned() {
+        Some(cell) => run(cell),
+        None => context::lent(run),
+    }
+}
+
+/// Runs `f` inside a read section (one raise nesting level deeper) in the
+/// current context; `f` may read published values through the section.
+/// Past [`MAX_RAISE_DEPTH`] it runs `too_deep` instead.
+#[inline(always)]
+pub(crate) fn read<T>(f: impl FnOnce(&ReadGuard) -> T, too_deep: impl FnOnce() -> T) -> T {
+    let run = |cell| match ReadGuard::open(cell) {
+        Ok(section) => f(&section),
+        Err(TooDeep) => too_deep(),
+    };
+    match context::owned() {
+        Some(cell) => run(cell),
+        None => context::lent(run),
+    }
+}
+
+/// Opens a read section held by the returned guard (tests hold sections
+/// across other steps; their threads always own a cell).
+#[cfg(test)]
+pub(crate) fn enter() -> Result<ReadGuard, TooDeep> {
+    ReadGuard::open(context::current().0)
 }
 
 /// The writer's half: after it, every reader context's store that preceded
@@ -576,6 +602,15 @@ mod context {
         (Some(&CPU0), false)
     }
 
+    #[inline(always)]
+    pub(super) fn owned() -> Option<&'static ReaderCell> {
+        Some(&CPU0)
+    }
+
+    pub(super) fn lent<T>(f: impl FnOnce(&'static ReaderCell) -> T) -> T {
+        f(&CPU0)
+    }
+
     pub(super) fn give_back(_cell: &'static ReaderCell) {}
 
     pub(super) fn for_each(mut f: impl FnMut(&'static ReaderCell)) {
@@ -627,6 +662,29 @@ mod context {
 
     pub(super) fn current_if_any() -> (Option<&'static ReaderCell>, bool) {
         (CURRENT.try_with(Cell::get).ok().flatten(), false)
+    }
+
+    /// The thread's cell, if it has one (the raise path's only lookup).
+    #[inline(always)]
+    pub(super) fn owned() -> Option<&'static ReaderCell> {
+        CURRENT.try_with(Cell::get).ok().flatten()
+    }
+
+    /// Runs `f` with a cell for a thread that has none yet (it adopts one
+    /// for good) or can no longer keep one (being torn down: the cell is
+    /// lent for `f` and given back after it, also during an unwind).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn lent<T>(f: impl FnOnce(&'static ReaderCell) -> T) -> T {
+        struct GiveBack(&'static ReaderCell);
+        impl Drop for GiveBack {
+            fn drop(&mut self) {
+                give_back(self.0);
+            }
+        }
+        let (cell, lent) = adopt();
+        let _back = lent.then_some(GiveBack(cell));
+        f(cell)
     }
 
     /// Gives the thread a cell (from the pool, or a new one).
@@ -717,6 +775,14 @@ mod context {
 
     pub(super) fn current_if_any() -> (Option<&'static ReaderCell>, bool) {
         (CURRENT.with(Cell::get), false)
+    }
+
+    pub(super) fn owned() -> Option<&'static ReaderCell> {
+        Some(current().0)
+    }
+
+    pub(super) fn lent<T>(f: impl FnOnce(&'static ReaderCell) -> T) -> T {
+        f(current().0)
     }
 
     pub(super) fn give_back(_cell: &'static ReaderCell) {}

@@ -109,18 +109,26 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
         if self.solo.load(Ordering::Acquire)
             && let Some(original) = &self.original
         {
-            let _level = rcu::nest().map_err(|_| RaiseError::TooDeep)?;
-            bump(&self.solo_raises);
-            return Ok(original(args));
+            return rcu::nested(
+                || {
+                    bump(&self.solo_raises);
+                    Ok(original(args))
+                },
+                || Err(RaiseError::TooDeep),
+            );
         }
         self.raise_table(args)
     }
 
     #[inline(never)]
     fn raise_table(&self, args: &A) -> Result<R, RaiseError> {
-        let section = rcu::enter().map_err(|_| RaiseError::TooDeep)?;
-        bump(&self.raises);
-        self.table.get(&section).raise(args)
+        rcu::read(
+            |section| {
+                bump(&self.raises);
+                self.table.get(section).raise(args)
+            },
+            || Err(RaiseError::TooDeep),
+        )
     }
 
     fn raises(&self) -> u64 {
