@@ -31,8 +31,10 @@
 #![allow(unsafe_code)]
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
+use core::ptr::NonNull;
 
 #[cfg(not(loom))]
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence};
@@ -345,6 +347,60 @@ impl<T: Send + 'static, W> Drop for Published<T, W> {
         drop(unsafe { Box::from_raw(ptr) });
     }
 }
+
+/// An `Arc<T>` with the address of its value kept beside it. Reaching a
+/// `dyn` value through an `Arc` computes its offset in the allocation from
+/// the vtable's alignment on every call; raises reach handlers through
+/// this instead: one load of the address.
+pub(crate) struct Pinned<T: ?Sized> {
+    ptr: NonNull<T>,
+    arc: Arc<T>,
+}
+
+impl<T: ?Sized> Pinned<T> {
+    pub(crate) fn new(arc: Arc<T>) -> Self {
+        Pinned {
+            ptr: NonNull::from(&*arc),
+            arc,
+        }
+    }
+
+    /// The `Arc` itself.
+    pub(crate) fn arc(&self) -> &Arc<T> {
+        &self.arc
+    }
+}
+
+impl<T: ?Sized> core::ops::Deref for Pinned<T> {
+    type Target = T;
+
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        // SAFETY: `ptr` is the address of `arc`'s value, taken from a
+        // shared reference in `new`. `arc` lives as long as `self` and an
+        // `Arc`'s value never moves, so the value outlives the returned
+        // reference; only shared references are made from `ptr`, as the
+        // `Arc`'s own `Deref` would (the value is never reached mutably
+        // while an `Arc` to it exists elsewhere: `Pinned` gives none out
+        // mutably).
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T: ?Sized> Clone for Pinned<T> {
+    fn clone(&self) -> Self {
+        Pinned {
+            ptr: self.ptr,
+            arc: Arc::clone(&self.arc),
+        }
+    }
+}
+
+// SAFETY: a `Pinned<T>` is an `Arc<T>` and a pointer used only as that
+// `Arc`'s `Deref`; it may cross threads exactly when `Arc<T>` may.
+unsafe impl<T: ?Sized + Send + Sync> Send for Pinned<T> {}
+// SAFETY: as for `Send`.
+unsafe impl<T: ?Sized + Send + Sync> Sync for Pinned<T> {}
 
 /// Frees a retired `Box<T>`.
 ///
@@ -683,7 +739,9 @@ mod context {
             }
         }
         let (cell, lent) = adopt();
-        let _back = lent.then_some(GiveBack(cell));
+        // Only a lent cell goes back (`then`, not `then_some`: dropping an
+        // unused guard would give back the thread's own cell).
+        let _back = lent.then(|| GiveBack(cell));
         f(cell)
     }
 
@@ -693,7 +751,7 @@ mod context {
     fn adopt() -> (&'static ReaderCell, bool) {
         let cell = {
             let mut cells = CELLS.lock();
-            match cells
+            let cell = match cells
                 .iter()
                 .find(|cell| !cell.in_use.load(Ordering::Relaxed))
             {
@@ -703,9 +761,12 @@ mod context {
                     cells.push(cell);
                     cell
                 }
-            }
+            };
+            // Taken under the lock: two threads adopting at once must not
+            // both find the same free cell.
+            cell.in_use.store(true, Ordering::Relaxed);
+            cell
         };
-        cell.in_use.store(true, Ordering::Relaxed);
         // Without a heavy barrier (or under Miri) the thread's read
         // sections take a full fence.
         let fenced = cfg!(miri) || !super::host::expedited();
@@ -874,6 +935,53 @@ mod tests {
         fn drop(&mut self) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    #[test]
+    fn a_pinned_arc_reaches_its_value_while_any_clone_lives() {
+        let freed = Arc::new(StdAtomicUsize::new(0));
+        let value: Arc<dyn Fn() -> usize + Send + Sync> = {
+            let tracked = Tracked(freed.clone());
+            Arc::new(move || tracked.0.load(Ordering::SeqCst) + 1)
+        };
+        let pinned = Pinned::new(value);
+        let clone = pinned.clone();
+        drop(pinned);
+        let elsewhere = std::thread::spawn(move || (*clone)()).join().unwrap();
+        assert_eq!(elsewhere, 1, "not freed while the clone lived");
+        assert_eq!(freed.load(Ordering::SeqCst), 1, "freed with the last clone");
+    }
+
+    #[test]
+    fn a_threads_first_raise_keeps_its_cell() {
+        let cells: Vec<usize> = (0..2)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    // The first raise of a thread adopts its cell on the
+                    // out-of-line path.
+                    assert!(nested(|| true, || false));
+                    let cell = context::current_if_any().0.expect("adopted");
+                    assert!(cell.in_use.load(Ordering::Relaxed), "still the thread's");
+                    let again = context::current().0;
+                    assert!(core::ptr::eq(cell, again));
+                    // Another thread adopting now must not get this cell.
+                    let other = std::thread::spawn(|| {
+                        assert!(read(|_| true, || false));
+                        context::current_if_any()
+                            .0
+                            .map(|c| c as *const ReaderCell as usize)
+                    })
+                    .join()
+                    .unwrap()
+                    .expect("adopted");
+                    assert_ne!(other, cell as *const ReaderCell as usize);
+                    other
+                })
+                .join()
+                .unwrap()
+            })
+            .collect();
+        assert_eq!(cells.len(), 2);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 pub use authority::EventAuthority;
 pub use builder::{Declared, EventBuilder};
 
-use crate::binding::{BindingBuilder, Handler};
+use crate::binding::BindingBuilder;
 use crate::error::{InstallError, RaiseError};
 use crate::principal::{Principal, PrincipalId};
 use crate::rcu::{self, Published};
@@ -65,6 +65,9 @@ impl<A: 'static, R: 'static> fmt::Debug for Event<A, R> {
     }
 }
 
+/// The original handler as solo raises call it.
+type PinnedHandler<A, R> = rcu::Pinned<dyn Fn(&A) -> R + Send + Sync>;
+
 pub(crate) struct EventInner<A: 'static, R: 'static> {
     /// The table raises run, and (behind its writer lock) the state it is
     /// compiled from.
@@ -80,7 +83,7 @@ pub(crate) struct EventInner<A: 'static, R: 'static> {
     raises: AtomicU64,
     /// The original handler as callers may call it through
     /// ([`EventAuthority::original`]).
-    original: Option<Handler<A, R>>,
+    original: Option<PinnedHandler<A, R>>,
     binding_count: AtomicUsize,
     name: Arc<str>,
     owner: Principal,
