@@ -9,11 +9,16 @@
 //!   nesting depth and the number of outermost raises it has finished,
 //!   packed in one word that only its own context writes, with a plain
 //!   (relaxed) load and store.
-//! * A raise opens a **read section** ([`enter`]): it stores depth + 1 in
+//! * A raise runs in a **read section** ([`read`]): it stores depth + 1 in
 //!   its cell, then (after a fence the writer's barrier pairs with) loads
 //!   the event's table pointer ([`Published::get`]), runs the table, and
 //!   stores the old depth back when the [`ReadGuard`] drops (also during an
-//!   unwind).
+//!   unwind). A raise that reads no table (the original handler alone)
+//!   only takes a nesting level ([`nested`]): the depth store, without the
+//!   fence. Contexts whose writers have no heavy barrier are marked
+//!   [`FENCED`] in the word and take a full fence on an out-of-line path.
+//! * Handlers are reached through [`Pinned`]: an `Arc` with its value's
+//!   address beside it.
 //! * A writer replaces the table with one atomic swap
 //!   (`Published::replace`), runs the **heavy barrier** (host Linux:
 //!   `membarrier(PRIVATE_EXPEDITED)`, which makes every thread's earlier
@@ -24,8 +29,8 @@
 //!   has been seen outside any read section that could have started before
 //!   the swap: its depth was 0, or its count of finished outermost raises
 //!   moved on, and on the kernel no strand is parked inside a raise.
-//!   [`try_reclaim`] checks without waiting (after every update, and when
-//!   an outermost raise ends while tables wait); [`synchronize`] waits a
+//!   [`try_reclaim`] checks without waiting (after every update);
+//!   [`synchronize`] waits a
 //!   bounded time for the other threads (revocation, alive counts).
 
 #![allow(unsafe_code)]
