@@ -672,8 +672,6 @@ mod context {
         f(&CPU0)
     }
 
-    pub(super) fn give_back(_cell: &'static ReaderCell) {}
-
     pub(super) fn for_each(mut f: impl FnMut(&'static ReaderCell)) {
         f(&CPU0);
     }
@@ -850,8 +848,6 @@ mod context {
     pub(super) fn lent<T>(f: impl FnOnce(&'static ReaderCell) -> T) -> T {
         f(current().0)
     }
-
-    pub(super) fn give_back(_cell: &'static ReaderCell) {}
 
     pub(super) fn for_each(mut f: impl FnMut(&'static ReaderCell)) {
         let cells: Vec<&'static ReaderCell> = CELLS.lock().unwrap().clone();
