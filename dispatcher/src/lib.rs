@@ -59,12 +59,15 @@
 //!   strands park theirs on a switch), loads the table pointer, and walks
 //!   the array with no lock held: no reference count, no locked
 //!   instruction. Handlers may raise, install and uninstall freely. While
-//!   the original handler is the only handler, a raise skips the table and
-//!   calls it directly.
+//!   the original handler is the only handler, a raise reads no table: it
+//!   is one nesting level (the depth store, no section), the flag load, the
+//!   count and a call of the original, which the event itself owns.
 //! * **Nesting.** A raise nested more than [`MAX_RAISE_DEPTH`] deep in one
 //!   strand or thread returns [`RaiseError::TooDeep`] before running
-//!   anything; the depth is the one the read section keeps, so the check
-//!   costs a compare.
+//!   anything, whether it goes through bindings or the original alone; the
+//!   depth is the one the read section keeps, so the check is the compare
+//!   before its store (the same compare sends contexts that need a full
+//!   fence to the out-of-line path).
 //! * **Writers** take spin locks: call them from thread context (or from an
 //!   asynchronous handler). The kernel marks interrupt handlers
 //!   ([`read_side::InterruptScope`]); there, writers return
@@ -116,6 +119,23 @@
 //! 3. *The reclaimer's own context.* A writer inside a raise (a handler
 //!    that uninstalls) may be the reader of `T`: the reclaimer frees
 //!    nothing while its own depth is not 0.
+//! 4. *Raises without a section.* A raise of the original handler alone
+//!    stores depth + 1 and restores the old word (no fence, no finished
+//!    count): it reads no table, and the original belongs to the event,
+//!    which the raiser's handle keeps alive. For the reclaimer such a level
+//!    is indistinguishable from a section: it can only make it wait (depth
+//!    above 0), never free early, since the finished count moves only when
+//!    an outermost section ends, and any section nested in the level is not
+//!    outermost.
+//! 5. *One cell, one context.* A host thread takes its cell from the pool
+//!    under the pool's lock and keeps it until it ends (a thread being torn
+//!    down is lent one for a single raise): two contexts never write the
+//!    same cell, which 2 relies on.
+//! 6. *Handlers reached by address.* Steps and the original keep an `Arc`
+//!    with its value's address beside it (`rcu::Pinned`): the address is
+//!    taken once from the `Arc`, which the same object holds, so it is
+//!    valid exactly as long as the `Arc` (and the table or event holding
+//!    it) is.
 //!
 //! Linearizability: `X` is the update's linearization point. A raise that
 //! starts after the update returned loads the new table (its `L` follows

@@ -20,7 +20,8 @@ use crate::binding::{BindingId, BindingStats, Handler};
 use crate::error::RaiseError;
 use crate::executor::{Executor, global_executor};
 use crate::principal::PrincipalId;
-use crate::step::Shared;
+use crate::rcu::Pinned;
+use crate::step::Callable;
 use crate::time_bounds::{CallRecord, Micros, OverrunHandler, TimeBoundsRef};
 
 /// Folds handler results: called with the accumulated result and the next
@@ -77,7 +78,7 @@ pub(crate) struct Extra<A, R> {
 
 /// One binding in a table.
 pub(crate) struct Step<A, R> {
-    pub(crate) call: Shared<A, R>,
+    pub(crate) call: Pinned<dyn Callable<A, R>>,
     /// Position in the event's total order (keyed and unkeyed together).
     pub(crate) rank: u64,
     pub(crate) cancel: bool,
@@ -87,7 +88,7 @@ pub(crate) struct Step<A, R> {
 impl<A, R> Clone for Step<A, R> {
     fn clone(&self) -> Self {
         Step {
-            call: Arc::clone(&self.call),
+            call: self.call.clone(),
             rank: self.rank,
             cancel: self.cancel,
             extra: self.extra.clone(),

@@ -140,3 +140,94 @@ fn tables_are_freed_after_raises_on_other_threads_end() {
         "every old table was freed"
     );
 }
+
+#[test]
+fn recursion_through_a_binding_hits_the_same_limit() {
+    let owner = principal("Rs.DeepBinding");
+    static EVENT: OnceLock<Event<u64, u64>> = OnceLock::new();
+    let (event, _authority) = Event::<u64, u64>::builder("Rs.DeepBinding")
+        .declare(&owner)
+        .unwrap();
+    EVENT.set(event.clone()).unwrap();
+    let _binding = event
+        .install(&owner, |&n| match EVENT.get().unwrap().raise(&(n + 1)) {
+            Ok(inner) => inner,
+            Err(RaiseError::TooDeep) => n,
+            Err(other) => panic!("unexpected {other:?}"),
+        })
+        .unwrap();
+    assert_eq!(event.raise(&1), Ok(MAX_RAISE_DEPTH));
+    assert_eq!(read_side::raise_depth(), 0, "every level left its section");
+}
+
+#[test]
+fn recursion_alternating_original_only_and_bound_events_counts_both() {
+    // `Rs.Solo` has only its original handler (the solo path); it raises
+    // `Rs.Bound`, whose one binding raises `Rs.Solo` again.
+    let owner = principal("Rs.Alternate");
+    static SOLO: OnceLock<Event<u64, u64>> = OnceLock::new();
+    static BOUND: OnceLock<Event<u64, u64>> = OnceLock::new();
+    let deepest = Arc::new(AtomicU64::new(0));
+    let seen = deepest.clone();
+    let (solo, _solo_authority) = Event::<u64, u64>::declare("Rs.Solo", &owner, move |&n| {
+        seen.fetch_max(read_side::raise_depth(), Ordering::Relaxed);
+        match BOUND.get().unwrap().raise(&(n + 1)) {
+            Ok(inner) => inner,
+            Err(RaiseError::TooDeep) => n,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    })
+    .unwrap();
+    SOLO.set(solo.clone()).unwrap();
+    let (bound, _bound_authority) = Event::<u64, u64>::builder("Rs.Bound")
+        .declare(&owner)
+        .unwrap();
+    BOUND.set(bound.clone()).unwrap();
+    let _binding = bound
+        .install(&owner, |&n| match SOLO.get().unwrap().raise(&(n + 1)) {
+            Ok(inner) => inner,
+            Err(RaiseError::TooDeep) => n,
+            Err(other) => panic!("unexpected {other:?}"),
+        })
+        .unwrap();
+    assert_eq!(solo.bindings().len(), 1, "the original only");
+    // Each raise, solo or not, is one level: raise n runs at depth n.
+    assert_eq!(solo.raise(&1), Ok(MAX_RAISE_DEPTH));
+    assert_eq!(deepest.load(Ordering::Relaxed), MAX_RAISE_DEPTH - 1);
+    assert_eq!(read_side::raise_depth(), 0);
+}
+
+#[test]
+fn an_original_only_raise_sees_an_installation_made_concurrently() {
+    let owner = principal("Rs.SoloInstall");
+    let (event, _authority) = Event::<u64, u64>::declare("Rs.SoloInstall", &owner, |_| 1).unwrap();
+    let installed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let started = Arc::new(std::sync::Barrier::new(2));
+    let raiser = {
+        let (event, installed, started) = (event.clone(), installed.clone(), started.clone());
+        std::thread::spawn(move || {
+            assert_eq!(event.raise(&0), Ok(1));
+            started.wait();
+            loop {
+                // Read the flag first: if it was set, the installation
+                // returned before this raise started.
+                let done = installed.load(Ordering::Acquire);
+                let result = event.raise(&0).unwrap();
+                if done {
+                    return result;
+                }
+                // The installation may be under way: before or after it.
+                assert!(result == 1 || result == 10, "{result}");
+            }
+        })
+    };
+    started.wait();
+    // A `Middle` binding runs after the original; without a result
+    // handler the raise returns its result.
+    let binding = event.install(&owner, |_| 10).unwrap();
+    installed.store(true, Ordering::Release);
+    let result = raiser.join().unwrap();
+    assert_eq!(result, 10, "the binding ran after the original");
+    binding.uninstall().unwrap();
+    assert_eq!(event.raise(&0), Ok(1), "back to the original only");
+}

@@ -129,7 +129,10 @@ impl<A: 'static, R: 'static> EventAuthority<A, R> {
 
     /// The original handler, e.g. for a replacement to call through to.
     pub fn original(&self) -> Option<Handler<A, R>> {
-        self.inner().original.clone()
+        self.inner()
+            .original
+            .as_ref()
+            .map(|original| Arc::clone(original.arc()))
     }
 
     /// Takes the original handler out of the dispatch (`false`) or puts it

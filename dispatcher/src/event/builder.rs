@@ -140,7 +140,7 @@ impl<A: 'static, R: 'static> EventBuilder<A, R> {
                     quantum: None,
                     stats: Arc::new(BindingStats::default()),
                 };
-                (Some(handler), Some(entry))
+                (Some(crate::rcu::Pinned::new(handler)), Some(entry))
             }
         };
         let writer = WriterState {

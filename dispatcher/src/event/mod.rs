@@ -21,7 +21,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 pub use authority::EventAuthority;
 pub use builder::{Declared, EventBuilder};
 
-use crate::binding::{BindingBuilder, Handler};
+use crate::binding::BindingBuilder;
 use crate::error::{InstallError, RaiseError};
 use crate::principal::{Principal, PrincipalId};
 use crate::rcu::{self, Published};
@@ -65,6 +65,9 @@ impl<A: 'static, R: 'static> fmt::Debug for Event<A, R> {
     }
 }
 
+/// The original handler as solo raises call it.
+type PinnedHandler<A, R> = rcu::Pinned<dyn Fn(&A) -> R + Send + Sync>;
+
 pub(crate) struct EventInner<A: 'static, R: 'static> {
     /// The table raises run, and (behind its writer lock) the state it is
     /// compiled from.
@@ -80,7 +83,7 @@ pub(crate) struct EventInner<A: 'static, R: 'static> {
     raises: AtomicU64,
     /// The original handler as callers may call it through
     /// ([`EventAuthority::original`]).
-    original: Option<Handler<A, R>>,
+    original: Option<PinnedHandler<A, R>>,
     binding_count: AtomicUsize,
     name: Arc<str>,
     owner: Principal,
@@ -99,17 +102,36 @@ impl<A: 'static, R: 'static> Drop for EventInner<A, R> {
 }
 
 impl<A: 'static, R: 'static> EventInner<A, R> {
+    /// With the original handler alone, a raise is one nesting level (the
+    /// depth limit), the flag load, the count and the call: no read
+    /// section, since it reads no published table and the original lives
+    /// as long as `self`. Anything else opens a section and runs the table,
+    /// out of line.
     #[inline]
     fn raise(&self, args: &A) -> Result<R, RaiseError> {
-        let section = rcu::enter().map_err(|_| RaiseError::TooDeep)?;
         if self.solo.load(Ordering::Acquire)
             && let Some(original) = &self.original
         {
-            bump(&self.solo_raises);
-            return Ok(original(args));
+            return rcu::nested(
+                || {
+                    bump(&self.solo_raises);
+                    Ok(original(args))
+                },
+                || Err(RaiseError::TooDeep),
+            );
         }
-        bump(&self.raises);
-        self.table.get(&section).raise(args)
+        self.raise_table(args)
+    }
+
+    #[inline(never)]
+    fn raise_table(&self, args: &A) -> Result<R, RaiseError> {
+        rcu::read(
+            |section| {
+                bump(&self.raises);
+                self.table.get(section).raise(args)
+            },
+            || Err(RaiseError::TooDeep),
+        )
     }
 
     fn raises(&self) -> u64 {

@@ -143,7 +143,7 @@ impl<A: 'static, R: 'static> EventInner<A, R> {
                     continue;
                 }
                 let step = Step {
-                    call: Arc::clone(&entry.call),
+                    call: rcu::Pinned::new(Arc::clone(&entry.call)),
                     rank: rank as u64,
                     cancel: entry.options.cancel,
                     extra: entry.extra.clone(),
