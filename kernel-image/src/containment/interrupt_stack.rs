@@ -33,11 +33,6 @@ pub fn init() {
     core::mem::forget(stack);
 }
 
-/// The top of the interrupt stack (0 before [`init`]).
-pub fn top() -> u64 {
-    TOP.load(Ordering::Acquire)
-}
-
 /// Whether `address` lies in the interrupt stack (false before [`init`]).
 pub fn contains(address: u64) -> bool {
     let top = TOP.load(Ordering::Acquire);
