@@ -49,6 +49,9 @@ pub struct PerCpu {
     /// The guard-page address and RIP of the last stack overflow, for the
     /// report the dying strand prints.
     pub overflow: [AtomicU64; 2],
+    /// The stack an extension's stack overflow is captured on, and the
+    /// overflow being captured (see [`crate::containment::capture_stack`]).
+    pub overflow_capture: crate::containment::capture_stack::CaptureStack,
 }
 
 impl PerCpu {
@@ -67,6 +70,7 @@ impl PerCpu {
             stack_top: AtomicU64::new(0),
             page_fault_depth: AtomicUsize::new(0),
             overflow: [AtomicU64::new(0), AtomicU64::new(0)],
+            overflow_capture: crate::containment::capture_stack::CaptureStack::new(),
         }
     }
 

@@ -100,6 +100,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     // spurious handlers, and the PIC was masked just above.
     unsafe { time::init() };
     containment::interrupt_stack::init();
+    containment::capture_stack::init();
     let cmdline = arch::qemu::fw_cfg_cmdline();
     let test_filter = ktest::mode_from_cmdline(cmdline.as_deref());
     // From here on the boot context is a strand: the shell's, or the test

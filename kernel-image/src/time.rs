@@ -65,10 +65,11 @@ pub enum Tick {
 ///
 /// The raise runs on the interrupt stack **with interrupts enabled**, so
 /// that the timer keeps ticking while `Clock.Tick` handlers run: a nested
-/// timer interrupt only counts the tick ([`Tick::Nested`]) and its handler
-/// runs the watchdog, which stops a handler that loops (see
-/// [`crate::containment::watchdog`]). Interrupts are disabled again before
-/// the stack switches back.
+/// timer interrupt arrives on a stack of its own
+/// ([`crate::containment::interrupt_stack::with_nested_ticks`]), only
+/// counts the tick ([`Tick::Nested`]) and its handler runs the watchdog,
+/// which stops a handler that loops (see [`crate::containment::watchdog`]).
+/// Interrupts are disabled again before the stack switches back.
 pub fn on_timer_interrupt() -> Tick {
     let tick = TICK_NUMBER.fetch_add(1, Ordering::Relaxed) + 1;
     if TICK_RAISE_RUNNING.load(Ordering::Relaxed) {
@@ -85,17 +86,19 @@ pub fn on_timer_interrupt() -> Tick {
         // Only on the interrupt stack: a nested interrupt must not land on
         // the interrupted strand's stack (before the interrupt stack
         // exists, the raise runs where it is, with interrupts off).
-        let preemptible = crate::containment::interrupt_stack::in_use();
-        if preemptible {
+        let raise = || {
+            let _ = crate::containment::faults::call_extensions_deferred(clock::TICK_EVENT, || {
+                authority.tick.raise(&tick)
+            });
+        };
+        if crate::containment::interrupt_stack::in_use() {
+            // Every timer interrupt from here to the flag's reset is
+            // nested; they arrive on a stack of their own.
             TICK_RAISE_RUNNING.store(true, Ordering::Relaxed);
-            x86_64::instructions::interrupts::enable();
-        }
-        let _ = crate::containment::faults::call_extensions_deferred(clock::TICK_EVENT, || {
-            authority.tick.raise(&tick)
-        });
-        if preemptible {
-            x86_64::instructions::interrupts::disable();
+            crate::containment::interrupt_stack::with_nested_ticks(raise);
             TICK_RAISE_RUNNING.store(false, Ordering::Relaxed);
+        } else {
+            raise();
         }
     });
     let capability = authority.issuer.kernel_capability();

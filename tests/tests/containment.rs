@@ -326,6 +326,54 @@ fn unbounded_recursion_hits_the_guard_page_and_is_contained() {
 }
 
 #[test]
+fn a_stack_overflow_in_a_clock_tick_handler_is_contained_in_the_interrupt() {
+    let (mut session, baseline) = boot_with_tick_baseline();
+    // Twice in one boot: the capture stack is free again after the first.
+    for round in 1..=2 {
+        load(&mut session, "overflow-in-tick");
+        let armed = command(&mut session, "overflow-in-tick");
+        assert!(armed.contains("overflow-in-tick: armed"), "{armed}");
+        let seen = wait_unloaded(&mut session, "overflow-in-tick");
+        let output = session.output();
+        assert_eq!(
+            output
+                .matches("extension 'overflow-in-tick' failed during Clock.Tick: panicked at kernel-image/src/containment/watchdog.rs:")
+                .count(),
+            round,
+            "{output}"
+        );
+        assert!(
+            output.contains("stack overflow: extension code ran into the guard page at"),
+            "{output}"
+        );
+        assert!(
+            output.contains("overflow_in_tick::descend+0x"),
+            "no backtrace naming the recursing function:\n{output}"
+        );
+        assert_eq!(
+            output
+                .matches("extension 'overflow-in-tick' unloaded (failed): 2 binding(s) revoked")
+                .count(),
+            round,
+            "{output}"
+        );
+        assert!(
+            !output.contains("double fault") && !output.contains("KERNEL PANIC"),
+            "{output}"
+        );
+        // The baseline's fault, then one per round.
+        assert!(
+            seen.contains(&format!(
+                "{} extension fault(s) contained since boot",
+                round + 1
+            )),
+            "{seen}"
+        );
+    }
+    still_serving(session, &baseline);
+}
+
+#[test]
 fn unbounded_recursive_raising_is_stopped_by_the_nesting_limit() {
     let (mut session, baseline) = boot_with_baseline();
     load(&mut session, "recursive-raise");

@@ -19,6 +19,8 @@ const IA32_APIC_BASE: u32 = 0x1b;
 const REG_ID: usize = 0x20;
 const REG_EOI: usize = 0xb0;
 const REG_SPURIOUS: usize = 0xf0;
+/// First of the eight in-service registers (32 vectors each, 16 bytes apart).
+const REG_IN_SERVICE: usize = 0x100;
 const REG_LVT_TIMER: usize = 0x320;
 const REG_TIMER_INITIAL: usize = 0x380;
 const REG_TIMER_CURRENT: usize = 0x390;
@@ -103,4 +105,15 @@ pub unsafe fn init() -> Calibration {
 /// Signals end of interrupt to the local APIC.
 pub fn end_of_interrupt() {
     write(REG_EOI, 0);
+}
+
+/// Whether the local APIC has `vector` in service: accepted by the CPU
+/// and not yet acknowledged with [`end_of_interrupt`]. False before the
+/// APIC is set up.
+pub fn in_service(vector: u8) -> bool {
+    if BASE.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    let bits = read(REG_IN_SERVICE + usize::from(vector / 32) * 0x10);
+    bits & (1 << (vector % 32)) != 0
 }

@@ -27,6 +27,10 @@ pub const MACHINE_CHECK_IST: u16 = 2;
 /// IST slot of the page-fault handler's stack; its entry moves as page
 /// faults nest (see [`super::fault_stack`]).
 pub const PAGE_FAULT_IST: u16 = 3;
+/// IST slot of nested timer interrupts: those that arrive during a
+/// `Clock.Tick` raise (see [`super::idt::load_for_tick_raise`]). Its stack
+/// is set at boot with the interrupt stack.
+pub const NESTED_TICK_IST: u16 = 4;
 
 const IST_STACK_SIZE: usize = 16 * 1024;
 

@@ -178,7 +178,9 @@ extern "x86-interrupt" fn pic_spurious(_frame: InterruptStackFrame) {
     SPURIOUS.fetch_add(1, Ordering::Relaxed);
 }
 
-static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| {
+/// Builds the IDT. With `nested_ticks`, the timer vector takes its own IST
+/// stack ([`gdt::NESTED_TICK_IST`]); see [`load_for_tick_raise`].
+fn build(nested_ticks: bool) -> InterruptDescriptorTable {
     let mut idt = InterruptDescriptorTable::new();
     idt.divide_error.set_handler_fn(divide_error);
     idt.debug.set_handler_fn(debug);
@@ -222,19 +224,38 @@ static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| {
             .set_stack_index(gdt::PAGE_FAULT_IST);
     }
     // SAFETY: `timer_entry` saves every general-purpose register, calls the
-    // handler on the interrupted stack with the C ABI (stack aligned), and
-    // returns with `iretq` after restoring them: a valid interrupt entry.
-    unsafe {
+    // handler on the stack it was delivered on with the C ABI (stack
+    // aligned), and returns with `iretq` after restoring them: a valid
+    // interrupt entry.
+    let timer = unsafe {
         idt[TIMER_VECTOR].set_handler_addr(x86_64::VirtAddr::new(
             super::timer_entry::timer_entry as *const () as u64,
-        ));
+        ))
+    };
+    if nested_ticks {
+        // SAFETY: this table is loaded only by `load_for_tick_raise`, whose
+        // contract is that `gdt::set_interrupt_stack` has pointed the entry
+        // at a stack of its own; only nested timer interrupts use it, and
+        // they never nest (they run with interrupts off).
+        unsafe {
+            timer.set_stack_index(gdt::NESTED_TICK_IST);
+        }
     }
     idt[APIC_SPURIOUS_VECTOR].set_handler_fn(apic_spurious);
     for vector in PIC_BASE_VECTOR..PIC_BASE_VECTOR + 16 {
         idt[vector].set_handler_fn(pic_spurious);
     }
     idt
-});
+}
+
+static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| build(false));
+
+/// The IDT while a `Clock.Tick` raise runs with interrupts enabled on the
+/// interrupt stack: a nested timer interrupt is delivered on a stack of
+/// its own, so neither its frame nor its handler's frames land on the
+/// interrupt stack below the raise's handlers (which may be running into
+/// its guard page).
+static TICK_RAISE_IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| build(true));
 
 /// Loads the IDT.
 ///
@@ -242,6 +263,27 @@ static IDT: Lazy<InterruptDescriptorTable> = Lazy::new(|| {
 /// [`gdt::init`] has run on this CPU: the double-fault, NMI, machine-check
 /// and page-fault handlers name IST stacks that only its TSS provides.
 pub unsafe fn init() {
+    // Built now, not in the first timer interrupt that needs it.
+    Lazy::force(&TICK_RAISE_IDT);
     IDT.load();
     log::debug!("IDT loaded: 21 exception handlers, timer, spurious vectors");
+}
+
+/// Loads the IDT whose timer vector runs on the nested-tick stack, for a
+/// `Clock.Tick` raise about to enable interrupts; [`load_after_tick_raise`]
+/// loads the ordinary one back.
+///
+/// # Safety
+/// Interrupts are disabled; [`gdt::set_interrupt_stack`] has pointed
+/// [`gdt::NESTED_TICK_IST`] at a mapped stack used by nothing else; and
+/// until [`load_after_tick_raise`] every timer interrupt is a nested one
+/// (its handler does not switch strands and runs with interrupts off).
+pub unsafe fn load_for_tick_raise() {
+    TICK_RAISE_IDT.load();
+}
+
+/// Loads the ordinary IDT back after a `Clock.Tick` raise, interrupts
+/// disabled again.
+pub fn load_after_tick_raise() {
+    IDT.load();
 }

@@ -10,22 +10,40 @@
 //! the catch frame sits inside the call, so an unwind never crosses the
 //! switch. One stack per CPU is enough: it is entered only with interrupts
 //! disabled and only when not in use already. The timer's `Clock.Tick`
-//! raise re-enables interrupts once on it (see [`crate::time`]); a nested
-//! timer interrupt then runs below it on the same stack and neither
-//! switches stacks nor strands.
+//! raise re-enables interrupts once on it (see [`crate::time`],
+//! [`with_nested_ticks`]); a nested timer interrupt is then delivered on a
+//! small stack of its own (an IST entry of the IDT loaded for the raise),
+//! so the raise's handlers are the only code below the raise's frames on
+//! this stack, and it switches neither strands nor back to this stack.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::arch::{gdt, idt};
 use crate::strands::stack::Stack;
 
 /// Bytes of the interrupt stack.
 pub const INTERRUPT_STACK_BYTES: usize = 64 * 1024;
 
+/// Bytes of the stack nested timer interrupts run on (see
+/// [`with_nested_ticks`]): the accounting-only handler and, at the
+/// watchdog's limit, one unwind step and a backtrace.
+pub const NESTED_TICK_STACK_BYTES: usize = 32 * 1024;
+
 /// Top of this CPU's interrupt stack (0 before [`init`]).
 static TOP: AtomicU64 = AtomicU64::new(0);
 
-/// Allocates the stack. Boot calls it once, before interrupts are enabled.
+/// Allocates the interrupt stack and the nested-tick stack. Boot calls it
+/// once, before interrupts are enabled.
 pub fn init() {
+    let nested = Stack::allocate(NESTED_TICK_STACK_BYTES)
+        .unwrap_or_else(|e| panic!("no memory for the nested-tick stack: {e}"));
+    // SAFETY: the stack was just allocated (mapped, writable, a guard page
+    // below, 16-byte-aligned top) and is kept for ever, used by nothing
+    // else; the entry is named only by the IDT `with_nested_ticks` loads,
+    // which it loads only once `TOP` (set below) says the interrupt stack
+    // exists, so no exception uses the entry while it changes.
+    unsafe { gdt::set_interrupt_stack(gdt::NESTED_TICK_IST, x86_64::VirtAddr::new(nested.top())) };
+    core::mem::forget(nested);
     let stack = Stack::allocate(INTERRUPT_STACK_BYTES)
         .unwrap_or_else(|e| panic!("no memory for the interrupt stack: {e}"));
     TOP.store(stack.top(), Ordering::Release);
@@ -33,9 +51,31 @@ pub fn init() {
     core::mem::forget(stack);
 }
 
-/// The top of the interrupt stack (0 before [`init`]).
-pub fn top() -> u64 {
-    TOP.load(Ordering::Acquire)
+/// Runs `f` with interrupts enabled, timer interrupts that arrive
+/// meanwhile being delivered on the nested-tick stack instead of below
+/// `f`'s frames on the interrupt stack: so a `Clock.Tick` handler that
+/// runs into the interrupt stack's guard page is the only code that
+/// does, and the nested tick's frames never do. For the timer's
+/// `Clock.Tick` raise only, on the interrupt stack ([`in_use`]) with
+/// interrupts disabled, and while every timer interrupt is a nested one
+/// (it neither switches strands nor enables interrupts: the timer's
+/// `Tick::Nested`). Otherwise `f` runs as it is, interrupts unchanged.
+pub fn with_nested_ticks(f: impl FnOnce()) {
+    if !in_use() || x86_64::instructions::interrupts::are_enabled() {
+        f();
+        return;
+    }
+    // SAFETY: interrupts are disabled; `init` pointed the nested-tick IST
+    // entry at a stack of its own before the interrupt stack existed (and
+    // we run on it); and our caller's contract makes every timer
+    // interrupt until `load_after_tick_raise` a nested one, which runs
+    // with interrupts off from entry to `iretq` and never switches, so
+    // the stack has one user at a time.
+    unsafe { idt::load_for_tick_raise() };
+    x86_64::instructions::interrupts::enable();
+    f();
+    x86_64::instructions::interrupts::disable();
+    idt::load_after_tick_raise();
 }
 
 /// Whether `address` lies in the interrupt stack (false before [`init`]).
@@ -59,7 +99,7 @@ pub fn in_use() -> bool {
 /// stack. `f` must not let a panic escape (it opens its own catch frame)
 /// and must not switch strands. It may enable interrupts only while it
 /// runs on the interrupt stack ([`in_use`]) and must disable them again
-/// before it returns; an interrupt meanwhile runs below it on this stack.
+/// before it returns ([`with_nested_ticks`]).
 pub fn call_on_interrupt_stack(f: &mut dyn FnMut()) {
     let top = TOP.load(Ordering::Acquire);
     if top == 0 || in_use() || x86_64::instructions::interrupts::are_enabled() {

@@ -25,6 +25,7 @@
 //! handler itself opened a catch frame (the timer opens one around the
 //! `Clock.Tick` raise).
 
+pub mod capture_stack;
 pub mod faults;
 pub mod interrupt_stack;
 pub mod watchdog;

@@ -51,13 +51,16 @@
 //! extension code running inside a kernel call is an overflow into the
 //! stack's guard page. The handler cannot walk from its own frame (it runs
 //! on the page-fault stack and only has the CPU's frame), so it resumes
-//! the faulting context, interrupts off, in a small stub on the interrupt
-//! stack ([`overflow_capture`]) that saves the callee-saved registers the
-//! faulting code had, leaves *all* the extension's frames out to the
-//! innermost kernel frame ([`crate::debug::unwind::unwind_to_kernel`]: its
-//! landing pads would run next to the guard page) and jumps to the
-//! trampoline on the faulting stack, now far above its guard page; the
-//! abandoned frames' destructors do not run.
+//! the faulting context, interrupts off, in a small stub on this CPU's
+//! capture stack ([`overflow_capture`], [`super::capture_stack`]) that
+//! saves the callee-saved registers the faulting code had, leaves *all*
+//! the extension's frames out to the innermost kernel frame
+//! ([`crate::debug::unwind::unwind_to_kernel`]: its landing pads would run
+//! next to the guard page) and jumps to the trampoline on the faulting
+//! stack, now far above its guard page; the abandoned frames' destructors
+//! do not run. The capture stack is neither the faulting stack nor the
+//! interrupt stack, so the same road serves whichever stack overflowed,
+//! the interrupt stack of a `Clock.Tick` handler included.
 //!
 //! **`Clock.Tick` handlers** run inside the timer interrupt, on the
 //! interrupt stack, with interrupts re-enabled after the interrupt was
@@ -66,14 +69,16 @@
 //! this check, whose interrupted context is the outer interrupt's raise
 //! (its extension-fault frame open). The forced unwind then runs on the
 //! interrupt stack, through the dispatcher's frames, to the boundary the
-//! timer opened around the raise. **Asynchronous handlers** run inside an
-//! extension boundary in their strand (`strands/executor.rs`) and
-//! are timed the same way.
+//! timer opened around the raise; so does the unwind of a handler's stack
+//! overflow, from the dispatcher's frame that called the handler.
+//!
+//! **Asynchronous handlers** run inside an extension boundary in their
+//! strand (`strands/executor.rs`) and are timed the same way.
 
 use alloc::boxed::Box;
 use core::fmt::Write;
 
-use super::{FixedText, NAME_CAPACITY, Panicked, StrandDepth};
+use super::{FixedText, NAME_CAPACITY, Panicked, StrandDepth, capture_stack};
 use crate::arch::timer_entry::InterruptedRegisters;
 use crate::debug::backtrace::Backtrace;
 use crate::debug::extensions::try_snapshot;
@@ -188,14 +193,6 @@ unsafe extern "C" {
     fn trampoline();
 }
 
-/// Where the page fault of a stack overflow happened (one CPU; interrupts
-/// are off from the fault to the jump to the trampoline).
-static OVERFLOW_AT: [core::sync::atomic::AtomicU64; 3] = [
-    core::sync::atomic::AtomicU64::new(0),
-    core::sync::atomic::AtomicU64::new(0),
-    core::sync::atomic::AtomicU64::new(0),
-];
-
 /// How far below the stack pointer a not-present fault still counts as
 /// running into the stack's guard page (a function's stack probe touches
 /// its frame page by page).
@@ -203,8 +200,9 @@ const OVERFLOW_REACH: u64 = 64 * 1024;
 
 /// Called first by the page-fault handler: if extension code inside a
 /// kernel call faulted just below its stack pointer (it ran into the
-/// guard page), resumes it in [`overflow_capture`] on the interrupt stack,
-/// which forces the unwind. Returns whether it did.
+/// guard page), resumes it in [`overflow_capture`] on this CPU's capture
+/// stack ([`super::capture_stack`]), which forces the unwind. Returns
+/// whether it did.
 pub fn redirect_overflow(
     frame: &mut x86_64::structures::idt::InterruptStackFrame,
     address: u64,
@@ -216,15 +214,13 @@ pub fn redirect_overflow(
     let rsp = frame.stack_pointer.as_u64();
     let flags = frame.cpu_flags.bits();
     let below_stack = address < rsp.saturating_add(64) && rsp - address.min(rsp) <= OVERFLOW_REACH;
-    // The capture stub runs on the interrupt stack, so a fault on that
-    // stack (a `Clock.Tick` handler's) is not taken: the stub would
-    // overwrite the frames it must unwind.
+    // Interrupts on at the fault: the capture stub (interrupts off) and
+    // the kernel's own interrupt handlers are never captured.
     if !interrupted.in_extension_call()
         || error_code & PRESENT != 0
         || flags & INTERRUPT_FLAG == 0
         || !below_stack
-        || super::interrupt_stack::top() == 0
-        || super::interrupt_stack::contains(rsp)
+        || capture_stack::contains(rsp)
     {
         return false;
     }
@@ -232,25 +228,41 @@ pub fn redirect_overflow(
     if !in_extension {
         return false;
     }
-    use core::sync::atomic::Ordering::Relaxed;
-    OVERFLOW_AT[0].store(rip, Relaxed);
-    OVERFLOW_AT[1].store(rsp, Relaxed);
-    OVERFLOW_AT[2].store(address, Relaxed);
-    // SAFETY: the faulting context resumes in `overflow_capture` on the
-    // interrupt stack, which is free (it is used with interrupts on only by
-    // a `Clock.Tick` raise, whose code runs on it, and the faulting code
-    // ran with them on, on another stack), with interrupts off; the
-    // stub never returns to the faulting instruction. Its frames are
-    // abandoned for the forced unwind (see the module docs).
+    let Some(top) = capture_stack::claim(capture_stack::Fault { rip, rsp, address }) else {
+        return false;
+    };
+    recover_lost_tick();
+    // SAFETY: the faulting context resumes in `overflow_capture` at the top
+    // of this CPU's capture stack, which `claim` reserved for it (mapped,
+    // 16-byte aligned, used by nothing else until `release`), with
+    // interrupts off; the stub never returns to the faulting instruction.
+    // Its frames are abandoned for the forced unwind (see the module docs).
     unsafe {
         frame.as_mut().update(|f| {
             f.instruction_pointer = x86_64::VirtAddr::new(overflow_capture as *const () as u64);
-            f.stack_pointer = x86_64::VirtAddr::new(super::interrupt_stack::top());
+            f.stack_pointer = x86_64::VirtAddr::new(top);
             f.cpu_flags =
                 x86_64::registers::rflags::RFlags::from_bits_truncate(flags & !INTERRUPT_FLAG);
         });
     }
     true
+}
+
+/// A timer interrupt that arrives while the overflowing code's stack
+/// pointer is already at the guard page (after a frame's `sub rsp`, before
+/// its first store) faults while the CPU pushes the interrupt frame: the
+/// page fault is taken instead, with the extension's registers (it is the
+/// same overflow), and the timer interrupt, already accepted by the local
+/// APIC, is never handled, so its in-service bit would stay set and block
+/// every later tick. Any in-service timer vector at a fault of code that
+/// ran with interrupts on is such a lost delivery: the timer handler
+/// acknowledges first and keeps interrupts off until then (the outer one
+/// of a `Clock.Tick` raise acknowledged before it enabled them). So it is
+/// acknowledged here.
+fn recover_lost_tick() {
+    if crate::arch::apic::in_service(crate::arch::idt::TIMER_VECTOR) {
+        crate::arch::apic::end_of_interrupt();
+    }
 }
 
 /// The callee-saved registers of the faulting code, in, and of the kernel
@@ -269,7 +281,7 @@ struct Captured {
     record: u64,
 }
 
-/// Entered (by `iretq`) on the interrupt stack's top with the faulting
+/// Entered (by `iretq`) on the capture stack's top with the faulting
 /// code's registers: saves the callee-saved ones, lets
 /// [`leave_overflowed_frames`] replace them with the kernel frame's, loads
 /// those and jumps to the trampoline on the faulting stack.
@@ -300,11 +312,12 @@ extern "C" fn overflow_capture() -> ! {
 
 /// Follows the unwind rules from the faulting state out to the kernel
 /// frame that called into the extension and prepares the panic record.
+/// Runs on the capture stack, interrupts off.
 extern "C" fn leave_overflowed_frames(captured: &mut Captured) {
-    use core::sync::atomic::Ordering::Relaxed;
+    let fault = capture_stack::fault();
     let start = Registers {
-        rip: OVERFLOW_AT[0].load(Relaxed),
-        rsp: OVERFLOW_AT[1].load(Relaxed),
+        rip: fault.rip,
+        rsp: fault.rsp,
         rbp: captured.rbp,
         rbx: captured.rbx,
         r12: captured.r12,
@@ -312,7 +325,6 @@ extern "C" fn leave_overflowed_frames(captured: &mut Captured) {
         r14: captured.r14,
         r15: captured.r15,
     };
-    let address = OVERFLOW_AT[2].load(Relaxed);
     let mut culprit = FixedText::new();
     let kernel_frame = match (try_snapshot(), symbols::kernel()) {
         (Some(registry), Some(kernel)) => {
@@ -328,8 +340,8 @@ extern "C" fn leave_overflowed_frames(captured: &mut Captured) {
         start,
         line!(),
         format_args!(
-            "stack overflow: extension code ran into the guard page at {address:#x} (stack pointer {:#x})",
-            start.rsp
+            "stack overflow: extension code ran into the guard page at {:#x} (stack pointer {:#x})",
+            fault.address, start.rsp
         ),
     );
     let kernel_frame = match kernel_frame {
@@ -347,6 +359,7 @@ extern "C" fn leave_overflowed_frames(captured: &mut Captured) {
     captured.rbp = kernel_frame.rbp;
     captured.target_rsp = kernel_frame.rsp - 8;
     captured.record = Box::into_raw(record) as u64;
+    capture_stack::release();
 }
 
 /// Starts the unwind with the record the watchdog prepared.

@@ -190,3 +190,63 @@ fn an_overflow_into_the_guard_page_unwinds_to_the_boundary() -> KtestResult {
     ensure_eq!(heap::stats().used, heap_before);
     Ok(())
 }
+
+/// Waits until `done()` or five seconds of TSC time, halting between
+/// interrupts.
+fn wait_until(done: impl Fn() -> bool) -> bool {
+    let deadline = crate::time::uptime_ns() + 5_000_000_000;
+    while !done() && crate::time::uptime_ns() < deadline {
+        x86_64::instructions::hlt();
+    }
+    done()
+}
+
+/// The stack guard of the interrupt stack: the `overflow-in-tick`
+/// fixture's `Clock.Tick` handler, once armed, recurses into the guard
+/// page below the interrupt stack it runs on. The fault is captured on the
+/// capture stack, the unwind ends at the boundary the timer opened around
+/// the raise, the extension is reported as failed during `Clock.Tick` and
+/// unloaded; afterwards the capture stack is free and the timer still
+/// ticks (no tick left in service at the local APIC).
+#[ktest]
+fn an_overflow_of_the_interrupt_stack_unwinds_to_the_timers_boundary() -> KtestResult {
+    use crate::containment::{capture_stack, faults};
+    let fail = |e: &dyn core::fmt::Display| crate::ktest::KtestFailure::new(alloc::format!("{e}"));
+    let name = "overflow-in-tick";
+    let faults_before = faults::count();
+    crate::loader::load(name).map_err(|e| fail(&e))?;
+    let line = console::Line::new(name);
+    let armed = faults::call_extensions("ktest", || crate::events::authority().line.raise(&line));
+    drop(line);
+    ensure!(matches!(armed, Ok(Ok(_))), "arming it failed");
+    ensure!(
+        wait_until(|| faults::count() > faults_before),
+        "the overflow was never contained"
+    );
+    let last = faults::history()
+        .pop()
+        .ok_or_else(|| fail(&"no fault in the history"))?;
+    ensure_eq!(last.extension.as_str(), name);
+    ensure_eq!(last.site, clock::TICK_EVENT);
+    ensure!(
+        last.reason.as_str().contains("stack overflow"),
+        "{}",
+        last.reason
+    );
+    faults::handle_pending();
+    ensure!(
+        wait_until(|| !crate::loader::with(|l| l.is_loaded(name))),
+        "{name} still loaded"
+    );
+    ensure_eq!(faults::count(), faults_before + 1);
+    ensure!(
+        !capture_stack::in_use(),
+        "the capture stack was not released"
+    );
+    let ticks = crate::time::ticks();
+    ensure!(
+        wait_until(|| crate::time::ticks() >= ticks + 3),
+        "the timer stopped ticking"
+    );
+    Ok(())
+}
