@@ -524,6 +524,9 @@ fn run_piped(options: &QemuOptions, timeout: Duration, kernel: &Path) -> Result<
 /// How long the kernel may take to answer a push (receive, verify, load).
 const PUSH_ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long `push` waits for the running kernel's build id.
+const BUILD_ID_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// `cargo xtask push NAME`: handshake (build id), build, sign, send, answer.
 fn push(args: &PushArgs) -> Result<(), Failure> {
     use xtask::push::Client;
@@ -534,8 +537,9 @@ fn push(args: &PushArgs) -> Result<(), Failure> {
         .unwrap_or_else(|| xtask::push::default_socket(&workspace::target_dir()));
     let started = Instant::now();
     let mut client = Client::connect(&socket).map_err(|e| Failure::new(e.to_string()))?;
+    // Long enough for a kernel that `cargo xtask run` is still booting.
     let running = client
-        .build_id(Duration::from_secs(30))
+        .build_id(BUILD_ID_TIMEOUT)
         .map_err(|e| Failure::new(e.to_string()))?;
     let built = extensions::build_one(args.release, &args.name)?;
     let build_time = started.elapsed();
