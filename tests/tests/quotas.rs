@@ -172,3 +172,31 @@ fn a_leak_is_reported_at_unload_and_its_heap_kept() {
     assert_eq!(frames_used(&mem), frames_used(&baseline_mem) + 8);
     shutdown(session);
 }
+
+/// Bindings installed later go into the binding map's nodes that the first
+/// installer's code allocated from its heap; unloading that extension
+/// first must still free its heap (the kernel moves the map out of it), not
+/// keep it for the other extension's binding.
+#[test]
+fn an_extension_unloaded_before_one_that_bound_after_it_leaves_no_heap_behind() {
+    let (mut session, _) = boot(Firmware::Bios);
+    let baseline = memory_figures(&command(&mut session, "mem"));
+
+    load(&mut session, "checksum");
+    load(&mut session, "hello");
+    let out = command(&mut session, "ext unload checksum");
+    assert!(out.contains("unloaded checksum"), "{out}");
+    assert!(!out.contains("still allocated"), "{out}");
+    let mem = command(&mut session, "mem");
+    assert!(mem.contains(", 0 kept after unload (0 bytes),"), "{mem}");
+    let answer = command(&mut session, "hello");
+    assert!(
+        answer.contains("Hello from the hello extension!"),
+        "{answer}"
+    );
+    let out = command(&mut session, "ext unload hello");
+    assert!(out.contains("unloaded hello"), "{out}");
+    assert!(!out.contains("still allocated"), "{out}");
+    assert_eq!(memory_figures(&command(&mut session, "mem")), baseline);
+    shutdown(session);
+}

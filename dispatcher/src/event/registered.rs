@@ -38,7 +38,10 @@ impl<A: 'static, R: 'static> RegisteredEvent for EventInner<A, R> {
     }
 
     fn republish(&self) {
-        let _ = self.update(|_| Ok::<(), ()>(()));
+        let _ = self.update(|writer| {
+            writer.rebuild_map();
+            Ok::<(), ()>(())
+        });
     }
 
     fn revoke_principal(&self, principal: PrincipalId) -> usize {
@@ -64,7 +67,10 @@ impl<A: 'static, R: 'static> RegisteredEvent for EventInner<A, R> {
                 writer
                     .bindings
                     .retain(|_, installed| installed.installer.id != principal);
-                writer.release_if_empty();
+                // Nodes the revoked principal's code allocated may hold
+                // other principals' bindings: out of its heap, even when
+                // none of its own were left to remove.
+                writer.rebuild_map();
                 removed = before - writer.bindings.len();
                 if removed == 0 {
                     // Nothing to publish.

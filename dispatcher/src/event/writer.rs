@@ -77,6 +77,21 @@ impl<A, R> WriterState<A, R> {
         }
     }
 
+    /// Moves the binding map into nodes allocated by the code running this
+    /// (an empty map has none).
+    ///
+    /// A `BTreeMap`'s nodes are allocated by whichever instantiation of
+    /// this crate's generic code inserted into it: when an extension
+    /// installs, its own object's copy, so from that extension's heap.
+    /// Later installations by others go into the same nodes, which then
+    /// outlive the extension that made them and keep its heap from being
+    /// freed at its unload. The kernel calls this through the event's own
+    /// vtable (see `Registered`), i.e. with the declarer's code, when it
+    /// revokes a principal's bindings and when it republishes tables.
+    pub(crate) fn rebuild_map(&mut self) {
+        self.bindings = core::mem::take(&mut self.bindings).into_iter().collect();
+    }
+
     fn knows(&self, id: BindingId) -> bool {
         if id == BindingId::ORIGINAL {
             self.original.is_some()
