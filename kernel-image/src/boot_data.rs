@@ -2,8 +2,12 @@
 //! (for its symbol table) and the ramdisk (the extension objects).
 
 use bootloader_api::BootInfo;
+use phys_addr::FRAME_SIZE;
+use spindle_package::FormatError;
+use spindle_package::deflated::Deflated;
 
 use crate::PHYSICAL_MEMORY_OFFSET;
+use crate::memory::frames;
 
 /// The kernel's ELF file and where it was loaded.
 #[derive(Clone, Copy)]
@@ -41,11 +45,54 @@ pub unsafe fn init(boot_info: &BootInfo) {
     if let Some(addr) = boot_info.ramdisk_addr.into_option() {
         // SAFETY: the bootloader mapped the ramdisk at `addr` (virtual) for
         // `ramdisk_len` bytes, in memory it keeps reserved; it is read only.
-        let ramdisk = unsafe {
+        let carried = unsafe {
             core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize)
         };
-        RAMDISK.call_once(|| ramdisk);
+        match Deflated::parse(carried) {
+            None => {
+                RAMDISK.call_once(|| carried);
+            }
+            Some(header) => match header.and_then(inflate) {
+                Ok(ramdisk) => {
+                    RAMDISK.call_once(|| ramdisk);
+                }
+                Err(e) => log::error!("ramdisk unreadable, no extensions available: {e}"),
+            },
+        }
     }
+}
+
+/// Inflates the ramdisk into frames of its own, kept for the kernel's life
+/// (the catalogue borrows its objects), and reached through the
+/// physical-memory mapping.
+fn inflate(header: Deflated<'_>) -> Result<&'static [u8], FormatError> {
+    let started = crate::arch::rdtsc();
+    let len = header.inflated_len();
+    let frames = (len as u64).div_ceil(FRAME_SIZE).max(1);
+    let first = frames::allocate_contiguous(frames).ok_or_else(|| {
+        FormatError::BadManifest(alloc::format!(
+            "no {frames} contiguous free frames to inflate the ramdisk into"
+        ))
+    })?;
+    // SAFETY: the frames [first, first + frames) were just taken from the
+    // frame allocator, so nothing else uses them, and they are never
+    // freed; the physical-memory mapping makes them addressable, writable,
+    // for ever. This is the only reference made from the address until
+    // it is turned into the shared one returned.
+    let buffer = unsafe {
+        core::slice::from_raw_parts_mut(
+            (PHYSICAL_MEMORY_OFFSET + first.start_address()) as *mut u8,
+            len,
+        )
+    };
+    header.inflate_into(buffer)?;
+    log::info!(
+        "ramdisk: inflated {} KiB to {} KiB in {} k cycles",
+        header.deflated_len() >> 10,
+        len >> 10,
+        (crate::arch::rdtsc() - started) / 1000
+    );
+    Ok(buffer)
 }
 
 /// The kernel's ELF file.

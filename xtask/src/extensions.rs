@@ -130,7 +130,9 @@ pub fn discover() -> Result<Vec<ExtensionPackage>, Failure> {
 pub struct Outputs {
     /// The kernel ELF with debug info.
     pub kernel: PathBuf,
-    /// The ramdisk.
+    /// The ramdisk as the boot image carries it, deflated
+    /// (`spindle_package::deflated`); the plain `ramdisk.img` beside it is
+    /// for host tools.
     pub ramdisk: PathBuf,
 }
 
@@ -270,9 +272,18 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
     for fixture in derived_fixtures(&base, &secret)? {
         writer.add(fixture);
     }
-    let ramdisk = out_dir.join("ramdisk.img");
-    std::fs::write(&ramdisk, writer.finish())
-        .map_err(|e| Failure::new(format!("{}: {e}", ramdisk.display())))?;
+    let plain = writer.finish();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = out_dir.join(name);
+        std::fs::write(&path, bytes)
+            .map(|()| path.clone())
+            .map_err(|e| Failure::new(format!("{}: {e}", path.display())))
+    };
+    write("ramdisk.img", &plain)?;
+    let ramdisk = write(
+        "ramdisk.deflated",
+        &spindle_package::deflated::deflate(&plain),
+    )?;
     Ok(Outputs {
         kernel: artifacts.kernel,
         ramdisk,

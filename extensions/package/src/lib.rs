@@ -31,6 +31,7 @@
 extern crate alloc;
 
 pub mod bundle;
+pub mod deflated;
 pub mod push;
 
 use alloc::format;
