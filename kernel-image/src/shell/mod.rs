@@ -205,10 +205,6 @@ pub fn execute(text: &str) {
     if line.command().is_empty() {
         return;
     }
-    // A fault contained while the shell waited for input (in a timer
-    // interrupt, in a strand) is reported and its extension unloaded
-    // before the command runs, which then sees the kernel without it.
-    faults::handle_pending();
     // The shell runs in its strand with interrupts enabled, which its
     // boundary restores after a contained panic.
     debug_assert!(x86_64::instructions::interrupts::are_enabled());
