@@ -5,6 +5,8 @@ use bootloader_api::BootInfo;
 use phys_addr::FRAME_SIZE;
 use spindle_package::FormatError;
 use spindle_package::deflated::Deflated;
+use x86_64::PhysAddr;
+use x86_64::structures::paging::PhysFrame;
 
 use crate::PHYSICAL_MEMORY_OFFSET;
 use crate::memory::frames;
@@ -68,24 +70,32 @@ pub unsafe fn init(boot_info: &BootInfo) {
 fn inflate(header: Deflated<'_>) -> Result<&'static [u8], FormatError> {
     let started = crate::arch::rdtsc();
     let len = header.inflated_len();
-    let frames = (len as u64).div_ceil(FRAME_SIZE).max(1);
-    let first = frames::allocate_contiguous(frames).ok_or_else(|| {
+    let count = (len as u64).div_ceil(FRAME_SIZE).max(1);
+    let first = frames::allocate_contiguous(count).ok_or_else(|| {
         FormatError::BadManifest(alloc::format!(
-            "no {frames} contiguous free frames to inflate the ramdisk into"
+            "no {count} contiguous free frames to inflate the ramdisk into"
         ))
     })?;
-    // SAFETY: the frames [first, first + frames) were just taken from the
-    // frame allocator, so nothing else uses them, and they are never
-    // freed; the physical-memory mapping makes them addressable, writable,
-    // for ever. This is the only reference made from the address until
-    // it is turned into the shared one returned.
+    // SAFETY: the frames [first, first + count) were just taken from the
+    // frame allocator, so nothing else uses them; they are freed only if
+    // inflating fails, after `buffer`'s last use, and otherwise kept for
+    // ever. The physical-memory mapping makes them addressable and
+    // writable. This is the only reference made from the address until it
+    // becomes the shared one returned.
     let buffer = unsafe {
         core::slice::from_raw_parts_mut(
             (PHYSICAL_MEMORY_OFFSET + first.start_address()) as *mut u8,
             len,
         )
     };
-    header.inflate_into(buffer)?;
+    if let Err(e) = header.inflate_into(buffer) {
+        // Nothing borrows the buffer: its frames go back.
+        for n in 0..count {
+            let address = PhysAddr::new(first.start_address() + n * FRAME_SIZE);
+            let _ = frames::deallocate(PhysFrame::containing_address(address));
+        }
+        return Err(e);
+    }
     log::info!(
         "ramdisk: inflated {} KiB to {} KiB in {} k cycles",
         header.deflated_len() >> 10,
@@ -103,4 +113,45 @@ pub fn kernel_elf() -> KernelElf {
 /// The ramdisk, if the image has one.
 pub fn ramdisk() -> Option<&'static [u8]> {
     RAMDISK.get().copied()
+}
+
+mod tests {
+    use ktest_macros::ktest;
+    use spindle_package::FormatError;
+    use spindle_package::deflated::{Deflated, MAGIC, deflate};
+
+    use super::inflate;
+    use crate::ensure;
+    use crate::ktest::KtestResult;
+    use crate::memory::frames;
+
+    #[ktest]
+    fn a_ramdisk_that_does_not_inflate_gives_its_frames_back() -> KtestResult {
+        // A real stream announced one byte short: it fills the buffer and
+        // still has output, so inflating fails after writing every frame.
+        let good = deflate(&[7u8; 3 * 4096]);
+        let stream = &good[good
+            .iter()
+            .skip(MAGIC.len())
+            .position(|&b| b == b'\n')
+            .unwrap()
+            + MAGIC.len()
+            + 1..];
+        let mut bytes = alloc::vec::Vec::from(MAGIC.as_bytes());
+        bytes.extend_from_slice(alloc::format!("inflated-bytes {}\n", 3 * 4096 - 1).as_bytes());
+        bytes.extend_from_slice(stream);
+        let header = Deflated::parse(&bytes).unwrap().unwrap();
+        let free_before = frames::stats().free;
+        let result = inflate(header);
+        ensure!(
+            matches!(&result, Err(FormatError::BadManifest(why)) if why.contains("announced")),
+            "expected the announced-size error, got {result:?}"
+        );
+        ensure!(
+            frames::stats().free == free_before,
+            "{} frames not given back",
+            free_before - frames::stats().free
+        );
+        Ok(())
+    }
 }
