@@ -472,6 +472,11 @@ impl<P: Platform> Loader<P> {
             }
             freed += 1;
         }
+        if self.retained.is_empty() {
+            // Its buffer too: memory figures after an unload that had to
+            // wait are then those of one that did not.
+            self.retained = Vec::new();
+        }
         freed
     }
 
