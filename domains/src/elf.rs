@@ -201,11 +201,21 @@ pub(crate) fn section_bytes<'a>(
     sh: &SectionHeader,
     name: &str,
 ) -> Result<&'a [u8]> {
+    section_bytes_labelled(bytes, sh, || name.to_string())
+}
+
+/// [`section_bytes`], with the section's label for the error made only
+/// when there is one.
+pub(crate) fn section_bytes_labelled<'a>(
+    bytes: &'a [u8],
+    sh: &SectionHeader,
+    label: impl FnOnce() -> String,
+) -> Result<&'a [u8]> {
     if sh.sh_type == SHT_NOBITS || sh.sh_size == 0 {
         return Ok(&[]);
     }
     slice(bytes, sh.sh_offset, sh.sh_size, "section").map_err(|_| Error::SectionOutOfBounds {
-        section: name.to_string(),
+        section: label(),
         offset: sh.sh_offset,
         size: sh.sh_size,
         len: bytes.len() as u64,

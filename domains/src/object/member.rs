@@ -84,14 +84,18 @@ fn parse_sections<'a>(
 ) -> Result<(Vec<Section<'a>>, Option<usize>)> {
     let headers = file.headers;
     let mut sections = Vec::with_capacity(headers.len());
-    let mut ranges: Vec<(u64, u64, String)> = Vec::with_capacity(headers.len() + 2);
-    ranges.push((0, elf::EHDR_SIZE, "ELF header".to_string()));
+    let mut ranges: Vec<FileRange> = Vec::with_capacity(headers.len() + 2);
+    ranges.push(FileRange {
+        offset: 0,
+        size: elf::EHDR_SIZE,
+        what: RangeOwner::Header,
+    });
     if !headers.is_empty() {
-        ranges.push((
-            shoff,
-            (headers.len() as u64).saturating_mul(elf::SHDR_SIZE),
-            "section header table".to_string(),
-        ));
+        ranges.push(FileRange {
+            offset: shoff,
+            size: (headers.len() as u64).saturating_mul(elf::SHDR_SIZE),
+            what: RangeOwner::SectionTable,
+        });
     }
     let mut symtab_index = None;
     for (i, sh) in headers.iter().enumerate() {
@@ -105,41 +109,51 @@ fn parse_sections<'a>(
             });
             continue;
         }
-        let label = elf::section_label(file.names, i);
-        let align = checked_alignment(sh, &label, limits)?;
-        let data = elf::section_bytes(file.bytes, sh, &label)?;
+        // The label (a copy of the name, or `#i`) is made only for an error.
+        let name = file.names.get(i).copied().unwrap_or("");
+        let label = || elf::section_label(file.names, i);
+        let align = checked_alignment(sh, label, limits)?;
+        let data = elf::section_bytes_labelled(file.bytes, sh, label)?;
         if !data.is_empty() {
-            ranges.push((sh.sh_offset, sh.sh_size, label.clone()));
+            ranges.push(FileRange {
+                offset: sh.sh_offset,
+                size: sh.sh_size,
+                what: RangeOwner::Section(i),
+            });
         }
-        let class = section_class(sh, &label)?;
+        let class = section_class(sh, name, label)?;
         if sh.sh_type == SHT_SYMTAB {
             if symtab_index.is_some() {
                 return Err(Error::BadSection {
-                    section: label,
+                    section: label(),
                     reason: "more than one symbol table",
                 });
             }
             symtab_index = Some(i);
         }
         sections.push(Section {
-            name: file.names.get(i).copied().unwrap_or(""),
+            name,
             class,
             data,
             size: sh.sh_size,
             align,
         });
     }
-    check_overlaps(&mut ranges)?;
+    check_overlaps(&mut ranges, file.names)?;
     Ok((sections, symtab_index))
 }
 
 /// A section's size against the limit, and its alignment: a power of two
 /// (0 means 1) within the limit.
-fn checked_alignment(sh: &SectionHeader, label: &str, limits: &Limits) -> Result<u64> {
+fn checked_alignment(
+    sh: &SectionHeader,
+    label: impl Fn() -> String,
+    limits: &Limits,
+) -> Result<u64> {
     if sh.sh_size > limits.max_section_size {
         return Err(Error::LimitExceeded {
             limit: "max_section_size",
-            context: label.to_string(),
+            context: label(),
             value: sh.sh_size,
             max: limits.max_section_size,
         });
@@ -149,7 +163,7 @@ fn checked_alignment(sh: &SectionHeader, label: &str, limits: &Limits) -> Result
         a if a.is_power_of_two() => a,
         a => {
             return Err(Error::BadAlignment {
-                section: label.to_string(),
+                section: label(),
                 align: a,
             });
         }
@@ -157,7 +171,7 @@ fn checked_alignment(sh: &SectionHeader, label: &str, limits: &Limits) -> Result
     if align > limits.max_alignment {
         return Err(Error::LimitExceeded {
             limit: "max_alignment",
-            context: label.to_string(),
+            context: label(),
             value: align,
             max: limits.max_alignment,
         });
@@ -188,11 +202,11 @@ impl Relocations {
         limits: &Limits,
     ) -> Result<()> {
         let sh = &file.headers[index];
-        let label = elf::section_label(file.names, index);
+        let label = || elf::section_label(file.names, index);
         let target = sh.sh_info as usize;
         let Some(target_sec) = sections.get(target).filter(|_| target != 0) else {
             return Err(Error::BadSection {
-                section: label,
+                section: label(),
                 reason: "sh_info does not name a section to relocate",
             });
         };
@@ -202,19 +216,19 @@ impl Relocations {
         }
         if sh.sh_type == SHT_REL {
             return Err(Error::UnsupportedSection {
-                section: label,
+                section: label(),
                 reason: "SHT_REL relocations (without addends) are not used on x86-64",
             });
         }
         if Some(sh.sh_link as usize) != symtab_index {
             return Err(Error::BadSection {
-                section: label,
+                section: label(),
                 reason: "sh_link does not name the symbol table",
             });
         }
         if sh.sh_entsize != elf::RELA_SIZE || !sh.sh_size.is_multiple_of(elf::RELA_SIZE) {
             return Err(Error::BadSection {
-                section: label,
+                section: label(),
                 reason: "RELA entry size is not 24 or size not a multiple of it",
             });
         }
@@ -223,12 +237,12 @@ impl Relocations {
         if total > limits.max_relocations {
             return Err(Error::LimitExceeded {
                 limit: "max_relocations",
-                context: label,
+                context: label(),
                 value: total,
                 max: limits.max_relocations,
             });
         }
-        let data = elf::section_bytes(file.bytes, sh, &label)?;
+        let data = elf::section_bytes_labelled(file.bytes, sh, label)?;
         if data.is_empty() {
             return Ok(());
         }
@@ -239,13 +253,13 @@ impl Relocations {
             }
         })?;
         let start = self.relocs.len();
-        let target_label = elf::section_label(file.names, target);
+        let target_label = || elf::section_label(file.names, target);
         for n in 0..table.len() {
             let Some(r) = table.get(n) else { break };
             let sym = symbols
                 .get(r.r_sym)
                 .ok_or_else(|| Error::SymbolIndexOutOfRange {
-                    section: label.clone(),
+                    section: label(),
                     relocation: n as u64,
                     index: r.r_sym as u64,
                     count: symbols.len() as u64,
@@ -254,7 +268,7 @@ impl Relocations {
                 RelocKind::from_raw(r.r_type).ok_or_else(|| Error::UnsupportedRelocation {
                     r_type: r.r_type,
                     type_name: reloc::type_name(r.r_type),
-                    section: target_label.clone(),
+                    section: target_label(),
                     symbol: sym.name.to_string(),
                 })?;
             if kind == RelocKind::None {
@@ -267,7 +281,7 @@ impl Relocations {
                 .is_some_and(|end| end <= target_sec.size);
             if !fits || target_sec.class == SectionClass::Bss {
                 return Err(Error::RelocationOutOfSection {
-                    section: target_label,
+                    section: target_label(),
                     offset: r.r_offset,
                     width,
                     size: if target_sec.class == SectionClass::Bss {
@@ -329,14 +343,18 @@ fn check_unloaded_references(
 }
 
 /// Classifies a section by its flags and type.
-fn section_class(sh: &SectionHeader, name: &str) -> Result<SectionClass> {
+fn section_class(
+    sh: &SectionHeader,
+    name: &str,
+    label: impl Fn() -> String,
+) -> Result<SectionClass> {
     let flags = sh.sh_flags;
     if flags & u64::from(SHF_ALLOC) == 0 {
         return Ok(SectionClass::Skip);
     }
     if flags & u64::from(SHF_TLS) != 0 {
         return Err(Error::Tls {
-            name: name.to_string(),
+            name: label(),
         });
     }
     if matches!(
@@ -344,7 +362,7 @@ fn section_class(sh: &SectionHeader, name: &str) -> Result<SectionClass> {
         SHT_INIT_ARRAY | SHT_FINI_ARRAY | SHT_PREINIT_ARRAY
     ) {
         return Err(Error::UnsupportedSection {
-            section: name.to_string(),
+            section: label(),
             reason: "constructors/destructors are never run by the loader",
         });
     }
@@ -353,7 +371,7 @@ fn section_class(sh: &SectionHeader, name: &str) -> Result<SectionClass> {
     Ok(match (write, exec) {
         (true, true) => {
             return Err(Error::UnsupportedSection {
-                section: name.to_string(),
+                section: label(),
                 reason: "writable and executable (W^X)",
             });
         }
@@ -371,21 +389,46 @@ fn section_class(sh: &SectionHeader, name: &str) -> Result<SectionClass> {
     })
 }
 
+/// What a [`FileRange`] of a member's file holds.
+#[derive(Clone, Copy)]
+enum RangeOwner {
+    Header,
+    SectionTable,
+    Section(usize),
+}
+
+/// Bytes of a member's file that one structure occupies.
+struct FileRange {
+    offset: u64,
+    size: u64,
+    what: RangeOwner,
+}
+
+impl FileRange {
+    fn label(&self, names: &[&str]) -> String {
+        match self.what {
+            RangeOwner::Header => "ELF header".to_string(),
+            RangeOwner::SectionTable => "section header table".to_string(),
+            RangeOwner::Section(i) => elf::section_label(names, i),
+        }
+    }
+}
+
 /// Fails if any two file ranges overlap. Zero-length ranges never overlap.
-fn check_overlaps(ranges: &mut [(u64, u64, String)]) -> Result<()> {
-    ranges.sort_by_key(|r| (r.0, r.1));
-    let mut prev: Option<&(u64, u64, String)> = None;
+fn check_overlaps(ranges: &mut [FileRange], names: &[&str]) -> Result<()> {
+    ranges.sort_unstable_by_key(|r| (r.offset, r.size));
+    let mut prev: Option<&FileRange> = None;
     for r in ranges.iter() {
-        if r.1 == 0 {
+        if r.size == 0 {
             continue;
         }
         if let Some(p) = prev {
-            // p.0 + p.1 was bounds-checked against the file length already,
-            // except for the header table whose size saturates.
-            if p.0.saturating_add(p.1) > r.0 {
+            // p.offset + p.size was bounds-checked against the file length
+            // already, except for the header table whose size saturates.
+            if p.offset.saturating_add(p.size) > r.offset {
                 return Err(Error::SectionsOverlap {
-                    first: p.2.clone(),
-                    second: r.2.clone(),
+                    first: p.label(names),
+                    second: r.label(names),
                 });
             }
         }
