@@ -383,7 +383,7 @@ pub(crate) fn section_names<'a>(bytes: &'a [u8], table: &SectionTable) -> Result
             if i == 0 || (sh.sh_name == 0 && shstr.is_empty()) {
                 Ok("")
             } else {
-                cstr(shstr, sh.sh_name).ok_or(Error::BadString {
+                cstr(shstr, sh.sh_name).ok_or_else(|| Error::BadString {
                     table: ".shstrtab".to_string(),
                     offset: sh.sh_name as u64,
                 })
