@@ -353,9 +353,7 @@ fn section_class(
         return Ok(SectionClass::Skip);
     }
     if flags & u64::from(SHF_TLS) != 0 {
-        return Err(Error::Tls {
-            name: label(),
-        });
+        return Err(Error::Tls { name: label() });
     }
     if matches!(
         sh.sh_type,
