@@ -266,10 +266,13 @@ fn profile_dir(release: bool) -> &'static str {
 
 /// Builds (once; cargo caches it) the tool that wraps the bootloader's
 /// `DiskImageBuilder`, and returns its path.
+///
+/// In the dev profile (optimised for size here, fast enough to write two
+/// disk images): the `bootloader` crate's build script, which compiles the
+/// boot stages, has then already run for `cargo xtask check`'s clippy and
+/// is not run a second time for another profile.
 fn image_builder() -> Result<PathBuf, Failure> {
-    let path = workspace::target_dir()
-        .join("release")
-        .join("image-builder");
+    let path = workspace::target_dir().join("debug").join("image-builder");
     if !path.exists() {
         eprintln!(
             "xtask: building the bootloader image builder; the first build compiles the BIOS and \
@@ -277,7 +280,7 @@ fn image_builder() -> Result<PathBuf, Failure> {
         );
     }
     let mut cmd = cargo();
-    cmd.args(["build", "--release", "--package", "image-builder"]);
+    cmd.args(["build", "--package", "image-builder"]);
     if path.exists() {
         cmd.arg("--quiet");
     }
@@ -579,7 +582,7 @@ fn push(args: &PushArgs) -> Result<(), Failure> {
         replace: args.replace,
         name: built.name,
         version: built.version,
-        sha256: built.sha256,
+        digest: built.digest,
         signature: Some(built.signature),
         object: built.bundle,
     };

@@ -114,10 +114,13 @@ impl QemuOptions {
         cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
         if self.firmware == Firmware::Uefi {
             fs::create_dir_all(&self.scratch_dir)?;
-            // Each run gets its own variable store: OVMF writes to it.
+            // Each run gets its own variable store: OVMF writes to it
+            // (sessions of one process boot side by side too).
+            static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let session = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let vars = self
                 .scratch_dir
-                .join(format!("ovmf-vars-{}.fd", std::process::id()));
+                .join(format!("ovmf-vars-{}-{session}.fd", std::process::id()));
             fs::copy(OVMF_VARS, &vars).map_err(|e| {
                 io::Error::new(
                     e.kind(),

@@ -58,17 +58,54 @@ pub fn run(release: bool, uefi: bool) -> Result<(), Failure> {
     if uefi {
         firmwares.push(Firmware::Uefi);
     }
-    for firmware in firmwares {
+    // Each boot is one single-threaded QEMU: the firmwares boot side by
+    // side, and their transcripts are printed one after the other.
+    let suites: Vec<(Firmware, Count, String)> = std::thread::scope(|scope| {
+        let runs: Vec<_> = firmwares
+            .iter()
+            .map(|&firmware| {
+                let image = images.for_firmware(firmware);
+                (firmware, scope.spawn(move || kernel_suite(image, firmware)))
+            })
+            .collect();
+        runs.into_iter()
+            .map(|(firmware, run)| {
+                let (count, output) = run.join().unwrap_or_else(|_| {
+                    (
+                        Count {
+                            passed: 0,
+                            failed: 1,
+                        },
+                        "xtask: the thread running the suite panicked".into(),
+                    )
+                });
+                (firmware, count, output)
+            })
+            .collect()
+    });
+    for (firmware, count, output) in suites {
         banner(&format!("in-kernel tests ({firmware})"));
-        tiers.push((
-            format!("in-kernel tests ({firmware})"),
-            kernel_suite(images.for_firmware(firmware), firmware),
-        ));
+        print!("{output}");
+        tiers.push((format!("in-kernel tests ({firmware})"), count));
     }
 
     banner("integration tests");
+    let nextest = has_nextest();
     let mut cmd = cargo();
-    cmd.args(["test", "--package", "spindle-tests", "--no-fail-fast"]);
+    if nextest {
+        // One process per test, scheduled over all files at once (a file
+        // with one long test does not leave a core idle).
+        cmd.args([
+            "nextest",
+            "run",
+            "--package",
+            "spindle-tests",
+            "--no-fail-fast",
+        ]);
+    } else {
+        println!("(cargo-nextest not found: the files run one after the other)");
+        cmd.args(["test", "--package", "spindle-tests", "--no-fail-fast"]);
+    }
     if release {
         cmd.arg("--release");
     }
@@ -81,7 +118,18 @@ pub fn run(release: bool, uefi: bool) -> Result<(), Failure> {
         "SPINDLE_OBJECTS_DIR",
         images.bios.parent().expect("images live in a directory"),
     );
-    tiers.push(("integration tests".into(), cargo_test(cmd)));
+    let summary = if nextest {
+        Summary::Stderr
+    } else {
+        Summary::Stdout
+    };
+    tiers.push(("integration tests".into(), cargo_test_reading(cmd, summary)));
+    if nextest {
+        // nextest does not run doc tests; the harness crate's are few.
+        let mut doc = cargo();
+        doc.args(["test", "--package", "spindle-tests", "--doc"]);
+        tiers.push(("integration doc tests".into(), cargo_test(doc)));
+    }
 
     println!();
     let mut total = Count::default();
@@ -109,9 +157,27 @@ fn banner(title: &str) {
 /// Runs a `cargo test` command, echoing its output, and sums its
 /// `test result:` lines. A run that fails without any failed test (a build
 /// error) counts as one failure.
-fn cargo_test(mut cmd: Command) -> Count {
+fn cargo_test(cmd: Command) -> Count {
+    cargo_test_reading(cmd, Summary::Stdout)
+}
+
+/// Where a test runner prints its results.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Summary {
+    /// libtest (`cargo test`).
+    Stdout,
+    /// nextest (its progress and summary).
+    Stderr,
+}
+
+/// [`cargo_test`], reading the summaries from `summary`.
+fn cargo_test_reading(mut cmd: Command, summary: Summary) -> Count {
     let mut count = Count::default();
-    let child = cmd.stdout(Stdio::piped()).spawn();
+    let child = match summary {
+        Summary::Stdout => cmd.stdout(Stdio::piped()),
+        Summary::Stderr => cmd.stderr(Stdio::piped()),
+    }
+    .spawn();
     let mut child = match child {
         Ok(child) => child,
         Err(e) => {
@@ -122,8 +188,11 @@ fn cargo_test(mut cmd: Command) -> Count {
             };
         }
     };
-    let stdout = child.stdout.take().expect("stdout is piped");
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+    let lines: Box<dyn std::io::Read> = match summary {
+        Summary::Stdout => Box::new(child.stdout.take().expect("stdout is piped")),
+        Summary::Stderr => Box::new(child.stderr.take().expect("stderr is piped")),
+    };
+    for line in BufReader::new(lines).lines().map_while(Result::ok) {
         println!("{line}");
         if let Some((passed, failed)) = parse_cargo_result(&line) {
             count.passed += passed;
@@ -138,9 +207,37 @@ fn cargo_test(mut cmd: Command) -> Count {
     count
 }
 
-/// Parses libtest's `test result: ok. 7 passed; 0 failed; ...`.
+/// Whether `cargo nextest` runs.
+fn has_nextest() -> bool {
+    cargo()
+        .args(["nextest", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Parses libtest's `test result: ok. 7 passed; 0 failed; ...` and
+/// nextest's `Summary [ 12.3s] 9 tests run: 7 passed, 2 failed, 0 skipped`.
 fn parse_cargo_result(line: &str) -> Option<(u64, u64)> {
-    let rest = line.strip_prefix("test result: ")?;
+    let rest = match line.strip_prefix("test result: ") {
+        Some(rest) => rest,
+        None => {
+            let summary = line.trim_start().strip_prefix("Summary [")?;
+            let rest = summary.split_once(" run: ")?.1;
+            let number_before = |word: &str| -> Option<u64> {
+                let words: Vec<&str> = rest.split([' ', ',']).filter(|w| !w.is_empty()).collect();
+                let index = words.iter().position(|w| *w == word)?;
+                words.get(index.checked_sub(1)?)?.parse().ok()
+            };
+            // Every outcome nextest counts apart from passing is a failure.
+            let failed: u64 = ["failed", "timed", "aborted"]
+                .iter()
+                .filter_map(|w| number_before(w))
+                .sum();
+            return Some((number_before("passed")?, failed));
+        }
+    };
     let number_before = |word: &str| -> Option<u64> {
         let words: Vec<&str> = rest.split([' ', ';']).filter(|w| !w.is_empty()).collect();
         let index = words.iter().position(|w| *w == word)?;
@@ -164,13 +261,22 @@ fn parse_ktest_result(output: &str) -> Option<(u64, u64, u64)> {
 }
 
 /// Boots one image in test mode; tests that did not run count as failed.
-fn kernel_suite(image: &std::path::Path, firmware: Firmware) -> Count {
+/// Returns the count and the transcript (the console, then what went
+/// wrong).
+fn kernel_suite(image: &std::path::Path, firmware: Firmware) -> (Count, String) {
+    let mut notes = String::new();
+    let count = kernel_suite_noting(image, firmware, &mut notes);
+    (count, notes)
+}
+
+fn kernel_suite_noting(image: &std::path::Path, firmware: Firmware, notes: &mut String) -> Count {
+    use std::fmt::Write as _;
     let mut options = QemuOptions::new(image, firmware, scratch_dir());
     options.cmdline = Some("ktest".into());
-    let mut session = match Session::spawn(&options, true) {
+    let mut session = match Session::spawn(&options, false) {
         Ok(session) => session,
         Err(e) => {
-            eprintln!("xtask: cannot start QEMU: {e}");
+            let _ = writeln!(notes, "xtask: cannot start QEMU: {e}");
             return Count {
                 passed: 0,
                 failed: 1,
@@ -180,7 +286,8 @@ fn kernel_suite(image: &std::path::Path, firmware: Firmware) -> Count {
     let (exit, output) = match session.wait_exit(KTEST_TIME_LIMIT) {
         Ok((exit, _)) => (Some(exit), session.output()),
         Err(SessionError::Timeout(_)) => {
-            eprintln!(
+            let _ = writeln!(
+                notes,
                 "xtask: in-kernel tests ({firmware}) still running after {} s: killed",
                 KTEST_TIME_LIMIT.as_secs()
             );
@@ -188,10 +295,13 @@ fn kernel_suite(image: &std::path::Path, firmware: Firmware) -> Count {
             (None, session.output())
         }
         Err(e) => {
-            eprintln!("xtask: {e}");
+            let _ = writeln!(notes, "xtask: {e}");
             (None, session.output())
         }
     };
+    let problems = std::mem::take(notes);
+    notes.push_str(&output);
+    notes.push_str(&problems);
     match parse_ktest_result(&output) {
         Some((passed, failed, not_run)) => {
             let mut count = Count {
@@ -200,7 +310,8 @@ fn kernel_suite(image: &std::path::Path, firmware: Firmware) -> Count {
             };
             let consistent = (count.failed == 0) == (exit == Some(KernelExit::Success));
             if !consistent {
-                eprintln!(
+                let _ = writeln!(
+                    notes,
                     "xtask: kernel summary and exit status disagree ({exit:?}); counting a failure"
                 );
                 count.failed += 1;
@@ -208,7 +319,10 @@ fn kernel_suite(image: &std::path::Path, firmware: Firmware) -> Count {
             count
         }
         None => {
-            eprintln!("xtask: no ktest summary from the {firmware} boot ({exit:?})");
+            let _ = writeln!(
+                notes,
+                "xtask: no ktest summary from the {firmware} boot ({exit:?})"
+            );
             Count {
                 passed: 0,
                 failed: 1,
@@ -232,6 +346,16 @@ mod tests {
             Some((3, 2))
         );
         assert_eq!(parse_cargo_result("running 7 tests"), None);
+        assert_eq!(
+            parse_cargo_result(
+                "     Summary [ 640.123s] 79 tests run: 77 passed, 1 failed, 1 timed out, 0 skipped"
+            ),
+            Some((77, 2))
+        );
+        assert_eq!(
+            parse_cargo_result("     Summary [   1.000s] 3 tests run: 3 passed, 0 skipped"),
+            Some((3, 0))
+        );
     }
 
     #[test]
