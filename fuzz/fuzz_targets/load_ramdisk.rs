@@ -27,7 +27,7 @@ fuzz_target!(|bytes: &[u8]| {
             autoload: e.autoload,
             origin: Origin::Ramdisk,
             object: ObjectBytes::Owned(e.object.to_vec()),
-            sha256: e.sha256,
+            digest: e.digest,
             signature: e.signature,
         };
         catalogue

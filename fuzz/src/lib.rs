@@ -214,7 +214,7 @@ pub fn entry(name: &str, object: &[u8]) -> CatalogueEntry {
         autoload: false,
         origin: Origin::Pushed,
         object: ObjectBytes::Owned(object.to_vec()),
-        sha256: [0; 32],
+        digest: [0; 32],
         signature: None,
     }
 }

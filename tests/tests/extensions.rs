@@ -200,7 +200,7 @@ fn unsigned_object_is_refused() {
 fn tampered_object_is_refused() {
     refused(
         "tampered",
-        &["modified after it was built (SHA-256 mismatch)"],
+        &["modified after it was built (BLAKE3 digest mismatch)"],
     );
 }
 

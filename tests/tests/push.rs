@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use spindle_package::push::{
     Answer, FLAG_REPLACE, FrameKind, HEADER_LEN, MAX_PAYLOAD, PushRequest, encode_frame,
 };
-use spindle_package::{Ramdisk, sha256};
+use spindle_package::{Ramdisk, object_digest};
 use spindle_tests::*;
 use xtask::push::Client;
 
@@ -63,7 +63,7 @@ fn signed_push(name: &str, build_id: [u8; 32], replace: bool) -> PushRequest {
         replace,
         name: entry.name.into(),
         version: entry.version.into(),
-        sha256: entry.sha256,
+        digest: entry.digest,
         signature: entry.signature,
         object: entry.object.to_vec(),
     }
@@ -226,7 +226,7 @@ fn a_tampered_push_is_refused() {
             request.object[middle] ^= 0x01;
             push_frame(&request)
         },
-        "counter: verify: object was modified after it was built (SHA-256 mismatch)",
+        "counter: verify: object was modified after it was built (BLAKE3 digest mismatch)",
     );
 }
 
@@ -252,7 +252,7 @@ fn a_push_for_another_kernel_build_is_refused() {
             other[0] ^= 0xff;
             let mut request = signed_push("counter", other, true);
             // Consistent on its own: only the build id is wrong.
-            request.sha256 = sha256(&request.object);
+            request.digest = object_digest(&request.object);
             push_frame(&request)
         },
         "but this kernel is build",
@@ -269,7 +269,7 @@ fn a_corrupted_frame_is_refused() {
             wire[middle] ^= 0x20;
             wire
         },
-        "corrupted frame: its SHA-256 does not match",
+        "corrupted frame: its BLAKE3 digest does not match",
     );
 }
 

@@ -37,7 +37,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use spindle_package::bundle::write_bundle;
-use spindle_package::{Kind, NewEntry, RamdiskWriter, sha256, sign};
+use spindle_package::{Kind, NewEntry, RamdiskWriter, object_digest, sign};
 use spindle_sdk::{ExtensionDescriptor, InterfaceRef};
 use xtask::trust::{self, TrustPlan};
 use xtask::workspace;
@@ -198,8 +198,8 @@ pub struct SignedBundle {
     pub version: String,
     /// The bundle (its object and the objects of the crates it carries).
     pub bundle: Vec<u8>,
-    /// SHA-256 of the bundle.
-    pub sha256: spindle_package::Digest256,
+    /// [`spindle_package::object_digest`] of the bundle.
+    pub digest: spindle_package::Digest256,
     /// The build's signature over name and digest.
     pub signature: [u8; 64],
     /// The kernel ELF it was built with.
@@ -229,7 +229,7 @@ pub fn build_one(release: bool, name: &str) -> Result<SignedBundle, Failure> {
     Ok(SignedBundle {
         name: name.to_owned(),
         version,
-        sha256: sha256(&bundle),
+        digest: object_digest(&bundle),
         signature: sign(&compiled.secret, name, &bundle),
         bundle,
         kernel: compiled.artifacts.kernel,
@@ -259,7 +259,7 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
             version: &version,
             kind: package.kind,
             autoload: package.autoload,
-            sha256: sha256(&bundle),
+            digest: object_digest(&bundle),
             signature: Some(sign(&secret, &package.name, &bundle)),
             object: bundle,
         });
@@ -660,7 +660,7 @@ fn derived_fixtures(base: &[u8], secret: &[u8; 32]) -> Result<Vec<NewEntry<'stat
         version: "0.0.0",
         kind: Kind::Fixture,
         autoload: false,
-        sha256: sha256(&object),
+        digest: object_digest(&object),
         signature: Some(sign(secret, name, &object)),
         object,
     };

@@ -55,8 +55,8 @@ pub struct CatalogueEntry {
     pub origin: Origin,
     /// The object (an ELF relocatable object or an archive of them).
     pub object: ObjectBytes,
-    /// SHA-256 of the object as recorded by the build.
-    pub sha256: Digest256,
+    /// BLAKE3 digest of the object as recorded by the build.
+    pub digest: Digest256,
     /// Ed25519 signature by the build, if signed.
     pub signature: Option<[u8; 64]>,
 }
@@ -71,7 +71,7 @@ impl CatalogueEntry {
             autoload: entry.autoload,
             origin: Origin::Ramdisk,
             object: ObjectBytes::Static(entry.object),
-            sha256: entry.sha256,
+            digest: entry.digest,
             signature: entry.signature,
         }
     }
@@ -90,7 +90,7 @@ impl CatalogueEntry {
             kind: self.kind,
             autoload: self.autoload,
             object: self.object(),
-            sha256: self.sha256,
+            digest: self.digest,
             signature: self.signature,
         }
         .verify(public_key)
@@ -204,7 +204,7 @@ mod tests {
             autoload: false,
             origin: Origin::Pushed,
             object: ObjectBytes::Owned(alloc::vec![byte; 4]),
-            sha256: [0; 32],
+            digest: [0; 32],
             signature: None,
         }
     }

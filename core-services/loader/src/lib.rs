@@ -7,8 +7,8 @@
 //! [`Loader::load`] takes an object from the [`Catalogue`] (the boot
 //! ramdisk's objects, and objects pushed at run time) and:
 //!
-//! 1. **verify** — checks its Ed25519 signature over its name and SHA-256
-//!    before reading anything else ([`pipeline::verify`]);
+//! 1. **verify** — checks its Ed25519 signature over its name and the
+//!    BLAKE3 digest of its bytes before reading anything else ([`pipeline::verify`]);
 //! 2. **parse** — validates the ELF object (`domains::Object::parse`),
 //!    reads the descriptor from the *unlinked* `.spindle_ext` section and
 //!    checks its name and interface fingerprints ([`pipeline::inspect`]);

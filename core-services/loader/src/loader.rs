@@ -565,7 +565,7 @@ impl<P: Platform> Loader<P> {
             kind: entry.kind,
             origin: entry.origin,
             bytes: entry.object().len(),
-            sha256: entry.sha256,
+            digest: entry.digest,
             loaded,
             crates,
         })

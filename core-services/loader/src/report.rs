@@ -14,7 +14,7 @@ use crate::platform::Panic;
 /// Cycle counts of one load, stage by stage (the platform's cycle unit).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoadCycles {
-    /// Signature check (SHA-256 + Ed25519).
+    /// Signature check (BLAKE3 + Ed25519).
     pub verify: u64,
     /// ELF parsing and validation, descriptor checks.
     pub parse: u64,
@@ -182,8 +182,8 @@ pub struct ExtensionInfo {
     pub origin: Origin,
     /// Object size.
     pub bytes: usize,
-    /// SHA-256 recorded by the build.
-    pub sha256: Digest256,
+    /// BLAKE3 digest recorded by the build.
+    pub digest: Digest256,
     /// Present if loaded.
     pub loaded: Option<LoadedInfo>,
     /// The crates it carries and imports (its signed crate list; read

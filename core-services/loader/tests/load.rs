@@ -140,7 +140,7 @@ fn unsigned_tampered_and_foreign_objects_are_refused_before_parsing() {
         loader.load("foreign"),
         Err(LoadError::Signature(VerifyError::BadSignature))
     );
-    let digest = spindle_package::sha256(&tampered.object);
+    let digest = spindle_package::object_digest(&tampered.object);
     let signature = spindle_package::sign(&SECRET, "tampered", &tampered.object);
     let mut changed = tampered.object.clone();
     let last = changed.len() - 1;
@@ -154,7 +154,7 @@ fn unsigned_tampered_and_foreign_objects_are_refused_before_parsing() {
                 autoload: false,
                 origin: Origin::Pushed,
                 object: ObjectBytes::Owned(changed),
-                sha256: digest,
+                digest: digest,
                 signature: Some(signature),
             },
             false,
@@ -591,7 +591,7 @@ fn pushed_objects_join_the_catalogue_and_replacing_a_loaded_one_is_refused() {
         kind: Kind::Extension,
         autoload: false,
         origin: Origin::Pushed,
-        sha256: spindle_package::sha256(&object),
+        digest: spindle_package::object_digest(&object),
         signature: Some(spindle_package::sign(&SECRET, "pushed", &object)),
         object: ObjectBytes::Owned(object),
     };

@@ -7,7 +7,7 @@
 //! Both directions use the same frame:
 //!
 //! ```text
-//! "SPSH" | kind u8 | flags u8 | 0u16 | payload length u32 LE | payload | SHA-256(header + payload)
+//! "SPSH" | kind u8 | flags u8 | 0u16 | payload length u32 LE | payload | BLAKE3(header + payload)
 //! ```
 //!
 //! The receiver ([`FrameDecoder`]) takes bytes as they arrive, refuses a
@@ -29,15 +29,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use sha2::{Digest, Sha256};
-
 use crate::Digest256;
 
 /// First bytes of every frame.
 pub const FRAME_MAGIC: [u8; 4] = *b"SPSH";
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 12;
-/// Bytes after the payload (its SHA-256).
+/// Bytes after the payload (the BLAKE3 digest of header and payload).
 pub const TRAILER_LEN: usize = 32;
 /// Largest payload the channel accepts: 4 MiB. A push of a bigger object
 /// is refused from its header, before anything is stored.
@@ -98,7 +96,7 @@ pub fn encode_frame(kind: FrameKind, flags: u8, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(payload);
-    let digest: Digest256 = Sha256::digest(&out).into();
+    let digest: Digest256 = blake3::hash(&out).into();
     out.extend_from_slice(&digest);
     out
 }
@@ -140,7 +138,7 @@ impl fmt::Display for FrameError {
                 f,
                 "frame of {declared} bytes refused: the channel takes at most {max} bytes"
             ),
-            Self::BadChecksum => f.write_str("corrupted frame: its SHA-256 does not match"),
+            Self::BadChecksum => f.write_str("corrupted frame: its BLAKE3 digest does not match"),
             Self::CutOff { received, expected } => write!(
                 f,
                 "push cut off: {received} of {expected} frame bytes arrived"
@@ -177,7 +175,7 @@ enum State {
 /// Reassembles frames from a byte stream. See the [module docs](self).
 pub struct FrameDecoder {
     state: State,
-    hasher: Sha256,
+    hasher: blake3::Hasher,
     limit: usize,
 }
 
@@ -195,7 +193,7 @@ impl FrameDecoder {
                 matched: 0,
                 skipped: 0,
             },
-            hasher: Sha256::new(),
+            hasher: blake3::Hasher::new(),
             limit,
         }
     }
@@ -233,7 +231,7 @@ impl FrameDecoder {
             matched: 0,
             skipped: 0,
         };
-        self.hasher = Sha256::new();
+        self.hasher.reset();
     }
 
     /// Takes bytes from the front of `input` until a frame ends (or fails)
@@ -285,7 +283,7 @@ impl FrameDecoder {
                     return None;
                 }
                 let header = *header;
-                self.hasher.update(header);
+                self.hasher.update(&header);
                 let Some(kind) = FrameKind::from_code(header[4]) else {
                     self.reset();
                     return Some(Err(FrameError::UnknownKind(header[4])));
@@ -403,8 +401,8 @@ pub struct PushRequest {
     pub name: String,
     /// Version.
     pub version: String,
-    /// SHA-256 of the object.
-    pub sha256: Digest256,
+    /// [`crate::object_digest`] of the object.
+    pub digest: Digest256,
     /// The build's signature, if signed.
     pub signature: Option<[u8; 64]>,
     /// The object (a bundle). It travels deflated (raw DEFLATE): mangled
@@ -459,7 +457,7 @@ impl PushRequest {
             out.extend_from_slice(&(text.len() as u16).to_le_bytes());
             out.extend_from_slice(text.as_bytes());
         }
-        out.extend_from_slice(&self.sha256);
+        out.extend_from_slice(&self.digest);
         match &self.signature {
             Some(signature) => {
                 out.push(1);
@@ -479,7 +477,7 @@ impl PushRequest {
         let build_id = r.array("build id")?;
         let name = r.string("name")?;
         let version = r.string("version")?;
-        let sha256 = r.array("sha256")?;
+        let digest = r.array("digest")?;
         let signature = match r.array::<1>("signature flag")?[0] {
             0 => None,
             1 => Some(r.array("signature")?),
@@ -497,7 +495,7 @@ impl PushRequest {
             replace: flags & FLAG_REPLACE != 0,
             name,
             version,
-            sha256,
+            digest,
             signature,
             object,
         })
@@ -548,7 +546,7 @@ impl fmt::Display for BuildIdError {
     }
 }
 
-/// A kernel build's identity: SHA-256 over its symbol table (each
+/// A kernel build's identity: BLAKE3 over its symbol table (each
 /// symbol's name, value, size and type, in table order). Extensions are
 /// linked by name against exactly these symbols, so two kernels with the
 /// same build id accept the same objects; stripping debug information
@@ -559,14 +557,14 @@ pub fn build_id(kernel_elf: &[u8]) -> Result<Digest256, BuildIdError> {
     if elf.syms.is_empty() {
         return Err(BuildIdError("the ELF has no symbol table".into()));
     }
-    let mut hasher = Sha256::new();
+    let mut hasher = blake3::Hasher::new();
     for sym in elf.syms.iter() {
         let name = elf.strtab.get_at(sym.st_name).unwrap_or("");
         hasher.update(name.as_bytes());
-        hasher.update([0]);
-        hasher.update(sym.st_value.to_le_bytes());
-        hasher.update(sym.st_size.to_le_bytes());
-        hasher.update([sym.st_info]);
+        hasher.update(&[0]);
+        hasher.update(&sym.st_value.to_le_bytes());
+        hasher.update(&sym.st_size.to_le_bytes());
+        hasher.update(&[sym.st_info]);
     }
     Ok(hasher.finalize().into())
 }
@@ -591,7 +589,7 @@ mod tests {
             replace: true,
             name: "greeter".into(),
             version: "0.1.0".into(),
-            sha256: [9; 32],
+            digest: [9; 32],
             signature: Some([3; 64]),
             object: (0..5000u32).map(|i| i as u8).collect(),
         }

@@ -29,7 +29,7 @@ fn main() {
             kind: entry.kind,
             autoload: entry.autoload,
             object: entry.object.to_vec(),
-            sha256: entry.sha256,
+            digest: entry.digest,
             signature: entry.signature,
         });
     }

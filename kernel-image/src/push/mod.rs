@@ -3,7 +3,7 @@
 //!
 //! A kernel strand, `push-receiver`, polls COM2 and feeds what arrives to
 //! the wire format's frame decoder (`spindle_package::push`: magic, length
-//! limit, SHA-256 of every frame). It answers a `Hello` with the kernel's
+//! limit, a BLAKE3 digest of every frame). It answers a `Hello` with the kernel's
 //! build id and a `Push` with the outcome of [`request::handle`]: verified,
 //! added to the catalogue and loaded, or refused with the reason. Every
 //! outcome is printed on the console too. The shell never waits for the

@@ -129,7 +129,7 @@ fn install(push: PushRequest) -> Result<(LoadReport, bool), Refusal> {
         autoload: false,
         origin: Origin::Pushed,
         object: ObjectBytes::Owned(push.object),
-        sha256: push.sha256,
+        digest: push.digest,
         signature: push.signature,
     };
     let replace = push.replace;

@@ -155,13 +155,13 @@ fn list_or_dash(names: &[String]) -> String {
 /// `ext info NAME`.
 fn print_info(info: &ExtensionInfo) {
     let digest: String = info
-        .sha256
+        .digest
         .iter()
         .take(8)
         .map(|b| alloc::format!("{b:02x}"))
         .collect();
     println!(
-        "{} {} ({}, {}), {} bytes, sha256 {digest}...",
+        "{} {} ({}, {}), {} bytes, blake3 {digest}...",
         info.name,
         info.version,
         kind_name(info.kind),

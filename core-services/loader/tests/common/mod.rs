@@ -317,7 +317,7 @@ pub fn catalogue(items: Vec<Item>) -> Catalogue {
             version: "0.1.0",
             kind: item.kind,
             autoload: false,
-            sha256: spindle_package::sha256(&item.object),
+            digest: spindle_package::object_digest(&item.object),
             signature: item
                 .signed_by
                 .map(|key| spindle_package::sign(&key, item.name, &item.object)),
