@@ -121,6 +121,21 @@ fn extension_call(report: &mut Report) {
     ));
 }
 
+/// The kernel heap: one block allocated and freed, with the heap as it is
+/// (every structure the loader, the dispatcher and the shell allocate pays
+/// this).
+fn heap(report: &mut Report) {
+    for size in [64usize, 1024] {
+        report.add(
+            "baseline",
+            format!("kernel heap: allocate and free {size} bytes"),
+            measure(PLAN, |_| {
+                black_box(alloc::vec::Vec::<u8>::with_capacity(black_box(size)));
+            }),
+        );
+    }
+}
+
 /// Measures the baselines.
 pub fn run(report: &mut Report) {
     report.add("baseline", "empty loop iteration", measure(PLAN, |_| {}));
@@ -134,5 +149,6 @@ pub fn run(report: &mut Report) {
     );
     let unit = report.indirect_call;
     report.add("baseline", "indirect call (fn pointer)", unit);
+    heap(report);
     extension_call(report);
 }

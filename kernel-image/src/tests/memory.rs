@@ -69,6 +69,66 @@ fn heap_alloc_free_across_sizes_and_alignments() -> KtestResult {
     Ok(())
 }
 
+/// Freed small blocks wait on their size class's list; when the heap is
+/// full they are given back, so a large request still succeeds, and the
+/// counters never include them.
+#[ktest]
+fn cached_small_blocks_never_make_a_large_allocation_fail() -> KtestResult {
+    const SMALL: usize = heap::LARGEST_CLASS;
+    const LARGE: usize = 1 << 20;
+    let before = heap::settled_stats();
+    let small = Layout::from_size_align(SMALL, 8).expect("valid layout");
+    let large = Layout::from_size_align(LARGE, 8).expect("valid layout");
+    let mut blocks: Vec<*mut u8> = Vec::with_capacity(before.size / SMALL + 1);
+    // Interrupts stay off while the heap is full: nothing else may need it.
+    let outcome = x86_64::instructions::interrupts::without_interrupts(|| {
+        loop {
+            // SAFETY: the layout has non-zero size.
+            let block = unsafe { alloc(small) };
+            if block.is_null() || blocks.len() == blocks.capacity() {
+                if !block.is_null() {
+                    // SAFETY: just allocated with `small`.
+                    unsafe { dealloc(block, small) };
+                }
+                break;
+            }
+            blocks.push(block);
+        }
+        let filled = blocks.len() * SMALL;
+        let full = heap::stats();
+        for block in blocks.drain(..) {
+            // SAFETY: allocated above with `small`, freed once.
+            unsafe { dealloc(block, small) };
+        }
+        let freed = heap::stats();
+        // SAFETY: the layout has non-zero size.
+        let big = unsafe { alloc(large) };
+        if !big.is_null() {
+            // SAFETY: allocated just above with `large`.
+            unsafe { dealloc(big, large) };
+        }
+        (filled, full, freed, !big.is_null())
+    });
+    let (filled, full, freed, large_fit) = outcome;
+    ensure!(
+        filled > LARGE,
+        "only {filled} bytes of small blocks before the heap was full"
+    );
+    ensure!(
+        full.free < LARGE,
+        "the heap was not full: {} bytes free",
+        full.free
+    );
+    ensure_eq!(freed.used, before.used);
+    ensure!(
+        large_fit,
+        "a {LARGE}-byte block did not fit after {filled} bytes of small blocks were freed"
+    );
+    drop(blocks);
+    ensure_eq!(heap::settled_stats().used, before.used);
+    Ok(())
+}
+
 #[ktest]
 fn frame_allocator_alloc_free_and_exhaustion() -> KtestResult {
     let before = frames::stats();
