@@ -154,7 +154,7 @@ fn unsigned_tampered_and_foreign_objects_are_refused_before_parsing() {
                 autoload: false,
                 origin: Origin::Pushed,
                 object: ObjectBytes::Owned(changed),
-                digest: digest,
+                digest,
                 signature: Some(signature),
             },
             false,
