@@ -95,7 +95,7 @@ impl Allocator {
 
     fn allocate(&mut self, layout: Layout) -> *mut u8 {
         let Some(class) = class_of(layout) else {
-            return self.from_heap(layout);
+            return self.allocate_in_list(layout);
         };
         match self.free[class] {
             Some(block) => {
@@ -106,13 +106,13 @@ impl Allocator {
                 self.cached -= SMALLEST_CLASS << class;
                 block.as_ptr().cast()
             }
-            None => self.from_heap(class_layout(class)),
+            None => self.allocate_in_list(class_layout(class)),
         }
     }
 
     /// A block from the list allocator; if it has none that fits, the
     /// cached blocks are given back to it first.
-    fn from_heap(&mut self, layout: Layout) -> *mut u8 {
+    fn allocate_in_list(&mut self, layout: Layout) -> *mut u8 {
         if let Ok(block) = self.heap.allocate_first_fit(layout) {
             return block.as_ptr();
         }
