@@ -76,12 +76,14 @@ fn heap_alloc_free_across_sizes_and_alignments() -> KtestResult {
 fn cached_small_blocks_never_make_a_large_allocation_fail() -> KtestResult {
     const SMALL: usize = heap::LARGEST_CLASS;
     const LARGE: usize = 1 << 20;
-    let before = heap::settled_stats();
+    let baseline = heap::settled_stats().used;
     let small = Layout::from_size_align(SMALL, 8).expect("valid layout");
     let large = Layout::from_size_align(LARGE, 8).expect("valid layout");
-    let mut blocks: Vec<*mut u8> = Vec::with_capacity(before.size / SMALL + 1);
-    // Interrupts stay off while the heap is full: nothing else may need it.
+    let mut blocks: Vec<*mut u8> = Vec::with_capacity(heap::stats().size / SMALL + 1);
+    // Interrupts stay off while the heap is full (nothing else may need
+    // it), and so nothing else allocates or frees between the counters.
     let outcome = x86_64::instructions::interrupts::without_interrupts(|| {
+        let before = heap::stats();
         loop {
             // SAFETY: the layout has non-zero size.
             let block = unsafe { alloc(small) };
@@ -107,9 +109,9 @@ fn cached_small_blocks_never_make_a_large_allocation_fail() -> KtestResult {
             // SAFETY: allocated just above with `large`.
             unsafe { dealloc(big, large) };
         }
-        (filled, full, freed, !big.is_null())
+        (before, filled, full, freed, !big.is_null())
     });
-    let (filled, full, freed, large_fit) = outcome;
+    let (before, filled, full, freed, large_fit) = outcome;
     ensure!(
         filled > LARGE,
         "only {filled} bytes of small blocks before the heap was full"
@@ -125,7 +127,7 @@ fn cached_small_blocks_never_make_a_large_allocation_fail() -> KtestResult {
         "a {LARGE}-byte block did not fit after {filled} bytes of small blocks were freed"
     );
     drop(blocks);
-    ensure_eq!(heap::settled_stats().used, before.used);
+    ensure_eq!(heap::settled_stats().used, baseline);
     Ok(())
 }
 
