@@ -57,12 +57,25 @@ fn class_of(layout: Layout) -> Option<usize> {
     (size <= LARGEST_CLASS).then(|| (size / SMALLEST_CLASS).trailing_zeros() as usize)
 }
 
+/// The layout of a block of each class: `16 << c` bytes, aligned to its
+/// size (checked when the kernel is compiled).
+const CLASS_LAYOUTS: [Layout; CLASSES] = {
+    let mut layouts = [Layout::new::<u8>(); CLASSES];
+    let mut class = 0;
+    while class < CLASSES {
+        let size = SMALLEST_CLASS << class;
+        layouts[class] = match Layout::from_size_align(size, size) {
+            Ok(layout) => layout,
+            Err(_) => panic!("a size class is not a valid layout"),
+        };
+        class += 1;
+    }
+    layouts
+};
+
 /// The layout of a block of class `class` (`class < CLASSES`).
 fn class_layout(class: usize) -> Layout {
-    let size = SMALLEST_CLASS << class;
-    // A power of two of at most LARGEST_CLASS bytes is a valid size and
-    // alignment.
-    Layout::from_size_align(size, size).unwrap_or(Layout::new::<FreeBlock>())
+    CLASS_LAYOUTS[class]
 }
 
 /// A freed block of a size class: its first word links the next one.
