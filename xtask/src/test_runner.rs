@@ -6,9 +6,11 @@
 //! 3. the integration tests in `tests/`, which boot the kernel and drive its
 //!    shell (they get the image paths through `SPINDLE_*_IMAGE`).
 //!
-//! Ends with one line `N passed, M failed` summing all tiers. A tier that
-//! cannot even run (a compile error, a hung or crashed boot) counts as one
-//! failure, so it can never look like a pass.
+//! Ends with what failed (each failed in-kernel test's line, each
+//! integration test's panic location and message) and one line
+//! `N passed, M failed` summing all tiers, so the end of a long log says
+//! what went wrong. A tier that cannot even run (a compile error, a hung or
+//! crashed boot) counts as one failure, so it can never look like a pass.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -37,6 +39,7 @@ pub fn run(release: bool, uefi: bool) -> Result<(), Failure> {
     setup::ensure_gdb()?;
     let started = Instant::now();
     let mut tiers: Vec<(String, Count)> = Vec::new();
+    let mut failures = Failures::default();
 
     banner("host unit tests");
     let mut cmd = cargo();
@@ -50,7 +53,7 @@ pub fn run(release: bool, uefi: bool) -> Result<(), Failure> {
     for package in crate::extensions::discover()? {
         cmd.args(["--exclude", &package.name]);
     }
-    tiers.push(("host unit tests".into(), cargo_test(cmd)));
+    tiers.push(("host unit tests".into(), cargo_test(cmd, &mut failures)));
 
     banner("kernel images");
     let (images, kernel) = make_images(release)?;
@@ -58,34 +61,14 @@ pub fn run(release: bool, uefi: bool) -> Result<(), Failure> {
     if uefi {
         firmwares.push(Firmware::Uefi);
     }
-    // Each boot is one single-threaded QEMU: the firmwares boot side by
-    // side, and their transcripts are printed one after the other.
-    let suites: Vec<(Firmware, Count, String)> = std::thread::scope(|scope| {
-        let runs: Vec<_> = firmwares
-            .iter()
-            .map(|&firmware| {
-                let image = images.for_firmware(firmware);
-                (firmware, scope.spawn(move || kernel_suite(image, firmware)))
-            })
-            .collect();
-        runs.into_iter()
-            .map(|(firmware, run)| {
-                let (count, output) = run.join().unwrap_or_else(|_| {
-                    (
-                        Count {
-                            passed: 0,
-                            failed: 1,
-                        },
-                        "xtask: the thread running the suite panicked".into(),
-                    )
-                });
-                (firmware, count, output)
-            })
-            .collect()
-    });
-    for (firmware, count, output) in suites {
+    // One boot after the other: the suite has tests bounded in time (timer
+    // rates, sleeps, the watchdog) that a second QEMU competing for the
+    // cores of a slow machine would make depend on the machine.
+    for firmware in firmwares {
         banner(&format!("in-kernel tests ({firmware})"));
+        let (count, output) = kernel_suite(images.for_firmware(firmware), firmware);
         print!("{output}");
+        failures.note_all(&format!("{firmware}"), &output);
         tiers.push((format!("in-kernel tests ({firmware})"), count));
     }
 
@@ -123,14 +106,21 @@ pub fn run(release: bool, uefi: bool) -> Result<(), Failure> {
     } else {
         Summary::Stdout
     };
-    tiers.push(("integration tests".into(), cargo_test_reading(cmd, summary)));
+    tiers.push((
+        "integration tests".into(),
+        cargo_test_reading(cmd, summary, &mut failures),
+    ));
     if nextest {
         // nextest does not run doc tests; the harness crate's are few.
         let mut doc = cargo();
         doc.args(["test", "--package", "spindle-tests", "--doc"]);
-        tiers.push(("integration doc tests".into(), cargo_test(doc)));
+        tiers.push((
+            "integration doc tests".into(),
+            cargo_test(doc, &mut failures),
+        ));
     }
 
+    failures.print();
     println!();
     let mut total = Count::default();
     for (name, count) in &tiers {
@@ -157,8 +147,8 @@ fn banner(title: &str) {
 /// Runs a `cargo test` command, echoing its output, and sums its
 /// `test result:` lines. A run that fails without any failed test (a build
 /// error) counts as one failure.
-fn cargo_test(cmd: Command) -> Count {
-    cargo_test_reading(cmd, Summary::Stdout)
+fn cargo_test(cmd: Command, failures: &mut Failures) -> Count {
+    cargo_test_reading(cmd, Summary::Stdout, failures)
 }
 
 /// Where a test runner prints its results.
@@ -171,7 +161,7 @@ enum Summary {
 }
 
 /// [`cargo_test`], reading the summaries from `summary`.
-fn cargo_test_reading(mut cmd: Command, summary: Summary) -> Count {
+fn cargo_test_reading(mut cmd: Command, summary: Summary, failures: &mut Failures) -> Count {
     let mut count = Count::default();
     let child = match summary {
         Summary::Stdout => cmd.stdout(Stdio::piped()),
@@ -192,8 +182,17 @@ fn cargo_test_reading(mut cmd: Command, summary: Summary) -> Count {
         Summary::Stdout => Box::new(child.stdout.take().expect("stdout is piped")),
         Summary::Stderr => Box::new(child.stderr.take().expect("stderr is piped")),
     };
-    for line in BufReader::new(lines).lines().map_while(Result::ok) {
+    let mut lines = BufReader::new(lines).lines().map_while(Result::ok);
+    while let Some(line) = lines.next() {
         println!("{line}");
+        if is_panic_location(&line) {
+            // The first line of the message follows its location.
+            let message = lines.next().unwrap_or_default();
+            println!("{message}");
+            failures.note(format!("{}\n      {}", line.trim(), message.trim()));
+        } else if let Some(test) = failed_test(&line) {
+            failures.note(test.to_string());
+        }
         if let Some((passed, failed)) = parse_cargo_result(&line) {
             count.passed += passed;
             count.failed += failed;
@@ -205,6 +204,80 @@ fn cargo_test_reading(mut cmd: Command, summary: Summary) -> Count {
         count.failed = 1;
     }
     count
+}
+
+/// Lines of the test runs that say what failed, printed again at the end.
+#[derive(Default)]
+struct Failures {
+    lines: Vec<String>,
+}
+
+impl Failures {
+    /// At most this many characters of one line are kept.
+    const LINE_LIMIT: usize = 400;
+
+    fn note(&mut self, line: String) {
+        let mut line = line;
+        if line.len() > Self::LINE_LIMIT {
+            let mut end = Self::LINE_LIMIT;
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            line.truncate(end);
+            line.push_str(" [...]");
+        }
+        self.lines.push(line);
+    }
+
+    /// Notes the failure lines of a kernel transcript (`ktest: FAILED`,
+    /// the xtask's own notes on the boot), each prefixed with `tag`.
+    fn note_all(&mut self, tag: &str, transcript: &str) {
+        for line in transcript.lines().map(str::trim) {
+            if line.starts_with("ktest: FAILED") || line.starts_with("xtask: ") {
+                self.note(format!("({tag}) {line}"));
+            }
+        }
+    }
+
+    fn print(&self) {
+        if self.lines.is_empty() {
+            return;
+        }
+        banner("what failed");
+        for line in &self.lines {
+            println!("  {line}");
+        }
+    }
+}
+
+/// Whether `line` is the location line of a Rust panic message
+/// (`thread 'name' panicked at file:line:column:`).
+fn is_panic_location(line: &str) -> bool {
+    let line = line.trim_start();
+    line.starts_with("thread '") && line.contains("' panicked at ")
+}
+
+/// The name of the test a runner reports failed on `line`: libtest's
+/// `test name ... FAILED`, nextest's `FAIL [ 1.2s] (3/79) crate::file name`
+/// (or `TIMEOUT`, `ABORT`).
+fn failed_test(line: &str) -> Option<&str> {
+    let trimmed = line.trim();
+    if let Some(name) = trimmed
+        .strip_prefix("test ")
+        .and_then(|rest| rest.strip_suffix(" ... FAILED"))
+    {
+        return Some(name);
+    }
+    let rest = ["FAIL [", "TIMEOUT [", "ABORT [", "SIGSEGV ["]
+        .iter()
+        .find_map(|status| trimmed.strip_prefix(status))?;
+    // `  23.9s] ( 3/79) crate::file name`: the name follows the counter.
+    let after_time = rest.split_once(']')?.1.trim_start();
+    let name = match after_time.strip_prefix('(') {
+        Some(counted) => counted.split_once(')')?.1,
+        None => after_time,
+    };
+    Some(name.trim())
 }
 
 /// Whether `cargo nextest` runs.
@@ -355,6 +428,53 @@ mod tests {
         assert_eq!(
             parse_cargo_result("     Summary [   1.000s] 3 tests run: 3 passed, 0 skipped"),
             Some((3, 0))
+        );
+    }
+
+    #[test]
+    fn names_failed_tests_of_both_runners() {
+        assert_eq!(
+            failed_test("test tests::parses ... FAILED"),
+            Some("tests::parses")
+        );
+        assert_eq!(failed_test("test tests::parses ... ok"), None);
+        assert_eq!(
+            failed_test(
+                "        FAIL [  23.900s] ( 3/79) spindle-tests::containment a_panic_is_contained"
+            ),
+            Some("spindle-tests::containment a_panic_is_contained")
+        );
+        assert_eq!(
+            failed_test("     TIMEOUT [ 600.001s] (9/79) spindle-tests::push slow"),
+            Some("spindle-tests::push slow")
+        );
+        assert_eq!(
+            failed_test("        PASS [  23.900s] ( 3/79) spindle-tests::containment ok"),
+            None
+        );
+        assert!(is_panic_location(
+            "thread 'a_panic_is_contained' panicked at tests/tests/containment.rs:140:5:"
+        ));
+        assert!(!is_panic_location("the kernel panicked at boot"));
+    }
+
+    #[test]
+    fn failure_notes_keep_the_kernel_lines_and_cut_long_ones() {
+        let mut failures = Failures::default();
+        failures.note_all(
+            "BIOS",
+            "ktest: ok a (1 us)\r\nktest: FAILED b: 3 != 4 at x.rs:1\r\nxtask: no ktest summary\n",
+        );
+        failures.note("x".repeat(1000));
+        assert_eq!(failures.lines.len(), 3);
+        assert_eq!(
+            failures.lines[0],
+            "(BIOS) ktest: FAILED b: 3 != 4 at x.rs:1"
+        );
+        assert_eq!(failures.lines[1], "(BIOS) xtask: no ktest summary");
+        assert_eq!(
+            failures.lines[2].len(),
+            Failures::LINE_LIMIT + " [...]".len()
         );
     }
 
