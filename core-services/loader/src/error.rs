@@ -231,6 +231,9 @@ pub enum UnloadError {
     BindingsStillAlive {
         /// The extension.
         name: String,
+        /// How many of its bindings the unload revoked (as
+        /// [`UnloadReport::revoked`] says of an unload that completes).
+        revoked: usize,
         /// How many binding objects.
         alive: usize,
     },
@@ -247,9 +250,13 @@ impl fmt::Display for UnloadError {
                     dependents.join(", ")
                 )
             }
-            Self::BindingsStillAlive { name, alive } => write!(
+            Self::BindingsStillAlive {
+                name,
+                revoked,
+                alive,
+            } => write!(
                 f,
-                "'{name}' still has {alive} handler object(s) referenced by raises in progress; memory kept"
+                "'{name}' unloaded ({revoked} binding(s) revoked) but {alive} handler object(s) are still referenced by raises in progress; memory kept"
             ),
         }
     }

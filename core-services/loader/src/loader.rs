@@ -435,7 +435,11 @@ impl<P: Platform> Loader<P> {
                 range: report.range,
                 heap,
             });
-            return Err(UnloadError::BindingsStillAlive { name, alive });
+            return Err(UnloadError::BindingsStillAlive {
+                name,
+                revoked: revocation.uninstalled,
+                alive,
+            });
         }
         self.platform.unmap(&principal, mapping);
         let heap = heap.map(|slot| self.platform.release_heap(&name, slot));

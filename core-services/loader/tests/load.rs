@@ -412,7 +412,16 @@ fn memory_a_raise_still_uses_is_retained_then_collected() {
     loader.load("held").unwrap();
     loader.platform_mut().stall_release = true;
     match loader.unload("held") {
-        Err(UnloadError::BindingsStillAlive { name, alive: 0 }) => assert_eq!(name, "held"),
+        Err(
+            e @ UnloadError::BindingsStillAlive {
+                revoked: 0,
+                alive: 0,
+                ..
+            },
+        ) => assert_eq!(
+            e.to_string(),
+            "'held' unloaded (0 binding(s) revoked) but 0 handler object(s) are still referenced by raises in progress; memory kept"
+        ),
         other => panic!("{other:?}"),
     }
     let listing = loader.catalogue_listing();

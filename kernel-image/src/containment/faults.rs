@@ -397,9 +397,9 @@ fn unload_failed(name: &str, depth: usize) {
         }
         // Unloaded meanwhile (a second fault of the same extension).
         Err(loader::UnloadError::NotLoaded(_)) => {}
-        Err(loader::UnloadError::BindingsStillAlive { alive, .. }) => {
+        Err(loader::UnloadError::BindingsStillAlive { revoked, alive, .. }) => {
             let line = alloc::format!(
-                "extension '{name}' unloaded (failed): its bindings revoked, its strands stopped; its memory is freed once raises in progress let go of {alive} handler object(s)"
+                "extension '{name}' unloaded (failed): {revoked} binding(s) revoked, its strands stopped; its memory is freed once raises in progress let go of {alive} handler object(s)"
             );
             println!("{line}");
             crate::loader::collect_retained_later();
