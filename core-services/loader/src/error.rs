@@ -232,7 +232,8 @@ pub enum UnloadError {
         /// The extension.
         name: String,
         /// How many of its bindings the unload revoked (as
-        /// [`UnloadReport::revoked`] says of an unload that completes).
+        /// [`UnloadReport::revoked`](crate::UnloadReport::revoked) says of an
+        /// unload that completes).
         revoked: usize,
         /// How many binding objects.
         alive: usize,
