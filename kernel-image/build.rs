@@ -3,8 +3,10 @@
 
 use std::path::PathBuf;
 
-/// Set by `cargo xtask`: the build's Ed25519 public key (32 raw bytes).
-const PUBLIC_KEY_ENV: &str = "SPINDLE_PUBLIC_KEY_FILE";
+/// Set by `cargo xtask`: the build's Ed25519 public key, 64 hexadecimal
+/// digits (its value, not a file's path, so that a copy of the workspace
+/// signing with the same key reuses this build).
+const PUBLIC_KEY_ENV: &str = "SPINDLE_PUBLIC_KEY";
 
 fn main() {
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
@@ -27,14 +29,17 @@ fn main() {
     // a valid Ed25519 point, so every extension is refused with a clear
     // "kernel built without a signing key" error.
     println!("cargo:rerun-if-env-changed={PUBLIC_KEY_ENV}");
-    let key = match std::env::var_os(PUBLIC_KEY_ENV) {
-        Some(path) => {
-            println!("cargo:rerun-if-changed={}", PathBuf::from(&path).display());
-            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{PUBLIC_KEY_ENV}: {e}"));
-            assert_eq!(bytes.len(), 32, "{PUBLIC_KEY_ENV} must hold 32 bytes");
-            bytes
+    let key = match std::env::var(PUBLIC_KEY_ENV) {
+        Ok(hex) => {
+            assert!(
+                hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{PUBLIC_KEY_ENV} must be 64 hexadecimal digits"
+            );
+            (0..32)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("checked above"))
+                .collect()
         }
-        None => vec![0; 32],
+        Err(_) => vec![0; 32],
     };
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"))
         .join("extension-signing.pub");

@@ -24,7 +24,10 @@ fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     for (name, relative) in INTERFACES {
         let dir = manifest_dir.join(relative);
-        println!("cargo:rerun-if-changed={}", dir.display());
+        // Relative to this crate (cargo accepts that), so that the
+        // instruction is the same wherever the workspace lies and a copy of
+        // it can reuse this build.
+        println!("cargo:rerun-if-changed={relative}");
         let mut files = Vec::new();
         collect(&dir, &mut files);
         files.sort();

@@ -51,8 +51,9 @@ const FIXTURE_BASE: &str = "counter";
 
 /// Environment variable naming the wrapper's plan file.
 pub const WRAPPER_PLAN_ENV: &str = "SPINDLE_WRAPPER_PLAN";
-/// Environment variable naming the public key file (read by kernel-image's build.rs).
-pub const PUBLIC_KEY_ENV: &str = "SPINDLE_PUBLIC_KEY_FILE";
+/// Environment variable carrying the public key, 64 hexadecimal digits
+/// (read by kernel-image's build.rs, which embeds it).
+pub const PUBLIC_KEY_ENV: &str = "SPINDLE_PUBLIC_KEY";
 
 /// An extension crate of the workspace.
 #[derive(Clone, Debug)]
@@ -483,13 +484,16 @@ fn cargo_build(
     plan_path: &Path,
     public_key_file: &Path,
 ) -> Result<Artifacts, Failure> {
+    let public_key = std::fs::read(public_key_file)
+        .map_err(|e| Failure::new(format!("{}: {e}", public_key_file.display())))?;
+    let public_key_hex: String = public_key.iter().map(|b| format!("{b:02x}")).collect();
     let wrapper = wrapper_executable()?;
     let mut cmd = kernel_build_command(packages, release);
     cmd.arg("--message-format=json-render-diagnostics")
         .env("RUSTC_WRAPPER", &wrapper)
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .env(WRAPPER_PLAN_ENV, plan_path)
-        .env(PUBLIC_KEY_ENV, public_key_file)
+        .env(PUBLIC_KEY_ENV, public_key_hex)
         .stdout(Stdio::piped());
     let mut child = cmd
         .spawn()
