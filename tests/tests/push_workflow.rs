@@ -4,10 +4,16 @@
 //! `cargo xtask push greeter --replace`, the new answer, `ext unload
 //! greeter` — no reboot, no hand-edited file.
 //!
-//! The copy lives in `target/push-workflow/ws` with its own target
-//! directory beside it (seeded once from the workspace's, so only the
-//! workspace's own crates are rebuilt), so nothing of the real workspace
-//! is touched.
+//! The copy lives beside the workspace (`.NAME.push-workflow` next to the
+//! workspace directory `NAME`, removed afterwards), with its own target
+//! directory `target/push-workflow/target` seeded once from the
+//! workspace's, so nothing of the real workspace is touched. Beside it,
+//! because cargo identifies crates outside a workspace (the standard
+//! library `-Zbuild-std` compiles) by their path relative to the
+//! workspace root: at the same depth the copy reuses the seeded builds of
+//! `core`, `alloc` and everything that depends on them (with the signing
+//! key and the trusted-compiler gate's stamps), and compiles only what
+//! really differs: the new extension.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -29,15 +35,39 @@ fn run_checked(cmd: &mut Command) {
     assert!(status.success(), "{cmd:?} failed: {status}");
 }
 
+/// The copy of the workspace, removed when dropped.
+struct WorkspaceCopy {
+    ws: PathBuf,
+}
+
+impl Drop for WorkspaceCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.ws);
+    }
+}
+
+/// Where the copy goes: beside the workspace if its parent is writable
+/// (see the module docs), else under the target directory.
+fn copy_location(root: &Path, real_target: &Path) -> PathBuf {
+    if let (Some(parent), Some(name)) = (root.parent(), root.file_name()) {
+        let beside = parent.join(format!(".{}.push-workflow", name.to_string_lossy()));
+        let _ = std::fs::remove_dir_all(&beside);
+        if std::fs::create_dir_all(&beside).is_ok() {
+            return beside;
+        }
+    }
+    let fallback = real_target.join("push-workflow").join("ws");
+    let _ = std::fs::remove_dir_all(&fallback);
+    std::fs::create_dir_all(&fallback).unwrap();
+    fallback
+}
+
 /// The copy and its target directory.
-fn prepare_copy() -> (PathBuf, PathBuf) {
+fn prepare_copy() -> (WorkspaceCopy, PathBuf) {
     let root = xtask::workspace::root();
     let real_target = xtask::workspace::target_dir();
-    let base = real_target.join("push-workflow");
-    let ws = base.join("ws");
-    let target = base.join("target");
-    let _ = std::fs::remove_dir_all(&ws);
-    std::fs::create_dir_all(&ws).unwrap();
+    let ws = copy_location(&root, &real_target);
+    let target = real_target.join("push-workflow").join("target");
     for entry in std::fs::read_dir(&root).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap();
@@ -48,20 +78,40 @@ fn prepare_copy() -> (PathBuf, PathBuf) {
     }
     let _ = std::fs::remove_dir_all(ws.join("extensions/greeter"));
     if !target.exists() {
-        std::fs::create_dir_all(&target).unwrap();
-        for dir in ["debug", "release", "x86_64-unknown-none"] {
-            let from = real_target.join(dir);
-            if from.exists() {
-                run_checked(
-                    Command::new("cp")
-                        .args(["-a", "--reflink=auto"])
-                        .arg(&from)
-                        .arg(&target),
-                );
-            }
+        // The builds, the signing key (the kernel embeds it) and the
+        // trusted-compiler gate's stamps for the builds.
+        for dir in [
+            "debug",
+            "release",
+            "x86_64-unknown-none/debug",
+            "spindle/keys",
+            "spindle/debug/gate",
+        ] {
+            seed(&real_target.join(dir), &target.join(dir));
         }
     }
-    (ws, target)
+    (WorkspaceCopy { ws }, target)
+}
+
+/// Copies the builds of a profile directory `from` to `to`: everything
+/// but the incremental caches (the copy's own crates would not use them).
+fn seed(from: &Path, to: &Path) {
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return;
+    };
+    std::fs::create_dir_all(to).unwrap();
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|name| name == "incremental") {
+            continue;
+        }
+        run_checked(
+            Command::new("cp")
+                .args(["-a", "--reflink=auto"])
+                .arg(&path)
+                .arg(to),
+        );
+    }
 }
 
 fn xtask_in(ws: &Path, target: &Path, args: &[&str]) -> Command {
@@ -185,7 +235,8 @@ fn stdout(output: &Output) -> String {
 
 #[test]
 fn scaffold_run_push_use_edit_replace_unload() {
-    let (ws, target) = prepare_copy();
+    let (copy, target) = prepare_copy();
+    let ws = copy.ws.clone();
     run_checked(&mut xtask_in(&ws, &target, &["new-extension", "greeter"]));
     let lib = ws.join("extensions/greeter/src/lib.rs");
     assert!(lib.exists());
