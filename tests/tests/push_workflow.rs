@@ -6,8 +6,8 @@
 //!
 //! The copy lives beside the workspace (`.NAME.push-workflow` next to the
 //! workspace directory `NAME`, removed afterwards), with its own target
-//! directory `target/push-workflow/target` seeded once from the
-//! workspace's, so nothing of the real workspace is touched. Beside it,
+//! directory `target/push-workflow/target` seeded from the workspace's
+//! each time, so nothing of the real workspace is touched. Beside it,
 //! because cargo identifies crates outside a workspace (the standard
 //! library `-Zbuild-std` compiles) by their path relative to the
 //! workspace root: at the same depth the copy reuses the seeded builds of
@@ -77,18 +77,17 @@ fn prepare_copy() -> (WorkspaceCopy, PathBuf) {
         run_checked(Command::new("cp").arg("-a").arg(&path).arg(&ws));
     }
     let _ = std::fs::remove_dir_all(ws.join("extensions/greeter"));
-    if !target.exists() {
-        // The builds, the signing key (the kernel embeds it) and the
-        // trusted-compiler gate's stamps for the builds.
-        for dir in [
-            "debug",
-            "release",
-            "x86_64-unknown-none/debug",
-            "spindle/keys",
-            "spindle/debug/gate",
-        ] {
-            seed(&real_target.join(dir), &target.join(dir));
-        }
+    // Seeded afresh each time from the workspace's current builds (the
+    // dev profile's, which the loop uses), the signing key (the kernel
+    // embeds it) and the trusted-compiler gate's stamps for the builds.
+    let _ = std::fs::remove_dir_all(&target);
+    for dir in [
+        "debug",
+        "x86_64-unknown-none/debug",
+        "spindle/keys",
+        "spindle/debug/gate",
+    ] {
+        seed(&real_target.join(dir), &target.join(dir));
     }
     (WorkspaceCopy { ws }, target)
 }
