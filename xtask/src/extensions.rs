@@ -141,11 +141,10 @@ fn keys_dir() -> PathBuf {
     workspace::target_dir().join("spindle").join("keys")
 }
 
-/// The build's signing key, created on first use: (secret, public-key file).
-fn signing_key() -> Result<([u8; 32], PathBuf), Failure> {
+/// The build's signing key, created on first use: (secret, public key).
+fn signing_key() -> Result<([u8; 32], [u8; 32]), Failure> {
     let dir = keys_dir();
     let secret_path = dir.join("ed25519.secret");
-    let public_path = dir.join("ed25519.public");
     let io = |e: std::io::Error| Failure::new(format!("signing key in {}: {e}", dir.display()));
     if !secret_path.exists() {
         std::fs::create_dir_all(&dir).map_err(io)?;
@@ -163,11 +162,7 @@ fn signing_key() -> Result<([u8; 32], PathBuf), Failure> {
     let secret: [u8; 32] = bytes
         .try_into()
         .map_err(|_| Failure::new(format!("{} is not 32 bytes", secret_path.display())))?;
-    let public = spindle_package::public_key(&secret);
-    if std::fs::read(&public_path).ok().as_deref() != Some(&public[..]) {
-        std::fs::write(&public_path, public).map_err(io)?;
-    }
-    Ok((secret, public_path))
+    Ok((secret, spindle_package::public_key(&secret)))
 }
 
 #[cfg(unix)]
@@ -293,7 +288,8 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
 
 /// The gated cargo build of the kernel and every extension.
 fn compile(release: bool) -> Result<Compiled, Failure> {
-    let (secret, public_key_file) = signing_key()?;
+    let (secret, public_key) = signing_key()?;
+    let public_key_hex: String = public_key.iter().map(|b| format!("{b:02x}")).collect();
     let packages = discover()?;
     let out_dir = workspace::target_dir()
         .join("spindle")
@@ -315,7 +311,7 @@ fn compile(release: bool) -> Result<Compiled, Failure> {
     )
     .map_err(|e| Failure::new(format!("{}: {e}", plan_path.display())))?;
 
-    let mut artifacts = cargo_build(&packages, release, &plan_path, &public_key_file)?;
+    let mut artifacts = cargo_build(&packages, release, &plan_path, &public_key_hex)?;
     let stale = unstamped(&plan, &artifacts, &stamps);
     if !stale.is_empty() {
         eprintln!(
@@ -327,7 +323,7 @@ fn compile(release: bool) -> Result<Compiled, Failure> {
                 let _ = std::fs::remove_file(file);
             }
         }
-        artifacts = cargo_build(&packages, release, &plan_path, &public_key_file)?;
+        artifacts = cargo_build(&packages, release, &plan_path, &public_key_hex)?;
         if let Some(files) = unstamped(&plan, &artifacts, &stamps).first() {
             return Err(Failure::new(format!(
                 "{} has no verdict of the trusted-compiler gate",
@@ -482,11 +478,8 @@ fn cargo_build(
     packages: &[ExtensionPackage],
     release: bool,
     plan_path: &Path,
-    public_key_file: &Path,
+    public_key_hex: &str,
 ) -> Result<Artifacts, Failure> {
-    let public_key = std::fs::read(public_key_file)
-        .map_err(|e| Failure::new(format!("{}: {e}", public_key_file.display())))?;
-    let public_key_hex: String = public_key.iter().map(|b| format!("{b:02x}")).collect();
     let wrapper = wrapper_executable()?;
     let mut cmd = kernel_build_command(packages, release);
     cmd.arg("--message-format=json-render-diagnostics")

@@ -226,7 +226,10 @@ impl Failures {
             line.truncate(end);
             line.push_str(" [...]");
         }
-        self.lines.push(line);
+        // nextest names a failed test when it fails and again in its summary.
+        if !self.lines.contains(&line) {
+            self.lines.push(line);
+        }
     }
 
     /// Notes the failure lines of a kernel transcript (`ktest: FAILED`,
@@ -466,6 +469,7 @@ mod tests {
             "ktest: ok a (1 us)\r\nktest: FAILED b: 3 != 4 at x.rs:1\r\nxtask: no ktest summary\n",
         );
         failures.note("x".repeat(1000));
+        failures.note("(BIOS) xtask: no ktest summary".into());
         assert_eq!(failures.lines.len(), 3);
         assert_eq!(
             failures.lines[0],
