@@ -131,10 +131,36 @@ fn run_kernel_suites(image: &Path) -> Result<String, Failure> {
     }
 }
 
+/// The cargo command that builds or runs the dispatcher's criterion suite.
+fn host_suite_command() -> Command {
+    let mut cmd = crate::cargo();
+    cmd.args(["bench", "-p", "dispatcher", "--bench", "dispatch"]);
+    cmd
+}
+
+/// Compiles the dispatcher's criterion suite without running it. It builds
+/// in the `bench` profile (`target/release`), whose lock no kernel build
+/// takes, so it runs beside the kernel's build; its output is shown only if
+/// it fails.
+fn build_host_suite() -> Result<(), Failure> {
+    let output = host_suite_command()
+        .arg("--no-run")
+        .output()
+        .map_err(|e| Failure::new(format!("running cargo bench --no-run: {e}")))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(Failure::new(format!(
+            "building the dispatcher's criterion suite failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )))
+    }
+}
+
 /// Runs the dispatcher's criterion suite and reads the table it writes.
 fn run_host_suite(quick: bool) -> Result<Value, Failure> {
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["bench", "-p", "dispatcher", "--bench", "dispatch"]);
+    let mut cmd = host_suite_command();
     if quick {
         cmd.env("DISPATCH_BENCH_QUICK", "1");
     }
@@ -249,7 +275,17 @@ fn plot(path: &Path, axes: &Axes<'_>, series: &[Series<'_>]) -> Result<(), Failu
 pub fn run(quick: bool, release: bool) -> Result<(), Failure> {
     crate::setup::ensure_toolchain()?;
     crate::setup::ensure_qemu()?;
-    let (images, _kernel) = crate::make_images(release)?;
+    eprintln!("xtask: building the host criterion suite (dispatcher) beside the kernel...");
+    let (images, host_suite_built) = std::thread::scope(|scope| {
+        let host_suite = scope.spawn(build_host_suite);
+        let images = crate::make_images(release);
+        let built = host_suite
+            .join()
+            .unwrap_or_else(|_| Err(Failure::new("building the host suite panicked")));
+        (images, built)
+    });
+    let (images, _kernel) = images?;
+    host_suite_built?;
     eprintln!("xtask: booting the kernel for the in-kernel suites (TCG)...");
     let output = run_kernel_suites(&images.bios)?;
     let (rows, unit) = parse_kernel_table(&output);

@@ -264,23 +264,34 @@ fn profile_dir(release: bool) -> &'static str {
     if release { "release" } else { "debug" }
 }
 
+/// Target directory of the bootloader image builder, apart from the
+/// workspace's: its build (the `bootloader` crate's build script compiles
+/// the BIOS and UEFI boot stages, each with `-Zbuild-std`) then runs beside
+/// the kernel's, which holds the lock on `target/debug` for its build
+/// scripts and proc macros. `cargo xtask check` lints it here too, so the
+/// boot stages are compiled once.
+fn image_builder_target_dir() -> PathBuf {
+    workspace::target_dir().join("image-builder")
+}
+
 /// Builds (once; cargo caches it) the tool that wraps the bootloader's
 /// `DiskImageBuilder`, and returns its path.
 ///
 /// In the dev profile (optimised for size here, fast enough to write two
-/// disk images): the `bootloader` crate's build script, which compiles the
-/// boot stages, has then already run for `cargo xtask check`'s clippy and
-/// is not run a second time for another profile.
+/// disk images), in [`image_builder_target_dir`].
 fn image_builder() -> Result<PathBuf, Failure> {
-    let path = workspace::target_dir().join("debug").join("image-builder");
+    let target_dir = image_builder_target_dir();
+    let path = target_dir.join("debug").join("image-builder");
     if !path.exists() {
         eprintln!(
-            "xtask: building the bootloader image builder; the first build compiles the BIOS and \
-             UEFI boot stages with -Zbuild-std and takes about 2-3 minutes (cached afterwards)"
+            "xtask: building the bootloader image builder beside the kernel; the first build \
+             compiles the BIOS and UEFI boot stages with -Zbuild-std and takes about 2-3 minutes \
+             (cached afterwards)"
         );
     }
     let mut cmd = cargo();
-    cmd.args(["build", "--package", "image-builder"]);
+    cmd.args(["build", "--package", "image-builder", "--target-dir"])
+        .arg(&target_dir);
     if path.exists() {
         cmd.arg("--quiet");
     }
@@ -335,10 +346,21 @@ fn host_triple() -> String {
 /// reads the kernel through real-mode disk calls, which under TCG costs
 /// about 0.6 s per MiB. The full ELF stays in `target/` for gdb.
 /// Returns the images and the full (unstripped) kernel ELF, for gdb.
+///
+/// The image builder is built on another thread, beside the kernel and the
+/// extensions (each in its own target directory).
 fn make_images(release: bool) -> Result<(Images, PathBuf), Failure> {
-    let outputs = extensions::build(release)?;
+    let (outputs, builder) = std::thread::scope(|scope| {
+        let builder = scope.spawn(image_builder);
+        let outputs = extensions::build(release);
+        let builder = builder
+            .join()
+            .unwrap_or_else(|_| Err(Failure::new("building the image builder panicked")));
+        (outputs, builder)
+    });
+    let outputs = outputs?;
+    let builder = builder?;
     let full_kernel = outputs.kernel;
-    let builder = image_builder()?;
     let images = Images::in_target_dir(&workspace::target_dir(), release);
     let dir = images.bios.parent().expect("images live in a directory");
     std::fs::create_dir_all(dir).map_err(|e| Failure::new(format!("{}: {e}", dir.display())))?;
@@ -630,17 +652,28 @@ fn check() -> Result<(), Failure> {
     run_checked(cargo().args(["fmt", "--all", "--", "--check"]))?;
     // The fuzz targets are a workspace of their own.
     run_checked(cargo().args(["fmt", "--manifest-path", "fuzz/Cargo.toml", "--", "--check"]))?;
-    // Host: every crate that builds for the host, with tests and benches.
+    // Host: every crate that builds for the host, with tests and benches;
+    // the image builder in its own target directory (see
+    // `image_builder_target_dir`).
     run_checked(cargo().args([
         "clippy",
         "--workspace",
         "--exclude",
         "kernel-image",
+        "--exclude",
+        "image-builder",
         "--all-targets",
         "--",
         "-D",
         "warnings",
     ]))?;
+    run_checked(
+        cargo()
+            .args(["clippy", "--package", "image-builder", "--all-targets"])
+            .arg("--target-dir")
+            .arg(image_builder_target_dir())
+            .args(["--", "-D", "warnings"]),
+    )?;
     // Kernel target: the kernel, the no_std crates it links and every
     // extension (fixtures included).
     let packages = kernel_target_packages()?;
@@ -659,6 +692,14 @@ fn check() -> Result<(), Failure> {
         cargo()
             .env("RUSTDOCFLAGS", "-D warnings")
             .args(["doc", "--workspace", "--exclude", "kernel-image"])
+            .args(["--exclude", "image-builder"])
+            .args(["--no-deps", "--document-private-items"]),
+    )?;
+    run_checked(
+        cargo()
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .args(["doc", "--package", "image-builder", "--target-dir"])
+            .arg(image_builder_target_dir())
             .args(["--no-deps", "--document-private-items"]),
     )?;
     run_checked(

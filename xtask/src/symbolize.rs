@@ -12,6 +12,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use addr2line::gimli;
+
 /// A frame line of the kernel's backtrace: its number and address.
 fn parse_frame(line: &str) -> Option<(u32, u64, bool)> {
     let (number, rest) = line.trim_start().split_once(": 0x")?;
@@ -51,15 +53,16 @@ pub fn kernel_source_lines(console: &str, kernel_elf: &Path) -> Result<String, S
     if frames.is_empty() {
         return Ok(String::new());
     }
-    let loader =
-        addr2line::Loader::new(kernel_elf).map_err(|e| format!("{}: {e}", kernel_elf.display()))?;
+    let bytes = std::fs::read(kernel_elf).map_err(|e| format!("{}: {e}", kernel_elf.display()))?;
+    let context = dwarf_context(&bytes).map_err(|e| format!("{}: {e}", kernel_elf.display()))?;
     // Paths inside the workspace are shown relative to it.
     let root = format!("{}/", crate::workspace::root().display());
     let mut out = String::new();
     for (number, address) in frames {
         // A return address: the call is the byte before it.
-        let mut found = loader
+        let mut found = context
             .find_frames(address.saturating_sub(1))
+            .skip_all_loads()
             .map_err(|e| e.to_string())?;
         let mut first = true;
         while let Ok(Some(frame)) = found.next() {
@@ -88,6 +91,42 @@ pub fn kernel_source_lines(console: &str, kernel_elf: &Path) -> Result<String, S
         }
     }
     Ok(out)
+}
+
+type Slice<'a> = gimli::EndianSlice<'a, gimli::RunTimeEndian>;
+
+/// The DWARF of a little-endian ELF file, read in place (its sections are
+/// found with goblin; compressed debug sections are refused).
+fn dwarf_context(bytes: &[u8]) -> Result<addr2line::Context<Slice<'_>>, String> {
+    use goblin::elf::section_header::{SHF_COMPRESSED, SHT_NOBITS};
+    let elf = goblin::elf::Elf::parse(bytes).map_err(|e| e.to_string())?;
+    if !elf.little_endian {
+        return Err("not a little-endian ELF file".into());
+    }
+    let section = |id: gimli::SectionId| -> Result<Slice<'_>, String> {
+        let Some(header) = elf
+            .section_headers
+            .iter()
+            .find(|h| elf.shdr_strtab.get_at(h.sh_name) == Some(id.name()))
+        else {
+            return Ok(Slice::new(&[], gimli::RunTimeEndian::Little));
+        };
+        if header.sh_flags & u64::from(SHF_COMPRESSED) != 0 {
+            return Err(format!("{} is compressed", id.name()));
+        }
+        let data = if header.sh_type == SHT_NOBITS {
+            &[][..]
+        } else {
+            usize::try_from(header.sh_offset)
+                .ok()
+                .zip(usize::try_from(header.sh_size).ok())
+                .and_then(|(start, size)| bytes.get(start..start.checked_add(size)?))
+                .ok_or_else(|| format!("{} lies outside the file", id.name()))?
+        };
+        Ok(Slice::new(data, gimli::RunTimeEndian::Little))
+    };
+    let dwarf = gimli::Dwarf::load(section)?;
+    addr2line::Context::from_dwarf(dwarf).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

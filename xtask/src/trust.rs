@@ -42,7 +42,7 @@ use spindle_package::bundle::{CrateRecord, Provider, Role, Trust};
 /// The crates whose symbols make up the kernel's public domain
 /// (`SpinPublic`): a dependency that is the kernel's own compilation of one
 /// of them is imported, not carried.
-pub use loader::SPIN_PUBLIC_CRATES as PUBLIC_CRATES;
+pub use spindle_sdk::SPIN_PUBLIC_CRATES as PUBLIC_CRATES;
 
 /// Where the vetted list lives, relative to the workspace root.
 pub const VETTED_FILE: &str = "extensions/vetted.toml";

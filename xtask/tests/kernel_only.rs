@@ -257,7 +257,7 @@ fn public_crate_sources() -> Vec<(String, PathBuf)> {
             continue;
         };
         let crate_name = name.replace('-', "_");
-        if loader::SPIN_PUBLIC_CRATES.contains(&crate_name.as_str()) {
+        if spindle_sdk::SPIN_PUBLIC_CRATES.contains(&crate_name.as_str()) {
             found.push((crate_name, dir.join("src")));
         }
     }

@@ -16,37 +16,9 @@
 
 use domains::{CrateFilter, Domain, attribution};
 
-/// Crates whose symbols make up `SpinPublic`: the Rust runtime, the public
-/// interfaces, and the crates whose generic code those interfaces
-/// instantiate inside extensions (a generic function of the dispatcher
-/// monomorphised in an extension calls hashbrown's internals, say).
-///
-/// Every crate listed here is reachable by extensions: any `pub fn` in it
-/// that only the kernel may call must take a `dispatcher::KernelCapability`
-/// (the xtask test `kernel_only` checks the in-tree ones against a reviewed
-/// list). `log` is deliberately absent: its `set_max_level` is a safe,
-/// kernel-only setter, so extensions log through the SDK's wrappers.
-pub const SPIN_PUBLIC_CRATES: &[&str] = &[
-    "core",
-    "alloc",
-    "compiler_builtins",
-    "unwind",
-    "dispatcher",
-    "spindle_sdk",
-    "console",
-    "clock",
-    "strand",
-    "phys_addr",
-    "virt_addr",
-    "translation",
-    "spin",
-    "lock_api",
-    "scopeguard",
-    "hashbrown",
-    "foldhash",
-    "allocator_api2",
-    "equivalent",
-];
+/// Crates whose symbols make up `SpinPublic` (defined by the SDK, where
+/// the build's trust policy reads the same list).
+pub use spindle_sdk::SPIN_PUBLIC_CRATES;
 
 /// Crates of the Rust runtime part of `SpinPublic` (`unwind` is the
 /// pseudo-crate of `rust_eh_personality` and `_Unwind_Resume`, which code

@@ -147,6 +147,9 @@ macro_rules! __sdk_log_trace {
 }
 
 /// What extensions usually import.
+mod public_crates;
+pub use public_crates::SPIN_PUBLIC_CRATES;
+
 pub mod prelude {
     pub use crate::{ExtensionContext, ExtensionError};
     pub use console::{Line, Reply, print, println};
