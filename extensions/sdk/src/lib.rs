@@ -146,10 +146,10 @@ macro_rules! __sdk_log_trace {
     };
 }
 
-/// What extensions usually import.
 mod public_crates;
 pub use public_crates::SPIN_PUBLIC_CRATES;
 
+/// What extensions usually import.
 pub mod prelude {
     pub use crate::{ExtensionContext, ExtensionError};
     pub use console::{Line, Reply, print, println};
