@@ -276,14 +276,8 @@ pub fn run(quick: bool, release: bool) -> Result<(), Failure> {
     crate::setup::ensure_toolchain()?;
     crate::setup::ensure_qemu()?;
     eprintln!("xtask: building the host criterion suite (dispatcher) beside the kernel...");
-    let (images, host_suite_built) = std::thread::scope(|scope| {
-        let host_suite = scope.spawn(build_host_suite);
-        let images = crate::make_images(release);
-        let built = host_suite
-            .join()
-            .unwrap_or_else(|_| Err(Failure::new("building the host suite panicked")));
-        (images, built)
-    });
+    let (images, host_suite_built) =
+        crate::side_by_side(|| crate::make_images(release), build_host_suite);
     let (images, _kernel) = images?;
     host_suite_built?;
     eprintln!("xtask: booting the kernel for the in-kernel suites (TCG)...");

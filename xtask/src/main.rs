@@ -339,6 +339,22 @@ fn host_triple() -> String {
         .unwrap_or_else(|| "x86_64-unknown-linux-gnu".into())
 }
 
+/// Runs `here` on this thread and `beside` on another at the same time (two
+/// builds in different target directories, say); returns both results.
+pub fn side_by_side<A, B: Send>(
+    here: impl FnOnce() -> Result<A, Failure>,
+    beside: impl FnOnce() -> Result<B, Failure> + Send,
+) -> (Result<A, Failure>, Result<B, Failure>) {
+    std::thread::scope(|scope| {
+        let other = scope.spawn(beside);
+        let first = here();
+        let second = other
+            .join()
+            .unwrap_or_else(|_| Err(Failure::new("a build thread panicked")));
+        (first, second)
+    })
+}
+
 /// Builds the kernel and writes both disk images.
 ///
 /// The image gets a copy of the kernel without DWARF (`--strip-debug`; the
@@ -350,14 +366,7 @@ fn host_triple() -> String {
 /// The image builder is built on another thread, beside the kernel and the
 /// extensions (each in its own target directory).
 fn make_images(release: bool) -> Result<(Images, PathBuf), Failure> {
-    let (outputs, builder) = std::thread::scope(|scope| {
-        let builder = scope.spawn(image_builder);
-        let outputs = extensions::build(release);
-        let builder = builder
-            .join()
-            .unwrap_or_else(|_| Err(Failure::new("building the image builder panicked")));
-        (outputs, builder)
-    });
+    let (outputs, builder) = side_by_side(|| extensions::build(release), image_builder);
     let outputs = outputs?;
     let builder = builder?;
     let full_kernel = outputs.kernel;
