@@ -78,11 +78,14 @@ fn prepare_copy() -> (WorkspaceCopy, PathBuf) {
     }
     let _ = std::fs::remove_dir_all(ws.join("extensions/greeter"));
     // Seeded afresh each time from the workspace's current builds (the
-    // dev profile's, which the loop uses), the signing key (the kernel
-    // embeds it) and the trusted-compiler gate's stamps for the builds.
+    // dev profile's, which the loop uses, the image builder's included:
+    // its first build compiles the boot stages), the signing key (the
+    // kernel embeds it) and the trusted-compiler gate's stamps for the
+    // builds.
     let _ = std::fs::remove_dir_all(&target);
     for dir in [
         "debug",
+        "image-builder/debug",
         "x86_64-unknown-none/debug",
         "spindle/keys",
         "spindle/debug/gate",

@@ -285,8 +285,8 @@ fn image_builder() -> Result<PathBuf, Failure> {
     if !path.exists() {
         eprintln!(
             "xtask: building the bootloader image builder beside the kernel; the first build \
-             compiles the BIOS and UEFI boot stages with -Zbuild-std and takes about 2-3 minutes \
-             (cached afterwards)"
+             (or `cargo xtask check`) compiles the BIOS and UEFI boot stages with -Zbuild-std, \
+             a few minutes, cached afterwards"
         );
     }
     let mut cmd = cargo();

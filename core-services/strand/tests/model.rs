@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use dispatcher::{Principal, PrincipalIssuer, RaiseError};
 use proptest::prelude::*;
-use strand::table::{Blocked, Commit, NewStrand, Rejection, Start, Stopped, Woken};
+use strand::table::{Blocked, Commit, Join, NewStrand, Rejection, Start, Stopped, Woken};
 use strand::{
     BlockReason, CpuId, ExitReason, Pick, PolicyId, RunQueue, State, StrandError, StrandId,
     StrandTable,
@@ -409,6 +409,10 @@ impl Sim {
                 let current = self.current;
                 let running = self.running();
                 if let Some(reaped) = self.table.reap(|id| id == current && running) {
+                    // Until its machine state is freed, a join still waits.
+                    assert_eq!(self.table.add_joiner(reaped.id, self.idle), Ok(Join::Wait));
+                    assert_eq!(self.table.reaped(reaped.id), vec![self.idle]);
+                    assert_eq!(self.table.add_joiner(reaped.id, self.idle), Ok(Join::Gone));
                     assert_eq!(self.model.remove(&reaped.id), Some(Expected::Exited));
                     self.policy_of.remove(&reaped.id);
                     self.pending.remove(&reaped.id);

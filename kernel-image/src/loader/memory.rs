@@ -116,8 +116,9 @@ pub fn map_image(request: &MapRequest<'_>, range: ImageRange) -> Result<Mapping,
     Ok(mapping)
 }
 
-/// Fills each frame of `frames` with its page of `image`, then maps it at
-/// that page of `range` with the page's permissions.
+/// Fills each frame of `frames` (fresh from `PhysAddr.Allocate`, hence
+/// zeroed) with its page of `image`, then maps it at that page of `range`
+/// with the page's permissions.
 fn fill_and_map(
     range: &VirtRange,
     frames: &Frames,
@@ -146,9 +147,10 @@ fn protection(kind: SegmentKind) -> Protection {
 }
 
 /// Fills one page's frame from whichever segment covers `page_address`
-/// (zeros elsewhere) and returns the page's permissions.
+/// and returns the page's permissions. The frame is zeroed already
+/// (`PhysAddr.Allocate` hands out zeroed frames), so the rest of the page
+/// stays zero.
 fn fill_page(frame: &mut [u8], page_address: u64, image: &LinkedImage) -> Protection {
-    frame.fill(0);
     let mut permissions = Protection::READ;
     for segment in image.segments() {
         let seg = segment.range();

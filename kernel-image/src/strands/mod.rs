@@ -488,7 +488,8 @@ fn yield_now() {
     }
 }
 
-/// Frees exited strands' stacks and records, then wakes their joiners.
+/// Frees exited strands' stacks and records, then wakes their joiners (a
+/// join returns only after the stack's frames are free).
 fn reaper_loop() {
     loop {
         while let Some(reaped) = locked(|t, _| {
@@ -502,7 +503,7 @@ fn reaper_loop() {
                 let mut sleepers = cpu.sleepers.lock();
                 sleepers.retain(|&(_, id)| id != reaped.id);
             });
-            for joiner in reaped.joiners {
+            for joiner in locked(|t, _| t.reaped(reaped.id)) {
                 // A joiner killed meanwhile does not need waking.
                 let _ = wake(joiner);
             }

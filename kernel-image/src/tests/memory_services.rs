@@ -367,3 +367,52 @@ fn page_table_frames_are_freed_on_unmap() -> KtestResult {
     ensure_eq!(free_at(), free_before);
     Ok(())
 }
+
+/// Reads or writes the words of `frame` through the physical-memory map.
+fn frame_words(frame: phys_addr::FrameNumber) -> *mut u64 {
+    (crate::PHYSICAL_MEMORY_OFFSET + frame.start_address()) as *mut u64
+}
+
+/// `PhysAddr.Allocate` hands out zeroed frames, those freed by a previous
+/// owner included: the loader writes only an image's bytes into its frames
+/// and relies on the rest of each page being zero (`.bss`, gaps).
+#[ktest]
+fn allocated_frames_are_zeroed_even_when_reused() -> KtestResult {
+    const PAGES: usize = 4;
+    let owner = principal("ktest-zeroed");
+    let dirty =
+        phys_addr::allocate(&owner, PAGES as u64 * 4096, Attributes::new()).expect("frames");
+    let mut dirtied = alloc::vec::Vec::new();
+    for index in 0..PAGES {
+        let frame = dirty.frame(index).expect("present");
+        for word in 0..512 {
+            // SAFETY: the frame is ours (allocated above, mapped nowhere),
+            // and the physical-memory mapping covers it.
+            unsafe {
+                frame_words(frame)
+                    .add(word)
+                    .write_volatile(0xA5A5_A5A5_A5A5_A5A5)
+            };
+        }
+        dirtied.push(frame);
+    }
+    dirty.deallocate().expect("freed");
+    let fresh =
+        phys_addr::allocate(&owner, PAGES as u64 * 4096, Attributes::new()).expect("frames");
+    let mut reused = 0;
+    for index in 0..PAGES {
+        let frame = fresh.frame(index).expect("present");
+        reused += usize::from(dirtied.contains(&frame));
+        for word in 0..512 {
+            // SAFETY: as above, for the new allocation.
+            let value = unsafe { frame_words(frame).add(word).read_volatile() };
+            ensure_eq!(value, 0);
+        }
+    }
+    // The frame allocator hands freed frames out again first; without
+    // reuse this test would prove nothing.
+    ensure!(reused > 0);
+    drop(fresh);
+    revoke(&owner);
+    Ok(())
+}

@@ -217,10 +217,9 @@ pub struct Reaped<M> {
     pub id: StrandId,
     /// How it ended.
     pub reason: ExitReason,
-    /// Its machine state, to free.
+    /// Its machine state, to free before calling
+    /// [`StrandTable::reaped`], which returns the joiners to wake.
     pub machine: M,
-    /// Strands waiting in `join`, to wake.
-    pub joiners: Vec<StrandId>,
 }
 
 /// Whether a joiner must wait.
@@ -237,6 +236,10 @@ pub struct StrandTable<M> {
     records: BTreeMap<StrandId, Record<M>>,
     policies: BTreeMap<PolicyId, PolicyEntry>,
     zombies: BTreeSet<StrandId>,
+    /// Strands [`reap`](Self::reap) took out whose machine state (their
+    /// stack) the caller has not freed yet, with their joiners: a join
+    /// returns only once [`reaped`](Self::reaped) says it is freed.
+    reaping: BTreeMap<StrandId, Vec<StrandId>>,
     next_id: u64,
     next_policy: u32,
 }
@@ -254,6 +257,7 @@ impl<M> StrandTable<M> {
             records: BTreeMap::new(),
             policies: BTreeMap::new(),
             zombies: BTreeSet::new(),
+            reaping: BTreeMap::new(),
             next_id: 1,
             next_policy: 1,
         }
@@ -584,19 +588,23 @@ impl<M> StrandTable<M> {
         if target == joiner {
             return Err(StrandError::JoinSelf);
         }
-        match self.records.get_mut(&target) {
-            None => Ok(Join::Gone),
-            Some(record) => {
-                if !record.joiners.contains(&joiner) {
-                    record.joiners.push(joiner);
-                }
-                Ok(Join::Wait)
-            }
+        let joiners = match self.records.get_mut(&target) {
+            Some(record) => &mut record.joiners,
+            None => match self.reaping.get_mut(&target) {
+                Some(joiners) => joiners,
+                None => return Ok(Join::Gone),
+            },
+        };
+        if !joiners.contains(&joiner) {
+            joiners.push(joiner);
         }
+        Ok(Join::Wait)
     }
 
     /// Takes one exited strand out of the table, unless `in_use(id)` (its
-    /// stack is still the one its CPU runs on).
+    /// stack is still the one its CPU runs on). Joins keep waiting until
+    /// the caller has freed its machine state and called
+    /// [`reaped`](Self::reaped).
     pub fn reap(&mut self, in_use: impl Fn(StrandId) -> bool) -> Option<Reaped<M>> {
         let id = *self.zombies.iter().find(|&&id| !in_use(id))?;
         self.zombies.remove(&id);
@@ -608,12 +616,24 @@ impl<M> StrandTable<M> {
             State::Exited(reason) => reason,
             _ => ExitReason::Killed,
         };
+        self.reaping.insert(id, record.joiners);
         Some(Reaped {
             id,
             reason,
             machine: record.machine,
-            joiners: record.joiners,
         })
+    }
+
+    /// Ends the reaping of `id` once its machine state is freed: returns
+    /// the strands waiting in `join`, to wake (empty for a strand not being
+    /// reaped).
+    pub fn reaped(&mut self, id: StrandId) -> Vec<StrandId> {
+        let joiners = self.reaping.remove(&id).unwrap_or_default();
+        if self.reaping.is_empty() {
+            // An emptied map keeps its node; the heap's baseline must not.
+            self.reaping = BTreeMap::new();
+        }
+        joiners
     }
 
     /// Exited strands waiting for the reaper.
