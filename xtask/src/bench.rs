@@ -276,12 +276,14 @@ pub fn run(quick: bool, release: bool) -> Result<(), Failure> {
     crate::setup::ensure_toolchain()?;
     crate::setup::ensure_qemu()?;
     eprintln!("xtask: building the host criterion suite (dispatcher) beside the kernel...");
-    let (images, host_suite_built) =
-        crate::side_by_side(|| crate::make_images(release), build_host_suite);
-    let (images, _kernel) = images?;
+    let (image, host_suite_built) = crate::side_by_side(
+        || crate::images::make_bench_image(release),
+        build_host_suite,
+    );
+    let image = image?;
     host_suite_built?;
     eprintln!("xtask: booting the kernel for the in-kernel suites (TCG)...");
-    let output = run_kernel_suites(&images.bios)?;
+    let output = run_kernel_suites(&image)?;
     let (rows, unit) = parse_kernel_table(&output);
     let missing: Vec<&str> = KERNEL_SUITES
         .into_iter()

@@ -206,7 +206,7 @@ pub struct SignedBundle {
 /// invocation through the gate, so the kernel is the one a `run` boots),
 /// and signs only the bundle of extension `name`.
 pub fn build_one(release: bool, name: &str) -> Result<SignedBundle, Failure> {
-    let compiled = compile(release)?;
+    let compiled = compile(release, Selection::All)?;
     let package = compiled
         .packages
         .iter()
@@ -232,17 +232,41 @@ pub fn build_one(release: bool, name: &str) -> Result<SignedBundle, Failure> {
     })
 }
 
+/// Which extensions a build compiles and packs into its ramdisk.
+#[derive(Clone, Copy, Debug)]
+pub enum Selection<'a> {
+    /// Every extension and test fixture of the workspace; the ramdisk goes
+    /// to `target/spindle/PROFILE/`.
+    All,
+    /// Only these (and no test fixture but those derived from
+    /// [`FIXTURE_BASE`], which must be among them); the ramdisk goes to
+    /// `target/spindle/PROFILE/SUBDIR/`, so that it never replaces the full
+    /// one.
+    Only {
+        /// Extension names.
+        names: &'a [&'a str],
+        /// Where the ramdisk goes, under the profile's directory.
+        subdir: &'a str,
+    },
+}
+
 /// Builds kernel and extensions in one cargo invocation through the
 /// trusted-compiler gate, bundles and signs the extensions and writes the
 /// ramdisk.
-pub fn build(release: bool) -> Result<Outputs, Failure> {
+pub fn build(release: bool, selection: Selection<'_>) -> Result<Outputs, Failure> {
     let Compiled {
         secret,
         packages,
         plan,
         artifacts,
         out_dir,
-    } = compile(release)?;
+    } = compile(release, selection)?;
+    let ramdisk_dir = match selection {
+        Selection::All => out_dir.clone(),
+        Selection::Only { subdir, .. } => out_dir.join(subdir),
+    };
+    std::fs::create_dir_all(&ramdisk_dir)
+        .map_err(|e| Failure::new(format!("{}: {e}", ramdisk_dir.display())))?;
     let mut writer = RamdiskWriter::new();
     let mut fixture_base = None;
     for package in &packages {
@@ -270,7 +294,7 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
     }
     let plain = writer.finish();
     let write = |name: &str, bytes: &[u8]| {
-        let path = out_dir.join(name);
+        let path = ramdisk_dir.join(name);
         std::fs::write(&path, bytes)
             .map(|()| path.clone())
             .map_err(|e| Failure::new(format!("{}: {e}", path.display())))
@@ -286,11 +310,11 @@ pub fn build(release: bool) -> Result<Outputs, Failure> {
     })
 }
 
-/// The gated cargo build of the kernel and every extension.
-fn compile(release: bool) -> Result<Compiled, Failure> {
+/// The gated cargo build of the kernel and the selected extensions.
+fn compile(release: bool, selection: Selection<'_>) -> Result<Compiled, Failure> {
     let (secret, public_key) = signing_key()?;
     let public_key_hex: String = public_key.iter().map(|b| format!("{b:02x}")).collect();
-    let packages = discover()?;
+    let packages = select(discover()?, selection)?;
     let out_dir = workspace::target_dir()
         .join("spindle")
         .join(profile_dir(release));
@@ -341,6 +365,28 @@ fn compile(release: bool) -> Result<Compiled, Failure> {
         artifacts,
         out_dir,
     })
+}
+
+/// The packages `selection` names; an error names any it lacks.
+fn select(
+    packages: Vec<ExtensionPackage>,
+    selection: Selection<'_>,
+) -> Result<Vec<ExtensionPackage>, Failure> {
+    let Selection::Only { names, .. } = selection else {
+        return Ok(packages);
+    };
+    if let Some(missing) = names
+        .iter()
+        .find(|name| !packages.iter().any(|p| p.name == **name))
+    {
+        return Err(Failure::new(format!(
+            "no extension `{missing}` in the workspace"
+        )));
+    }
+    Ok(packages
+        .into_iter()
+        .filter(|p| names.contains(&p.name.as_str()))
+        .collect())
 }
 
 /// The bundle of `package`: its version, the bundle, and its own
@@ -728,4 +774,53 @@ fn first_text_section(elf_bytes: &[u8]) -> Result<(usize, usize), Failure> {
         .ok_or_else(|| Failure::new("fixture base object has no text section"))?;
     let header = elf.header.e_shoff as usize + index * elf.header.e_shentsize as usize;
     Ok((elf.section_headers[index].sh_offset as usize, header))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn package(name: &str, kind: Kind) -> ExtensionPackage {
+        ExtensionPackage {
+            name: name.to_owned(),
+            kind,
+            autoload: false,
+            allow: Vec::new(),
+            rustflags: Vec::new(),
+        }
+    }
+
+    fn workspace_packages() -> Vec<ExtensionPackage> {
+        vec![
+            package("counter", Kind::Extension),
+            package("hello", Kind::Extension),
+            package("leak", Kind::Fixture),
+        ]
+    }
+
+    fn names(packages: &[ExtensionPackage]) -> Vec<&str> {
+        packages.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_selection_keeps_only_the_named_packages() {
+        let only = Selection::Only {
+            names: &["hello", "counter"],
+            subdir: "bench",
+        };
+        let selected = select(workspace_packages(), only).unwrap();
+        assert_eq!(names(&selected), ["counter", "hello"]);
+        let all = select(workspace_packages(), Selection::All).unwrap();
+        assert_eq!(names(&all), ["counter", "hello", "leak"]);
+    }
+
+    #[test]
+    fn a_selection_naming_a_missing_extension_is_refused_by_name() {
+        let only = Selection::Only {
+            names: &["counter", "greeter"],
+            subdir: "bench",
+        };
+        let failure = select(workspace_packages(), only).unwrap_err();
+        assert!(failure.message.contains("`greeter`"), "{}", failure.message);
+    }
 }

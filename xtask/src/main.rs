@@ -22,6 +22,7 @@
 mod bench;
 mod extensions;
 mod gate;
+mod images;
 mod setup;
 mod test_runner;
 
@@ -31,7 +32,8 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use xtask::qemu::{Firmware, Images, KernelExit, PipedOutcome, QemuOptions};
+use images::{image_builder, image_builder_target_dir, make_images};
+use xtask::qemu::{Firmware, KernelExit, PipedOutcome, QemuOptions};
 use xtask::workspace;
 
 /// The bare-metal target of the kernel and extensions.
@@ -209,9 +211,8 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Build(p) => {
-            setup::ensure_toolchain().and_then(|()| extensions::build(p.release).map(drop))
-        }
+        Cmd::Build(p) => setup::ensure_toolchain()
+            .and_then(|()| extensions::build(p.release, extensions::Selection::All).map(drop)),
         Cmd::Image(p) => setup::ensure_toolchain()
             .and_then(|()| make_images(p.release))
             .map(|(images, _kernel)| images)
@@ -262,41 +263,6 @@ pub fn cargo() -> Command {
 
 fn profile_dir(release: bool) -> &'static str {
     if release { "release" } else { "debug" }
-}
-
-/// Target directory of the bootloader image builder, apart from the
-/// workspace's: its build (the `bootloader` crate's build script compiles
-/// the BIOS and UEFI boot stages, each with `-Zbuild-std`) then runs beside
-/// the kernel's, which holds the lock on `target/debug` for its build
-/// scripts and proc macros. `cargo xtask check` lints it here too, so the
-/// boot stages are compiled once.
-fn image_builder_target_dir() -> PathBuf {
-    workspace::target_dir().join("image-builder")
-}
-
-/// Builds (once; cargo caches it) the tool that wraps the bootloader's
-/// `DiskImageBuilder`, and returns its path.
-///
-/// In the dev profile (optimised for size here, fast enough to write two
-/// disk images), in [`image_builder_target_dir`].
-fn image_builder() -> Result<PathBuf, Failure> {
-    let target_dir = image_builder_target_dir();
-    let path = target_dir.join("debug").join("image-builder");
-    if !path.exists() {
-        eprintln!(
-            "xtask: building the bootloader image builder beside the kernel; the first build \
-             (or `cargo xtask check`) compiles the BIOS and UEFI boot stages with -Zbuild-std, \
-             a few minutes, cached afterwards"
-        );
-    }
-    let mut cmd = cargo();
-    cmd.args(["build", "--package", "image-builder", "--target-dir"])
-        .arg(&target_dir);
-    if path.exists() {
-        cmd.arg("--quiet");
-    }
-    run_checked(&mut cmd)?;
-    Ok(path)
 }
 
 /// The toolchain's `llvm-objcopy` (from the llvm-tools-preview component).
@@ -353,47 +319,6 @@ pub fn side_by_side<A, B: Send>(
             .unwrap_or_else(|_| Err(Failure::new("a build thread panicked")));
         (first, second)
     })
-}
-
-/// Builds the kernel and writes both disk images.
-///
-/// The image gets a copy of the kernel without DWARF (`--strip-debug`; the
-/// symbol table stays, extensions are linked against it): the BIOS loader
-/// reads the kernel through real-mode disk calls, which under TCG costs
-/// about 0.6 s per MiB. The full ELF stays in `target/` for gdb.
-/// Returns the images and the full (unstripped) kernel ELF, for gdb.
-///
-/// The image builder is built on another thread, beside the kernel and the
-/// extensions (each in its own target directory).
-fn make_images(release: bool) -> Result<(Images, PathBuf), Failure> {
-    let (outputs, builder) = side_by_side(|| extensions::build(release), image_builder);
-    let outputs = outputs?;
-    let builder = builder?;
-    let full_kernel = outputs.kernel;
-    let images = Images::in_target_dir(&workspace::target_dir(), release);
-    let dir = images.bios.parent().expect("images live in a directory");
-    std::fs::create_dir_all(dir).map_err(|e| Failure::new(format!("{}: {e}", dir.display())))?;
-    let kernel = dir.join("spindle-kernel.stripped");
-    run_checked(
-        Command::new(llvm_objcopy()?)
-            .arg("--strip-debug")
-            .arg(&full_kernel)
-            .arg(&kernel),
-    )?;
-    let mut cmd = Command::new(builder);
-    cmd.arg("--ramdisk").arg(&outputs.ramdisk);
-    cmd.arg("--kernel")
-        .arg(&kernel)
-        .arg("--bios")
-        .arg(&images.bios)
-        .arg("--uefi")
-        .arg(&images.uefi);
-    run_checked(&mut cmd)?;
-    // For `cargo xtask gdb`, which must not rebuild under a running kernel.
-    let record = xtask::gdb::kernel_path_record(&workspace::target_dir(), profile_dir(release));
-    std::fs::write(&record, full_kernel.as_os_str().as_encoded_bytes())
-        .map_err(|e| Failure::new(format!("{}: {e}", record.display())))?;
-    Ok((images, full_kernel))
 }
 
 fn gdb_target(kernel: PathBuf, release: bool, port: u16) -> xtask::gdb::GdbTarget {

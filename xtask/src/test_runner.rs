@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use xtask::qemu::{Firmware, KernelExit, QemuOptions, Session, SessionError};
 
-use crate::{Failure, cargo, make_images, scratch_dir, setup};
+use crate::images::make_images;
+use crate::{Failure, cargo, scratch_dir, setup};
 
 /// Crates left out of tier 1 besides the extensions: the kernel, the image
 /// builder, and the integration tests.

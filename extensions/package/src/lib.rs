@@ -30,6 +30,7 @@
 
 extern crate alloc;
 
+pub mod bench_set;
 pub mod bundle;
 pub mod deflated;
 pub mod push;

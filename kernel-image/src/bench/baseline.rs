@@ -10,11 +10,10 @@ use core::hint::black_box;
 use super::{Plan, Published, Report, Stats, measure};
 use crate::arch::rdtsc;
 use crate::containment::faults;
+use spindle_package::bench_set::CALLER;
 
 const PLAN: Plan = Plan::new(31, 10_000);
 
-/// The extension whose command calls the kernel function in a loop.
-const CALLER: &str = "bench-call";
 /// Calls per timed loop (the loop with none is subtracted).
 const LOOP_CALLS: u64 = 10_000;
 /// Timed loops (pairs) per row.

@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 use super::{Plan, Report, Stats, measure};
 use crate::arch::rdtsc;
 use crate::containment::{self, faults};
+use spindle_package::bench_set::{KERNEL_CALLS, PANIC_IN_HANDLER};
 
 const RAISE_PLAN: Plan = Plan::new(31, 10_000);
 const UNWIND_PLAN: Plan = Plan::new(11, 20);
@@ -147,15 +148,15 @@ fn extension_calls(report: &mut Report) {
     let kernel = measure(KERNEL_CALL_PLAN, |_| {
         core::hint::black_box(clock::tick_event());
     });
-    if let Err(e) = crate::loader::load("kernel-calls") {
+    if let Err(e) = crate::loader::load(KERNEL_CALLS) {
         report.note(alloc::format!(
-            "containment: no extension-to-kernel call row: cannot load kernel-calls: {e}"
+            "containment: no extension-to-kernel call row: cannot load {KERNEL_CALLS}: {e}"
         ));
         return;
     }
     let authority = crate::events::authority();
-    let none = console::Line::new("kernel-calls 0");
-    let many = console::Line::new(alloc::format!("kernel-calls {EXTENSION_CALLS}"));
+    let none = console::Line::new(alloc::format!("{KERNEL_CALLS} 0"));
+    let many = console::Line::new(alloc::format!("{KERNEL_CALLS} {EXTENSION_CALLS}"));
     let empty = measure(EXTENSION_CALL_PLAN, |_| {
         let _ = core::hint::black_box(authority.line.raise(&none));
     });
@@ -163,7 +164,7 @@ fn extension_calls(report: &mut Report) {
         let _ = core::hint::black_box(authority.line.raise(&many));
     });
     drop((none, many));
-    let _ = crate::loader::unload("kernel-calls");
+    let _ = crate::loader::unload(KERNEL_CALLS);
     let per_call = |raise: f64| ((raise - empty.median) / EXTENSION_CALLS as f64).max(0.0);
     let extension = Stats {
         median: per_call(full.median),
@@ -202,10 +203,10 @@ struct FaultSamples {
 fn extension_faults() -> FaultSamples {
     let mut samples = FaultSamples::default();
     for _ in 0..FAULT_RUNS {
-        if crate::loader::load("panic-in-handler").is_err() {
+        if crate::loader::load(PANIC_IN_HANDLER).is_err() {
             break;
         }
-        let line = console::Line::new("panic-in-handler bench");
+        let line = console::Line::new(alloc::format!("{PANIC_IN_HANDLER} bench"));
         let start = rdtsc();
         let result =
             faults::call_extensions("bench", || crate::events::authority().line.raise(&line));

@@ -25,11 +25,7 @@ const RUNS: usize = 7;
 /// The extensions measured: (size class, name). Chosen for their sizes
 /// (about 4 KB, 250 KB and 450 KB in a debug build) and because loading
 /// and unloading them has no lasting effect on the kernel.
-const SUBJECTS: [(&str, &str); 3] = [
-    ("small", "counter"),
-    ("medium", "hello"),
-    ("large", "event-source"),
-];
+const SUBJECTS: [(&str, &str); 3] = spindle_package::bench_set::LOADED;
 
 /// Reads one stage's cycles from a load's report.
 type StageCycles = fn(&LoadReport) -> u64;

@@ -8,8 +8,9 @@
 //! runs it for every image.
 //!
 //! Usage: `image-builder --kernel K [--ramdisk R] [--bios OUT] [--uefi OUT]`
+//! (`--uefi` needs the default feature `uefi`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use bootloader::{BootConfig, DiskImageBuilder};
@@ -61,9 +62,22 @@ fn run(args: Vec<String>) -> Result<(), String> {
             .map_err(|e| format!("BIOS image {}: {e:#}", path.display()))?;
     }
     if let Some(path) = uefi {
-        builder
-            .create_uefi_image(&path)
-            .map_err(|e| format!("UEFI image {}: {e:#}", path.display()))?;
+        create_uefi_image(&builder, &path)?;
     }
     Ok(())
+}
+
+#[cfg(feature = "uefi")]
+fn create_uefi_image(builder: &DiskImageBuilder, path: &Path) -> Result<(), String> {
+    builder
+        .create_uefi_image(path)
+        .map_err(|e| format!("UEFI image {}: {e:#}", path.display()))
+}
+
+#[cfg(not(feature = "uefi"))]
+fn create_uefi_image(_builder: &DiskImageBuilder, path: &Path) -> Result<(), String> {
+    Err(format!(
+        "UEFI image {}: this image builder was built without the `uefi` feature",
+        path.display()
+    ))
 }
