@@ -15,8 +15,6 @@
 //!   forbid) and warnings off, and its sources must be free of `unsafe`;
 //!   failing either, the build fails with a message naming the crate, its
 //!   version, the extensions that depend on it, and how to vet it;
-//! * the kernel binary gets `-C codegen-units=16` (see
-//!   [`KERNEL_CODEGEN_UNITS`]);
 //! * anything else (the kernel's crates, vetted crates, the sysroot) is
 //!   compiled as cargo asked.
 //!
@@ -34,15 +32,6 @@ use crate::KERNEL_TARGET;
 
 /// Crates `-Zbuild-std` links every kernel-target crate against.
 const SYSROOT_CRATES: [&str; 3] = ["core", "alloc", "compiler_builtins"];
-
-/// The kernel binary's crate.
-const KERNEL_CRATE: &str = "spindle_kernel";
-/// The kernel binary is compiled in several codegen units, unlike every
-/// other crate for the kernel target (`.cargo/config.toml`): one unit per
-/// rlib makes the linker take an extension's imports whole, but nothing
-/// links against the binary, and one unit would make it the longest
-/// single-threaded step of every build (about 85 s here).
-const KERNEL_CODEGEN_UNITS: &str = "codegen-units=16";
 
 /// Verdict written into an extension crate's stamp.
 pub const STAMP_EXTENSION: &str = "extension";
@@ -96,12 +85,6 @@ impl Plan {
 
 /// The value after `flag` (`--flag value`), or after `flag=`/`prefix` in
 /// a `-C name=value` pair.
-/// Whether rustc is asked to compile the kernel binary.
-fn is_kernel_binary(args: &[String]) -> bool {
-    arg_value(args, "--crate-name") == Some(KERNEL_CRATE)
-        && arg_value(args, "--crate-type") == Some("bin")
-}
-
 fn arg_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
     args.windows(2)
         .find(|w| w[0] == flag)
@@ -132,10 +115,6 @@ pub fn rustc_wrapper(plan_path: &Path, args: Vec<String>) -> i32 {
         return run(rustc, &rest);
     }
     let crate_name = crate_name.unwrap_or_default();
-    if is_kernel_binary(&rest) {
-        rest.extend(["-C", KERNEL_CODEGEN_UNITS].map(String::from));
-        return run(rustc, &rest);
-    }
     let plan = Plan::read(plan_path);
     // Cargo tells rustc which package it compiles.
     let package = std::env::var("CARGO_PKG_NAME").unwrap_or_default();
@@ -375,23 +354,4 @@ pub fn has_stamp(stamps: &Path, rlib: &Path, verdict: &str) -> bool {
     rlib.file_stem()
         .and_then(|stem| std::fs::read_to_string(stamps.join(stem)).ok())
         .is_some_and(|v| v == verdict)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|a| (*a).to_owned()).collect()
-    }
-
-    #[test]
-    fn only_the_kernel_binary_is_recognised_as_such() {
-        let kernel = args(&["--crate-name", "spindle_kernel", "--crate-type", "bin"]);
-        assert!(is_kernel_binary(&kernel));
-        let library = args(&["--crate-name", "spindle_kernel", "--crate-type", "lib"]);
-        assert!(!is_kernel_binary(&library));
-        let extension = args(&["--crate-name", "hello", "--crate-type", "bin"]);
-        assert!(!is_kernel_binary(&extension));
-    }
 }
