@@ -132,18 +132,17 @@ fn run_kernel_suites(image: &Path) -> Result<String, Failure> {
 }
 
 /// The cargo command that builds or runs the dispatcher's criterion suite.
-fn host_suite_command() -> Command {
-    let mut cmd = crate::cargo();
-    cmd.args(["bench", "-p", "dispatcher", "--bench", "dispatch"]);
-    cmd
+fn host_suite_command(mut cargo: Command) -> Command {
+    cargo.args(["bench", "-p", "dispatcher", "--bench", "dispatch"]);
+    cargo
 }
 
 /// Compiles the dispatcher's criterion suite without running it. It builds
 /// in the `bench` profile (`target/release`), whose lock no kernel build
 /// takes, so it runs beside the kernel's build; its output is shown only if
-/// it fails.
+/// it fails. It gives way to the kernel's build ([`crate::cargo_beside`]).
 fn build_host_suite() -> Result<(), Failure> {
-    let output = host_suite_command()
+    let output = host_suite_command(crate::cargo_beside())
         .arg("--no-run")
         .output()
         .map_err(|e| Failure::new(format!("running cargo bench --no-run: {e}")))?;
@@ -160,7 +159,7 @@ fn build_host_suite() -> Result<(), Failure> {
 
 /// Runs the dispatcher's criterion suite and reads the table it writes.
 fn run_host_suite(quick: bool) -> Result<Value, Failure> {
-    let mut cmd = host_suite_command();
+    let mut cmd = host_suite_command(crate::cargo());
     if quick {
         cmd.env("DISPATCH_BENCH_QUICK", "1");
     }

@@ -18,7 +18,7 @@ use xtask::qemu::Images;
 use xtask::workspace;
 
 use crate::extensions::{self, Outputs, Selection};
-use crate::{Failure, cargo, llvm_objcopy, profile_dir, run_checked, side_by_side};
+use crate::{Failure, cargo_beside, llvm_objcopy, profile_dir, run_checked, side_by_side};
 
 /// Where the benchmark image and its ramdisk go, under the profile's
 /// directory.
@@ -44,7 +44,8 @@ fn bios_image_builder_target_dir() -> PathBuf {
 /// `DiskImageBuilder`, and returns its path.
 ///
 /// In the dev profile (optimised for size here, fast enough to write two
-/// disk images), in [`image_builder_target_dir`].
+/// disk images), in [`image_builder_target_dir`], at a lower CPU priority
+/// than the kernel's build it runs beside ([`cargo_beside`]).
 pub fn image_builder() -> Result<PathBuf, Failure> {
     build_image_builder(&image_builder_target_dir(), &[], "BIOS and UEFI")
 }
@@ -81,7 +82,7 @@ fn build_image_builder(
              a few minutes, cached afterwards"
         );
     }
-    let mut cmd = cargo();
+    let mut cmd = cargo_beside();
     cmd.args(["build", "--package", "image-builder"])
         .args(features)
         .arg("--target-dir")

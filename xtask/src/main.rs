@@ -256,7 +256,34 @@ pub fn run_checked(cmd: &mut Command) -> Result<(), Failure> {
 
 /// `cargo` as invoked by the user (the pinned toolchain's).
 pub fn cargo() -> Command {
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut cmd = Command::new(cargo_path());
+    cmd.current_dir(workspace::root());
+    cmd
+}
+
+fn cargo_path() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// [`cargo`] at a lower CPU priority (`nice -n 10`, where `nice` exists),
+/// for a build that runs beside the kernel's: the kernel's build is the
+/// longest chain of dependent compilations (`core`, `alloc`, ... and last
+/// the kernel binary, one codegen unit), while the image builder's boot
+/// stages and the host benchmark suite compile in parallel, so giving way
+/// to it keeps both cores busy to the end instead of leaving the kernel
+/// binary to compile alone.
+pub fn cargo_beside() -> Command {
+    let nice = Command::new("nice")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !nice {
+        return cargo();
+    }
+    let mut cmd = Command::new("nice");
+    cmd.args(["-n", "10"]).arg(cargo_path());
     cmd.current_dir(workspace::root());
     cmd
 }
