@@ -78,9 +78,12 @@ struct RaiseRecord {
 
 const ORIGINAL_LABEL: u64 = 0;
 
-/// Raises that overlapped an update, and raises a Cancel binding stopped, in
-/// one run of [`linearizability_scenario`].
+/// What one run of [`linearizability_scenario`] covered: raises and
+/// binding lives recorded, raises that overlapped an update, and raises a
+/// Cancel binding stopped.
 struct Coverage {
+    raises: usize,
+    lives: usize,
     overlapping_raises: usize,
     cancelled: usize,
 }
@@ -90,18 +93,27 @@ fn raises_are_linearizable_with_installs_and_uninstalls() {
     // Every run checks linearizability of every raise it recorded. A run is
     // only meaningful if raises really overlapped updates, which depends on
     // how the OS schedules the threads: on a loaded machine a run may see
-    // few overlaps, so run again (bounded) until one covers enough.
+    // few raises or overlaps, so run again (bounded) until one covers
+    // enough.
     let mut runs = Vec::new();
     for _ in 0..8 {
         let coverage = linearizability_scenario();
-        let enough = coverage.overlapping_raises > 100 && coverage.cancelled > 10;
-        runs.push((coverage.overlapping_raises, coverage.cancelled));
+        let enough = coverage.raises > 1000
+            && coverage.lives > 500
+            && coverage.overlapping_raises > 100
+            && coverage.cancelled > 10;
+        runs.push((
+            coverage.raises,
+            coverage.lives,
+            coverage.overlapping_raises,
+            coverage.cancelled,
+        ));
         if enough {
             return;
         }
     }
     panic!(
-        "no run had 100 raises overlapping an update and 10 cancelled: (overlapping, cancelled) per run {runs:?}"
+        "no run had 1,000 raises, 500 binding lives, 100 raises overlapping an update and 10 cancelled: (raises, lives, overlapping, cancelled) per run {runs:?}"
     );
 }
 
@@ -122,15 +134,17 @@ fn linearizability_scenario() -> Coverage {
     let next_number = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(4);
     let start_line = Arc::new(Barrier::new(4));
-    // Installer rounds so far; raisers pace themselves on it so that raises
-    // and updates really interleave even on a loaded machine.
+    // Installer rounds and raises so far; each side paces itself on the
+    // other so that raises and updates really interleave even on a loaded
+    // machine (or where `spin_loop` is slow and raises are long).
     let rounds = Arc::new(AtomicU64::new(0));
+    let raised = Arc::new(AtomicU64::new(0));
 
     let installers: Vec<_> = [false, true]
         .into_iter()
         .map(|with_cancel| {
             let (event, owner, next_label) = (event.clone(), owner.clone(), next_label.clone());
-            let (start_line, rounds) = (start_line.clone(), rounds.clone());
+            let (start_line, rounds, raised) = (start_line.clone(), rounds.clone(), raised.clone());
             thread::spawn(move || {
                 let mut lives = Vec::new();
                 let mut live = std::collections::VecDeque::new();
@@ -138,6 +152,9 @@ fn linearizability_scenario() -> Coverage {
                 // A bounded number of updates (and a time cap), while the
                 // raisers keep raising.
                 for round in 0..2_000u64 {
+                    while raised.load(Ordering::Relaxed) < round && Instant::now() <= deadline {
+                        thread::yield_now();
+                    }
                     if Instant::now() > deadline {
                         break;
                     }
@@ -207,7 +224,7 @@ fn linearizability_scenario() -> Coverage {
     let raisers: Vec<_> = (0..2)
         .map(|_| {
             let (event, done, next_number) = (event.clone(), done.clone(), next_number.clone());
-            let (start_line, rounds) = (start_line.clone(), rounds.clone());
+            let (start_line, rounds, raised) = (start_line.clone(), rounds.clone(), raised.clone());
             thread::spawn(move || {
                 let mut records = Vec::new();
                 start_line.wait();
@@ -223,6 +240,7 @@ fn linearizability_scenario() -> Coverage {
                     let start = tick();
                     event.raise(&probe).unwrap();
                     let end = tick();
+                    raised.fetch_add(1, Ordering::Relaxed);
                     records.push(RaiseRecord {
                         number: probe.number,
                         interval: (start, end),
@@ -244,8 +262,6 @@ fn linearizability_scenario() -> Coverage {
         .flat_map(|t| t.join().unwrap())
         .collect();
     lives.sort_by_key(|life| life.install.0);
-    assert!(raises.len() > 1000, "only {} raises", raises.len());
-    assert!(lives.len() > 500, "only {} installs", lives.len());
 
     let mut overlapping_raises = 0;
     let mut cancelled = 0;
@@ -362,6 +378,8 @@ fn linearizability_scenario() -> Coverage {
         "only the original is left"
     );
     Coverage {
+        raises: raises.len(),
+        lives: lives.len(),
         overlapping_raises,
         cancelled,
     }
