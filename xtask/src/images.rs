@@ -148,12 +148,7 @@ fn write_images(
     let dir = bios.parent().expect("images live in a directory");
     std::fs::create_dir_all(dir).map_err(|e| Failure::new(format!("{}: {e}", dir.display())))?;
     let kernel = dir.join("spindle-kernel.stripped");
-    run_checked(
-        Command::new(llvm_objcopy()?)
-            .arg("--strip-debug")
-            .arg(&outputs.kernel)
-            .arg(&kernel),
-    )?;
+    strip_debug(&outputs.kernel, &kernel)?;
     let mut cmd = Command::new(builder);
     cmd.arg("--ramdisk").arg(&outputs.ramdisk);
     cmd.arg("--kernel").arg(&kernel).arg("--bios").arg(bios);
@@ -161,6 +156,18 @@ fn write_images(
         cmd.arg("--uefi").arg(uefi);
     }
     run_checked(&mut cmd)
+}
+
+/// Writes `kernel` without its DWARF to `stripped`, as the images carry it
+/// (the symbol table stays: extensions link against it and `push` compares
+/// its hash with the running kernel's).
+pub fn strip_debug(kernel: &Path, stripped: &Path) -> Result<(), Failure> {
+    run_checked(
+        Command::new(llvm_objcopy()?)
+            .arg("--strip-debug")
+            .arg(kernel)
+            .arg(stripped),
+    )
 }
 
 /// Records the kernel ELF the last build made, for `cargo xtask gdb`, which

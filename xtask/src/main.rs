@@ -529,18 +529,13 @@ fn push(args: &PushArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::new(e.to_string()))?;
     let built = extensions::build_one(args.release, &args.name)?;
     let build_time = started.elapsed();
-    // The image carries the kernel without DWARF (see `make_images`); its
+    // The image carries the kernel without DWARF (`images::strip_debug`); its
     // symbol table is what the running kernel hashes.
     let stripped = workspace::target_dir()
         .join("spindle")
         .join(profile_dir(args.release))
         .join("push-kernel.stripped");
-    run_checked(
-        Command::new(llvm_objcopy()?)
-            .arg("--strip-debug")
-            .arg(&built.kernel)
-            .arg(&stripped),
-    )?;
+    images::strip_debug(&built.kernel, &stripped)?;
     let kernel_elf = std::fs::read(&stripped)
         .map_err(|e| Failure::new(format!("{}: {e}", stripped.display())))?;
     let ours = spindle_package::push::build_id(&kernel_elf)
